@@ -1,0 +1,56 @@
+"""usercore: framework-free user management.
+
+Users, validation, argon2id passwords, RBAC, JWT and API keys behind pluggable
+storage.  This module only re-exports the public names; see ``docs/``.
+"""
+
+from usercore.domain import (
+    SYSTEM,
+    ApiKey,
+    Decision,
+    Page,
+    Permission,
+    Principal,
+    Role,
+    TokenPair,
+    User,
+    UserStatus,
+)
+from usercore.errors import (
+    AccountLocked,
+    AuthenticationError,
+    ConflictError,
+    InvalidCredentials,
+    NotFoundError,
+    PermissionDenied,
+    TokenError,
+    UsercoreError,
+    ValidationError,
+)
+from usercore.settings import Settings, SigningKey
+
+__all__ = [
+    "SYSTEM",
+    "AccountLocked",
+    "ApiKey",
+    "AuthenticationError",
+    "ConflictError",
+    "Decision",
+    "InvalidCredentials",
+    "NotFoundError",
+    "Page",
+    "Permission",
+    "PermissionDenied",
+    "Principal",
+    "Role",
+    "Settings",
+    "SigningKey",
+    "TokenError",
+    "TokenPair",
+    "User",
+    "UserStatus",
+    "UsercoreError",
+    "ValidationError",
+]
+
+__version__ = "0.1.0.dev0"

@@ -1,0 +1,160 @@
+"""The one exception hierarchy of usercore.
+
+Every error carries a stable snake_case ``code`` (what programs branch on), a
+human ``message`` and a ``details`` dict that is safe to show a client: no
+secrets, tokens, hashes or stack traces ever go into any of the three.  The
+HTTP status each maps to lives on the class as ``http_status`` so the web layer
+needs no table of its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
+__all__ = [
+    "AccountLocked",
+    "AuthenticationError",
+    "ConflictError",
+    "InvalidCredentials",
+    "NotFoundError",
+    "PermissionDenied",
+    "TokenError",
+    "UsercoreError",
+    "ValidationError",
+]
+
+
+class UsercoreError(Exception):
+    """Base of every error usercore raises on purpose.
+
+    Catch this to handle any usercore failure; branch on ``code`` rather than on
+    the message, which may be reworded.
+    """
+
+    code: ClassVar[str] = "internal_error"
+    http_status: ClassVar[int] = 500
+    default_message: ClassVar[str] = "An internal error occurred."
+
+    def __init__(self, message: str | None = None, *, details: Mapping[str, Any] | None = None):
+        self.message: str = message if message is not None else self.default_message
+        self.details: dict[str, Any] = dict(details) if details else {}
+        super().__init__(self.message)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(code={self.code!r}, message={self.message!r})"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON error body: ``{"code", "message", "details"}``."""
+        return {"code": self.code, "message": self.message, "details": self.details}
+
+
+class ValidationError(UsercoreError):
+    """Input was rejected; ``errors`` maps each field to every message about it.
+
+    All fields are checked before this is raised, so one error tells a caller
+    everything that is wrong.  Raised before anything is written.
+    """
+
+    code = "validation_failed"
+    http_status = 400
+    default_message = "The input is not valid."
+
+    def __init__(
+        self,
+        errors: Mapping[str, Sequence[str]],
+        message: str | None = None,
+    ):
+        self.errors: dict[str, list[str]] = {field: list(msgs) for field, msgs in errors.items()}
+        super().__init__(message, details=self.errors)
+
+    @classmethod
+    def single(cls, field: str, message: str) -> ValidationError:
+        """A validation error about one field."""
+        return cls({field: [message]})
+
+    def __repr__(self) -> str:
+        return f"ValidationError({self.errors!r})"
+
+    def __str__(self) -> str:
+        parts = "; ".join(f"{field}: {', '.join(msgs)}" for field, msgs in self.errors.items())
+        return f"{self.message} ({parts})" if parts else self.message
+
+
+class NotFoundError(UsercoreError):
+    """The user, role, key or token asked for does not exist (or is not visible)."""
+
+    code = "not_found"
+    http_status = 404
+    default_message = "The requested resource was not found."
+
+
+class ConflictError(UsercoreError):
+    """A uniqueness rule was broken (duplicate email, username, role) or a write lost a race.
+
+    ``details["field"]`` names the field when one is known.
+    """
+
+    code = "conflict"
+    http_status = 409
+    default_message = "The resource conflicts with an existing one."
+
+    def __init__(self, message: str | None = None, *, field: str | None = None):
+        super().__init__(message, details={"field": field} if field else None)
+        self.field = field
+
+
+class AuthenticationError(UsercoreError):
+    """The caller could not be authenticated."""
+
+    code = "authentication_failed"
+    http_status = 401
+    default_message = "Authentication failed."
+
+
+class InvalidCredentials(AuthenticationError):
+    """Login failed.
+
+    Raised with the same message for an unknown account, a wrong password, an
+    inactive account or an account without a password, so a caller cannot tell
+    them apart (OWASP ASVS 4.0.3 V2.2 / V3 account enumeration).
+    """
+
+    code = "invalid_credentials"
+    default_message = "Invalid credentials."
+
+
+class AccountLocked(AuthenticationError):
+    """Too many failed logins: no attempt is accepted for ``retry_after`` seconds."""
+
+    code = "account_locked"
+    http_status = 429
+    default_message = "Too many failed attempts; try again later."
+
+    def __init__(self, retry_after: int, message: str | None = None):
+        self.retry_after = max(1, int(retry_after))
+        super().__init__(message, details={"retry_after": self.retry_after})
+
+
+class TokenError(AuthenticationError):
+    """A token or key was rejected.
+
+    One opaque error for every reason (expired, bad signature, revoked, reused,
+    wrong type, unknown user): the precise reason goes to the ``usercore`` log
+    only, never to the caller (compare ``cryptography.fernet.InvalidToken``).
+    """
+
+    code = "invalid_token"
+    default_message = "The token is invalid or has expired."
+
+
+class PermissionDenied(UsercoreError):
+    """The principal is authenticated but not allowed to do this."""
+
+    code = "permission_denied"
+    http_status = 403
+    default_message = "You do not have permission to perform this action."
+
+    def __init__(self, message: str | None = None, *, permission: str | None = None):
+        super().__init__(message, details={"permission": permission} if permission else None)
+        self.permission = permission

@@ -1,0 +1,244 @@
+"""Storage ports: what the services need from a store, as ``typing.Protocol``s.
+
+A :class:`Store` opens units of work::
+
+    with store.transaction() as tx:
+        user = tx.users.add(new_user)
+
+The unit of work commits when the block exits cleanly and rolls back when it
+raises.  Repositories are reached only through a unit of work, so every
+read-modify-write happens inside one transaction.  Uniqueness is enforced by
+the store itself (unique indexes), never by check-then-insert, and a broken
+uniqueness rule raises :class:`~usercore.errors.ConflictError` naming the field.
+
+Adapters: :class:`usercore.storage.memory.MemoryStore`,
+:class:`usercore.storage.sqlite.SQLiteStore`; every adapter passes
+:class:`usercore.testing.StoreContract`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
+from datetime import datetime
+from typing import Protocol
+
+import attrs
+
+from usercore.domain import (
+    ApiKey,
+    OneTimeToken,
+    RefreshToken,
+    Role,
+    User,
+    UserStatus,
+)
+
+__all__ = [
+    "ApiKeyRepository",
+    "Clock",
+    "LoginAttemptRepository",
+    "LoginAttempts",
+    "MetaRepository",
+    "OneTimeTokenRepository",
+    "RefreshTokenRepository",
+    "RevokedTokenRepository",
+    "RoleRepository",
+    "Store",
+    "UnitOfWork",
+    "UserFilter",
+    "UserRepository",
+]
+
+Clock = Callable[[], datetime]
+"""Returns the current time as an aware UTC datetime; injected so tests can move time."""
+
+
+@attrs.frozen(kw_only=True)
+class UserFilter:
+    """Filters of a user listing; ``search`` matches a substring of email, username or
+    name, case-insensitively."""
+
+    role: str | None = None
+    status: UserStatus | None = None
+    search: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class LoginAttempts:
+    """Failed-login state for an identifier that matches no account.
+
+    Unknown identifiers are throttled exactly like accounts, so a lock tells
+    nothing about whether an account exists (OWASP ASVS 4.0.3 V2.2.1).
+    """
+
+    key: str
+    failures: int
+    locked_until: datetime | None
+    updated_at: datetime
+
+
+class UserRepository(Protocol):
+    def add(self, user: User) -> User:
+        """Insert ``user`` (its ``id`` is ignored) and return it with its new id and version 1.
+
+        Raises ``ConflictError(field="email" | "username")`` on a duplicate key.
+        """
+
+    def add_many(self, users: Sequence[User]) -> list[User]:
+        """Insert many users in batches; any duplicate raises ``ConflictError``
+        (and the surrounding transaction rolls the whole batch back)."""
+
+    def get(self, user_id: int) -> User | None: ...
+
+    def get_by_email(self, email_key: str) -> User | None:
+        """Look up by the case-insensitive key (:func:`usercore.domain.email_key`)."""
+
+    def get_by_username(self, username_key: str) -> User | None:
+        """Look up by the case-insensitive key (:func:`usercore.domain.username_key`)."""
+
+    def update(self, user: User) -> User:
+        """Write every field of ``user`` if the stored version equals ``user.version``.
+
+        Returns the user with ``version + 1``.  Raises ``NotFoundError`` when the
+        user is gone, ``ConflictError(field="version")`` when another write got
+        there first, ``ConflictError(field=...)`` on a duplicate key.
+        """
+
+    def delete(self, user_id: int) -> bool:
+        """Delete a user (and its roles, tokens and keys); True if it existed."""
+
+    def list(self, *, after: int | None, limit: int, filter: UserFilter) -> list[User]:
+        """Up to ``limit`` users with ``id > after``, in ascending id order (keyset paging)."""
+
+    def count(self, *, filter: UserFilter) -> int: ...
+
+    def count_with_role(self, role: str) -> int:
+        """How many users hold ``role``."""
+
+    def remove_role(self, role: str) -> int:
+        """Take ``role`` from every user holding it; returns how many were changed."""
+
+
+class RoleRepository(Protocol):
+    """Roles are configuration, few in number; listing all of them is fine.
+
+    Every write bumps :meth:`version` in the same transaction, which other
+    processes poll to know their compiled policy is stale.
+    """
+
+    def add(self, role: Role) -> Role:
+        """Raises ``ConflictError(field="name")`` when the name exists."""
+
+    def get(self, name: str) -> Role | None: ...
+
+    def list(self) -> list[Role]:
+        """All roles, ordered by name."""
+
+    def update(self, role: Role) -> Role:
+        """Replace a role by name; raises ``NotFoundError`` when it does not exist."""
+
+    def delete(self, name: str) -> bool: ...
+
+    def version(self) -> int:
+        """A counter that grows with every role write."""
+
+
+class RefreshTokenRepository(Protocol):
+    def add(self, token: RefreshToken) -> None: ...
+
+    def get(self, token_hash: bytes) -> RefreshToken | None: ...
+
+    def mark_used(self, token_hash: bytes, at: datetime) -> bool:
+        """Set ``used_at`` if it is unset; True only for the call that set it
+        (an atomic compare-and-set, so two concurrent refreshes cannot both win)."""
+
+    def revoke_family(self, family_id: str, at: datetime) -> int: ...
+
+    def revoke_user(self, user_id: int, at: datetime) -> int: ...
+
+    def purge_expired(self, now: datetime) -> int: ...
+
+
+class RevokedTokenRepository(Protocol):
+    def add(self, jti: str, expires_at: datetime) -> None:
+        """Refuse ``jti`` until ``expires_at``; adding it twice is harmless."""
+
+    def is_revoked(self, jti: str) -> bool: ...
+
+    def purge_expired(self, now: datetime) -> int:
+        """Forget revocations whose token would have expired anyway."""
+
+
+class ApiKeyRepository(Protocol):
+    def add(self, key: ApiKey) -> ApiKey:
+        """Insert (``id`` ignored) and return it with its id.
+
+        A duplicate prefix raises ``ConflictError``.
+        """
+
+    def get(self, key_id: int) -> ApiKey | None: ...
+
+    def get_by_prefix(self, prefix: str) -> ApiKey | None: ...
+
+    def list_for_user(self, user_id: int) -> list[ApiKey]: ...
+
+    def update(self, key: ApiKey) -> ApiKey:
+        """Write ``last_used_at``, ``revoked_at``, ``name``, ``scopes``, ``expires_at``."""
+
+    def revoke_user(self, user_id: int, at: datetime) -> int: ...
+
+
+class OneTimeTokenRepository(Protocol):
+    def add(self, token: OneTimeToken) -> None: ...
+
+    def get(self, token_hash: bytes) -> OneTimeToken | None: ...
+
+    def consume(self, token_hash: bytes, at: datetime) -> bool:
+        """Mark used if unused; True only for the call that did (single use)."""
+
+    def delete_for_user(self, user_id: int, purpose: str | None = None) -> int: ...
+
+    def purge_expired(self, now: datetime) -> int: ...
+
+
+class LoginAttemptRepository(Protocol):
+    def get(self, key: str) -> LoginAttempts | None: ...
+
+    def put(self, attempts: LoginAttempts) -> None: ...
+
+    def delete(self, key: str) -> None: ...
+
+    def purge_expired(self, now: datetime) -> int:
+        """Forget entries that are not locked at ``now``."""
+
+
+class MetaRepository(Protocol):
+    def get(self, key: str) -> str | None: ...
+
+    def set(self, key: str, value: str) -> None: ...
+
+    def schema_version(self) -> int: ...
+
+
+class UnitOfWork(Protocol):
+    users: UserRepository
+    roles: RoleRepository
+    refresh_tokens: RefreshTokenRepository
+    revoked_tokens: RevokedTokenRepository
+    api_keys: ApiKeyRepository
+    one_time_tokens: OneTimeTokenRepository
+    login_attempts: LoginAttemptRepository
+    meta: MetaRepository
+
+
+class Store(Protocol):
+    def transaction(self, *, readonly: bool = False) -> AbstractContextManager[UnitOfWork]:
+        """Open a unit of work: commit on clean exit, roll back on any exception.
+
+        ``readonly=True`` lets an adapter skip write locks; writing inside one
+        is a programming error.
+        """
+
+    def close(self) -> None:
+        """Release connections; the store is unusable afterwards."""

@@ -1,0 +1,170 @@
+"""Every knob of usercore, with a safe default, validated when constructed."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import argon2
+import attrs
+
+__all__ = ["HMAC_ALGORITHMS", "SUPPORTED_ALGORITHMS", "Settings", "SigningKey"]
+
+HMAC_ALGORITHMS = frozenset({"HS256", "HS384", "HS512"})
+ASYMMETRIC_ALGORITHMS = frozenset({"RS256", "RS384", "RS512", "PS256", "ES256", "ES384", "EdDSA"})
+SUPPORTED_ALGORITHMS = HMAC_ALGORITHMS | ASYMMETRIC_ALGORITHMS
+
+# RFC 7518 §3.2: an HMAC key must be at least as long as the hash output
+# (32 bytes for HS256); we ask for 32 bytes whatever the HMAC variant.
+MIN_SECRET_KEY_BYTES = 32
+# NIST SP 800-63B §5.1.1.2: memorized secrets are at least 8 characters.
+MIN_PASSWORD_LENGTH_FLOOR = 8
+
+
+def _key_bytes(key: str | bytes) -> bytes:
+    return key.encode("utf-8") if isinstance(key, str) else key
+
+
+@attrs.frozen(kw_only=True)
+class SigningKey:
+    """A key for asymmetric JWTs (or an extra HMAC key), identified by ``kid``.
+
+    ``private_key`` (PEM) is needed only on the key that signs (the first in
+    ``Settings.signing_keys``); verification uses ``public_key`` (PEM), or the
+    secret itself for HMAC algorithms.  The key material never appears in ``repr``.
+    """
+
+    kid: str
+    algorithm: str
+    private_key: str | bytes | None = attrs.field(default=None, repr=False)
+    public_key: str | bytes | None = attrs.field(default=None, repr=False)
+
+    def __attrs_post_init__(self) -> None:
+        if not self.kid:
+            raise ValueError("SigningKey.kid must not be empty")
+        if self.algorithm not in SUPPORTED_ALGORITHMS:
+            raise ValueError(
+                f"SigningKey.algorithm {self.algorithm!r} is not supported; "
+                f"choose one of {sorted(SUPPORTED_ALGORITHMS)}"
+            )
+        if self.algorithm in HMAC_ALGORITHMS:
+            if self.private_key is None:
+                raise ValueError(f"SigningKey {self.kid!r}: an HMAC key needs private_key")
+            if len(_key_bytes(self.private_key)) < MIN_SECRET_KEY_BYTES:
+                raise ValueError(
+                    f"SigningKey {self.kid!r}: an HMAC key must be at least "
+                    f"{MIN_SECRET_KEY_BYTES} bytes (RFC 7518 §3.2)"
+                )
+        elif self.private_key is None and self.public_key is None:
+            raise ValueError(f"SigningKey {self.kid!r}: give a private_key or a public_key")
+
+
+def _check_positive(instance: Any, attribute: attrs.Attribute[Any], value: timedelta) -> None:
+    if not isinstance(value, timedelta):
+        raise TypeError(f"Settings.{attribute.name} must be a datetime.timedelta")
+    if value <= timedelta(0):
+        raise ValueError(f"Settings.{attribute.name} must be positive, got {value}")
+
+
+def _check_secret_key(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value is None:
+        return
+    if not isinstance(value, (str, bytes)):
+        raise TypeError("Settings.secret_key must be str or bytes")
+    if len(_key_bytes(value)) < MIN_SECRET_KEY_BYTES:
+        # The message states the rule, never the key.
+        raise ValueError(
+            f"Settings.secret_key must be at least {MIN_SECRET_KEY_BYTES} bytes "
+            "(RFC 7518 §3.2); generate one with secrets.token_urlsafe(32)"
+        )
+
+
+def _check_at_least_one(instance: Any, attribute: attrs.Attribute[Any], value: int) -> None:
+    if value < 1:
+        raise ValueError(f"Settings.{attribute.name} must be at least 1, got {value}")
+
+
+@attrs.frozen(kw_only=True)
+class Settings:
+    """Configuration of a :class:`~usercore.UserCore`.
+
+    Every field has a safe default except ``secret_key``, which persistent
+    stores require (``memory://`` generates a random one).  Durations are
+    :class:`datetime.timedelta`.  Construction raises ``ValueError`` for an
+    unsafe or inconsistent value; ``repr`` never shows key material.
+    """
+
+    secret_key: str | bytes | None = attrs.field(
+        default=None, repr=False, validator=_check_secret_key
+    )
+    issuer: str = "usercore"
+    audience: str = "usercore"
+    algorithm: str = "HS256"
+    signing_keys: tuple[SigningKey, ...] = attrs.field(default=(), converter=tuple, repr=False)
+    access_token_ttl: timedelta = attrs.field(
+        default=timedelta(minutes=15), validator=_check_positive
+    )
+    refresh_token_ttl: timedelta = attrs.field(
+        default=timedelta(days=14), validator=_check_positive
+    )
+    password_reset_ttl: timedelta = attrs.field(
+        default=timedelta(hours=1), validator=_check_positive
+    )
+    email_verification_ttl: timedelta = attrs.field(
+        default=timedelta(hours=24), validator=_check_positive
+    )
+    # Clock skew tolerated on exp/nbf/iat (RFC 7519 §4.1.4 "small leeway").
+    token_leeway: timedelta = attrs.field(default=timedelta(seconds=30))
+    password_min_length: int = 12
+    password_max_length: int = 1024
+    argon2_profile: argon2.Parameters = argon2.profiles.RFC_9106_LOW_MEMORY
+    lockout_threshold: int = attrs.field(default=5, validator=_check_at_least_one)
+    lockout_base: timedelta = attrs.field(default=timedelta(seconds=60), validator=_check_positive)
+    lockout_max: timedelta = attrs.field(default=timedelta(minutes=15), validator=_check_positive)
+    trust_token_roles: bool = False
+    # How stale another process's role changes may be before this one sees them.
+    policy_refresh_interval: timedelta = attrs.field(
+        default=timedelta(seconds=1), validator=_check_positive
+    )
+
+    def __attrs_post_init__(self) -> None:
+        if self.algorithm not in SUPPORTED_ALGORITHMS:
+            raise ValueError(
+                f"Settings.algorithm {self.algorithm!r} is not supported; "
+                f"choose one of {sorted(SUPPORTED_ALGORITHMS)}"
+            )
+        if self.algorithm in ASYMMETRIC_ALGORITHMS:
+            if not self.signing_keys:
+                raise ValueError(f"Settings.algorithm {self.algorithm} needs signing_keys")
+            if self.signing_keys[0].private_key is None:
+                raise ValueError("the first of Settings.signing_keys signs: give it a private_key")
+        for key in self.signing_keys:
+            if key.algorithm != self.algorithm:
+                raise ValueError(
+                    f"SigningKey {key.kid!r} uses {key.algorithm}, but Settings.algorithm is "
+                    f"{self.algorithm}: one algorithm per deployment (RFC 8725 §3.1)"
+                )
+        kids = [key.kid for key in self.signing_keys]
+        if len(set(kids)) != len(kids):
+            raise ValueError("Settings.signing_keys must have distinct kids")
+        if not isinstance(self.token_leeway, timedelta) or self.token_leeway < timedelta(0):
+            raise ValueError("Settings.token_leeway must be a non-negative timedelta")
+        if self.password_min_length < MIN_PASSWORD_LENGTH_FLOOR:
+            raise ValueError(
+                f"Settings.password_min_length must be at least {MIN_PASSWORD_LENGTH_FLOOR} "
+                f"(NIST SP 800-63B §5.1.1.2), got {self.password_min_length}"
+            )
+        if self.password_min_length > self.password_max_length:
+            raise ValueError(
+                f"Settings.password_min_length ({self.password_min_length}) must not exceed "
+                f"password_max_length ({self.password_max_length})"
+            )
+        if self.lockout_max < self.lockout_base:
+            raise ValueError("Settings.lockout_max must not be shorter than lockout_base")
+        if not self.issuer or not self.audience:
+            raise ValueError("Settings.issuer and Settings.audience must not be empty")
+
+    @property
+    def secret_key_bytes(self) -> bytes | None:
+        """The HMAC secret as bytes, or ``None`` when not configured."""
+        return None if self.secret_key is None else _key_bytes(self.secret_key)
