@@ -7,11 +7,26 @@ resource.  ``:own`` limits a grant to the principal's own records.
 
 from __future__ import annotations
 
+import functools
 import re
 
 import attrs
 
-__all__ = ["OWN", "WILDCARD", "ParsedPermission", "parse_permission", "permission_problems"]
+from usercore.domain.model import Permission, Role
+
+__all__ = [
+    "ADMIN_ROLE",
+    "BUILTIN_PERMISSIONS",
+    "BUILTIN_ROLES",
+    "OWN",
+    "USER_ROLE",
+    "WILDCARD",
+    "CheckProbes",
+    "ParsedPermission",
+    "check_probes",
+    "parse_permission",
+    "permission_problems",
+]
 
 WILDCARD = "*"
 OWN = "own"
@@ -66,3 +81,80 @@ def parse_permission(name: str) -> ParsedPermission:
         return ParsedPermission(WILDCARD, WILDCARD)
     parts = name.split(":")
     return ParsedPermission(parts[0], parts[1], own=len(parts) == 3)
+
+
+@attrs.frozen
+class CheckProbes:
+    """The grants that satisfy a check, so that a check is a few set lookups.
+
+    ``anyone`` holds the grants that allow the check on any record; ``own``
+    the ``:own`` grants that allow it only on the principal's own records.
+    A set of grants allows the check when it meets ``anyone``, or meets
+    ``own`` and the record belongs to the principal.
+    """
+
+    anyone: frozenset[str]
+    own: frozenset[str]
+
+
+# Checks name a handful of permission strings over and over; the cache is
+# bounded, so a caller feeding arbitrary strings cannot grow it without limit.
+@functools.lru_cache(maxsize=4096)
+def check_probes(permission: str) -> CheckProbes | None:
+    """The grants that satisfy a check of ``permission`` (``None`` when it is not valid).
+
+    For ``resource:action``: ``*``, ``resource:*`` and ``resource:action``
+    allow it on any record; ``resource:action:own`` and ``resource:*:own``
+    only on the principal's own.  A check of ``resource:action:own`` asks
+    "may the principal do this to its own records?", which every one of those
+    five grants allows.  A check of ``resource:*`` is satisfied only by
+    ``*`` and ``resource:*`` (and ``resource:*:own`` on own records), and a
+    check of ``*`` only by ``*``.
+    """
+    if not isinstance(permission, str) or permission_problems(permission):
+        return None
+    if permission == WILDCARD:
+        return CheckProbes(frozenset({WILDCARD}), frozenset())
+    resource, action, *scope = permission.split(":")
+    anyone = {WILDCARD, f"{resource}:{WILDCARD}", f"{resource}:{action}"}
+    own = {f"{resource}:{action}:{OWN}", f"{resource}:{WILDCARD}:{OWN}"}
+    if scope:
+        return CheckProbes(frozenset(anyone | own), frozenset())
+    return CheckProbes(frozenset(anyone), frozenset(own))
+
+
+BUILTIN_PERMISSIONS: tuple[Permission, ...] = (
+    Permission(name="users:create", description="Create user accounts"),
+    Permission(name="users:read", description="Read and list user accounts"),
+    Permission(
+        name="users:update",
+        description="Change user accounts: profile, status, password reset, sessions",
+    ),
+    Permission(name="users:delete", description="Delete user accounts"),
+    Permission(name="roles:create", description="Create roles"),
+    Permission(name="roles:read", description="Read and list roles"),
+    Permission(name="roles:update", description="Change a role's permissions and inheritance"),
+    Permission(name="roles:delete", description="Delete roles"),
+    Permission(name="roles:assign", description="Assign roles to users"),
+    Permission(name="permissions:read", description="List the registered permissions"),
+    Permission(name="permissions:register", description="Register new permissions"),
+    Permission(name="apikeys:create", description="Create API keys"),
+    Permission(name="apikeys:read", description="List API keys (never their secrets)"),
+    Permission(name="apikeys:revoke", description="Revoke API keys"),
+)
+"""The permissions every registry starts with: users, roles, permissions and API keys."""
+
+ADMIN_ROLE = Role(name="admin", permissions=frozenset({WILDCARD}), description="Every permission")
+"""Built-in role: ``*``, every permission, including those registered later."""
+
+USER_ROLE = Role(
+    name="user",
+    permissions=frozenset(
+        {"users:read:own", "users:update:own", "users:delete:own", "apikeys:*:own"}
+    ),
+    description="Read, change and delete one's own account; manage one's own API keys",
+)
+"""Built-in role given to self-registered users: only their own account and keys."""
+
+BUILTIN_ROLES: tuple[Role, ...] = (ADMIN_ROLE, USER_ROLE)
+"""The roles created on first open (DESIGN §5)."""
