@@ -1,0 +1,545 @@
+"""Validation of what people type: email, username, display name and password.
+
+Each field has a ``*_problems`` function that returns every message about a
+value (an empty list when it is fine) and a ``validate_*`` function that
+returns the normalized value or raises :class:`~usercore.errors.ValidationError`
+with the messages under the field's name.  :func:`validate_user_fields` checks
+several fields at once and reports all their problems in one error, which is
+what the services and the HTTP layer use.
+
+Rules in brief (``docs/validation.md`` has the reasoning and sources):
+
+- email: syntax only (never DNS) with ``email-validator``; surrounding
+  whitespace is removed; at most 254 characters (RFC 5321 §4.5.3.1.3).
+- username: optional; NFKC; 3-32 letters, digits, ``.``, ``_``, ``-``; starts
+  with a letter or digit; never contains ``@`` so a login identifier is
+  unambiguous.
+- name: optional; NFKC; 1-100 characters; no control or invisible formatting
+  characters.
+- password: NIST SP 800-63B §5.1.1.2 and OWASP ASVS 4.0.3 V2.1: length counted
+  in code points after NFKC (12-1024 by default), no composition rules, not a
+  common password, not containing the username or the email's local part.
+
+Messages never contain the value they judge (a password must never reach a
+log or an HTTP body through an error).
+"""
+
+from __future__ import annotations
+
+import enum
+import functools
+import gzip
+import re
+import unicodedata
+from importlib import resources
+from typing import Final
+
+import attrs
+import email_validator
+
+from usercore.errors import ValidationError
+from usercore.settings import MIN_PASSWORD_LENGTH_FLOOR, Settings
+
+__all__ = [
+    "DEFAULT_PASSWORD_MAX_LENGTH",
+    "DEFAULT_PASSWORD_MIN_LENGTH",
+    "EMAIL_MAX_LENGTH",
+    "NAME_MAX_LENGTH",
+    "NOT_GIVEN",
+    "USERNAME_MAX_LENGTH",
+    "USERNAME_MIN_LENGTH",
+    "ValidatedUserFields",
+    "common_passwords",
+    "email_problems",
+    "is_common_password",
+    "name_problems",
+    "password_problems",
+    "username_problems",
+    "validate_email",
+    "validate_name",
+    "validate_password",
+    "validate_user_fields",
+    "validate_username",
+]
+
+# RFC 5321 §4.5.3.1.3 limits a path to 256 octets including the angle brackets,
+# leaving 254 for the address (RFC 3696 erratum 1690).
+EMAIL_MAX_LENGTH: Final = 254
+USERNAME_MIN_LENGTH: Final = 3
+USERNAME_MAX_LENGTH: Final = 32
+NAME_MAX_LENGTH: Final = 100
+# NIST SP 800-63B §5.1.1.2 asks for at least 8 and that at least 64 be
+# permitted; OWASP ASVS 4.0.3 V2.1.1 asks for at least 12.  ASVS V2.1.2 also
+# denies more than 128; the default maximum of 1024 (DESIGN §6, the same as
+# ``Settings.password_max_length``) is more generous on purpose, for long
+# passphrases: set ``password_max_length=128`` for strict ASVS conformance.
+DEFAULT_PASSWORD_MIN_LENGTH: Final = 12
+DEFAULT_PASSWORD_MAX_LENGTH: Final = 1024
+# NIST SP 800-63B §5.1.1.2 lists "context-specific words" among what to reject;
+# a short local part ("jo@...") would reject too many good passwords.
+_EMAIL_LOCAL_PART_MIN_CONTEXT: Final = 4
+
+# No code point has a canonical decomposition longer than 4 (UAX #15; checked
+# over the whole Unicode database), so NFKC shrinks a string at most 4 times.
+# A raw string longer than 4 x the limit is too long without normalizing it,
+# which matters because CPython's normalization is quadratic on long runs of
+# combining marks (100k of them take seconds).
+_MAX_NFKC_SHRINK: Final = 4
+
+# OWASP ASVS 4.0.3 V2.1.1 measures the minimum length "after multiple spaces
+# are combined", so ten spaces do not make a short password long enough.
+_SPACE_RUNS: Final = re.compile(" {2,}")
+
+_USERNAME_PUNCTUATION: Final = frozenset("._-")
+# Letters may carry combining marks (as PRECIS IdentifierClass, RFC 8264 §9.1,
+# allows), so scripts such as Devanagari can be written; a mark cannot come first.
+_MARK_CATEGORIES: Final = frozenset({"Mn", "Mc"})
+# Cc control, Cs surrogate, Co private use, Cn unassigned, Zl/Zp line and
+# paragraph separators.  Cf (format) characters are invisible and include the
+# bidi overrides used to spoof text, so they are refused too, except the
+# zero-width (non-)joiner that Persian, Indic scripts and emoji sequences need.
+_NAME_FORBIDDEN_CATEGORIES: Final = frozenset({"Cc", "Cs", "Co", "Cn", "Cf", "Zl", "Zp"})
+_NAME_ALLOWED_FORMAT_CHARS: Final = frozenset({"\u200c", "\u200d"})
+
+_REQUIRED: Final = "is required"
+_NOT_A_STRING: Final = "must be a string"
+_NOT_EMPTY: Final = "must not be empty"
+_INVALID_EMAIL: Final = "must be a valid email address"
+_EMAIL_WHITESPACE: Final = "must not contain whitespace or control characters"
+_USERNAME_CHARACTERS: Final = "may contain only letters, digits, '.', '_' and '-'"
+_USERNAME_START: Final = "must start with a letter or digit"
+_USERNAME_AT_SIGN: Final = "must not contain '@'"
+_NAME_CHARACTERS: Final = "must not contain control or invisible formatting characters"
+_PW_UNSAFE: Final = "must not contain NUL or unpaired surrogate characters"
+_PW_COMMON: Final = "is too common"
+_PW_HAS_USERNAME: Final = "must not contain the username"
+_PW_HAS_EMAIL: Final = "must not contain the email address"
+
+
+def _at_most(limit: int) -> str:
+    return f"must be at most {limit} characters"
+
+
+def _at_least(limit: int) -> str:
+    return f"must be at least {limit} characters"
+
+
+def _type_problem(value: object) -> str:
+    """The message for a value that is not a string."""
+    return _REQUIRED if value is None else _NOT_A_STRING
+
+
+def _nfkc(text: str) -> str:
+    return unicodedata.normalize("NFKC", text)
+
+
+def _fold(text: str) -> str:
+    """The case-insensitive comparison form: NFKC, then case folding."""
+    return _nfkc(text).casefold()
+
+
+# ---------------------------------------------------------------- email
+
+
+def _check_email(value: object) -> tuple[str | None, list[str]]:
+    if not isinstance(value, str):
+        return None, [_type_problem(value)]
+    text = value.strip()
+    if not text:
+        return None, [_NOT_EMPTY]
+    if len(text) > EMAIL_MAX_LENGTH:
+        return None, [_at_most(EMAIL_MAX_LENGTH)]
+    if any(char.isspace() or unicodedata.category(char) == "Cc" for char in text):
+        return None, [_EMAIL_WHITESPACE]
+    try:
+        # Every option is spelled out: email-validator reads module-level
+        # defaults an application could change.  check_deliverability=False
+        # keeps validation pure (no DNS); strict=True enforces the 64-octet
+        # local part of RFC 5321 §4.5.3.1.1.
+        result = email_validator.validate_email(
+            text,
+            check_deliverability=False,
+            allow_smtputf8=True,
+            allow_empty_local=False,
+            allow_quoted_local=False,
+            allow_domain_literal=False,
+            allow_display_name=False,
+            strict=True,
+            globally_deliverable=True,
+            test_environment=False,
+        )
+    except email_validator.EmailNotValidError:
+        return None, [_INVALID_EMAIL]
+    return result.normalized, []
+
+
+def email_problems(value: object) -> list[str]:
+    """Every reason ``value`` is not an acceptable email address (empty when it is).
+
+    Checks syntax only: no DNS lookup ever happens, so an address at a domain
+    without mail servers passes.  A non-string gives a message, not an exception.
+    """
+    return _check_email(value)[1]
+
+
+def validate_email(value: object, *, field: str = "email") -> str:
+    """The normalized form of an email address, or :class:`ValidationError` under ``field``.
+
+    Normalization strips surrounding whitespace, lowercases the domain (in its
+    Unicode form) and NFC-normalizes the local part, whose case is kept.  Use
+    :func:`usercore.domain.email_key` on the result for case-insensitive lookups.
+    """
+    normalized, problems = _check_email(value)
+    if problems or normalized is None:
+        raise ValidationError({field: problems})
+    return normalized
+
+
+# ---------------------------------------------------------------- username
+
+
+def _check_username(value: object) -> tuple[str | None, list[str]]:
+    if not isinstance(value, str):
+        return None, [_type_problem(value)]
+    text = value.strip()
+    if len(text) > USERNAME_MAX_LENGTH * _MAX_NFKC_SHRINK:
+        return None, [_at_most(USERNAME_MAX_LENGTH)]
+    text = _nfkc(text)
+    problems: list[str] = []
+    if len(text) < USERNAME_MIN_LENGTH:
+        problems.append(_at_least(USERNAME_MIN_LENGTH))
+    elif len(text) > USERNAME_MAX_LENGTH:
+        problems.append(_at_most(USERNAME_MAX_LENGTH))
+    if "@" in text:
+        problems.append(_USERNAME_AT_SIGN)
+    elif not all(
+        char.isalnum()
+        or char in _USERNAME_PUNCTUATION
+        or unicodedata.category(char) in _MARK_CATEGORIES
+        for char in text
+    ):
+        problems.append(_USERNAME_CHARACTERS)
+    if text and not text[0].isalnum():
+        problems.append(_USERNAME_START)
+    return (None if problems else text), problems
+
+
+def username_problems(value: object) -> list[str]:
+    """Every reason ``value`` is not an acceptable username (empty when it is).
+
+    A username is 3-32 characters after NFKC normalization: letters and digits
+    of any script, ``.``, ``_`` and ``-``, starting with a letter or digit.  It
+    never contains ``@``, so a login identifier is an email or a username,
+    never both.
+    """
+    return _check_username(value)[1]
+
+
+def validate_username(value: object, *, field: str = "username") -> str:
+    """The NFKC-normalized username, or :class:`ValidationError` under ``field``.
+
+    Use :func:`usercore.domain.username_key` on the result for case-insensitive
+    lookups and uniqueness.
+    """
+    normalized, problems = _check_username(value)
+    if problems or normalized is None:
+        raise ValidationError({field: problems})
+    return normalized
+
+
+# ---------------------------------------------------------------- name
+
+
+def _is_forbidden_in_name(char: str) -> bool:
+    return (
+        unicodedata.category(char) in _NAME_FORBIDDEN_CATEGORIES
+        and char not in _NAME_ALLOWED_FORMAT_CHARS
+    )
+
+
+def _check_name(value: object) -> tuple[str | None, list[str]]:
+    if not isinstance(value, str):
+        return None, [_type_problem(value)]
+    text = value.strip()
+    if len(text) > NAME_MAX_LENGTH * _MAX_NFKC_SHRINK:
+        return None, [_at_most(NAME_MAX_LENGTH)]
+    # Strip again: NFKC turns some spaces (U+3000, U+00A0...) into U+0020.
+    text = _nfkc(text).strip()
+    problems: list[str] = []
+    if not text:
+        problems.append(_NOT_EMPTY)
+    elif len(text) > NAME_MAX_LENGTH:
+        problems.append(_at_most(NAME_MAX_LENGTH))
+    if any(_is_forbidden_in_name(char) for char in text):
+        problems.append(_NAME_CHARACTERS)
+    return (None if problems else text), problems
+
+
+def name_problems(value: object) -> list[str]:
+    """Every reason ``value`` is not an acceptable display name (empty when it is).
+
+    A name is free text of 1-100 characters after NFKC normalization and
+    stripping; it may use any script but no control, private-use, unassigned
+    or invisible formatting characters (zero-width joiners excepted).
+    """
+    return _check_name(value)[1]
+
+
+def validate_name(value: object, *, field: str = "name") -> str:
+    """The NFKC-normalized, stripped name, or :class:`ValidationError` under ``field``."""
+    normalized, problems = _check_name(value)
+    if problems or normalized is None:
+        raise ValidationError({field: problems})
+    return normalized
+
+
+# ---------------------------------------------------------------- password
+
+
+@functools.cache
+def common_passwords() -> frozenset[str]:
+    """The blocklist of common passwords, NFKC-normalized and case-folded.
+
+    Read from the package data file ``usercore/data/common-passwords.txt.gz``
+    on first use and cached; importing usercore never opens it.  It holds the
+    entries of 8 or more characters of Django's list (see the data README).
+    """
+    data = resources.files("usercore.data").joinpath("common-passwords.txt.gz").read_bytes()
+    text = gzip.decompress(data).decode("utf-8")
+    return frozenset(line for line in text.splitlines() if line)
+
+
+def is_common_password(password: str) -> bool:
+    """Whether ``password`` is on the blocklist, ignoring case and surrounding whitespace."""
+    return _fold(password).strip() in common_passwords()
+
+
+def _context_needles(username: object, email: object) -> list[tuple[str, str]]:
+    """The (folded text, message) pairs a password must not contain."""
+    needles: list[tuple[str, str]] = []
+    # A username shorter than the minimum (legacy data) would forbid too many
+    # passwords to be a useful rule.
+    if isinstance(username, str) and len(username.strip()) >= USERNAME_MIN_LENGTH:
+        needles.append((_fold(username.strip()), _PW_HAS_USERNAME))
+    if isinstance(email, str) and email.strip():
+        address = _fold(email.strip())
+        local_part = address.rpartition("@")[0]
+        if len(local_part) >= _EMAIL_LOCAL_PART_MIN_CONTEXT:
+            needles.append((local_part, _PW_HAS_EMAIL))
+        else:
+            # A short local part is too common a substring to forbid; the
+            # whole address still may not appear.
+            needles.append((address, _PW_HAS_EMAIL))
+    return needles
+
+
+def _check_password(
+    password: object,
+    *,
+    min_length: int,
+    max_length: int,
+    username: object,
+    email: object,
+) -> tuple[str | None, list[str]]:
+    if min_length < MIN_PASSWORD_LENGTH_FLOOR:
+        raise ValueError(
+            f"min_length must be at least {MIN_PASSWORD_LENGTH_FLOOR} "
+            f"(NIST SP 800-63B §5.1.1.2), got {min_length}"
+        )
+    if min_length > max_length:
+        raise ValueError(f"min_length ({min_length}) must not exceed max_length ({max_length})")
+    if not isinstance(password, str):
+        return None, [_type_problem(password)]
+    if len(password) > max_length * _MAX_NFKC_SHRINK:
+        return None, [_at_most(max_length)]
+    # NIST SP 800-63B §5.1.1.2: normalize with NFKC before hashing and count
+    # each code point as one character.  The password is never stripped:
+    # spaces are legitimate characters (NIST, OWASP ASVS 4.0.3 V2.1.3).
+    normalized = _nfkc(password)
+    problems: list[str] = []
+    # NIST allows every printing character and space; NUL and unpaired
+    # surrogates are refused because they cannot be stored and hashed safely
+    # (C strings end at NUL; a surrogate has no UTF-8 encoding).
+    if "\x00" in normalized or any("\ud800" <= char <= "\udfff" for char in normalized):
+        problems.append(_PW_UNSAFE)
+    if len(_SPACE_RUNS.sub(" ", normalized)) < min_length:
+        problems.append(_at_least(min_length))
+    elif len(normalized) > max_length:
+        problems.append(_at_most(max_length))
+    # No composition rules (NIST SP 800-63B §5.1.1.2, OWASP ASVS 4.0.3 V2.1.9);
+    # a blocklist of common passwords instead (NIST §5.1.1.2, ASVS V2.1.7).
+    folded = normalized.casefold()
+    if folded.strip() in common_passwords():
+        problems.append(_PW_COMMON)
+    for needle, message in _context_needles(username, email):
+        if needle in folded and message not in problems:
+            problems.append(message)
+    return (None if problems else normalized), problems
+
+
+def password_problems(
+    password: object,
+    *,
+    min_length: int = DEFAULT_PASSWORD_MIN_LENGTH,
+    max_length: int = DEFAULT_PASSWORD_MAX_LENGTH,
+    username: object = None,
+    email: object = None,
+) -> list[str]:
+    """Every reason ``password`` breaks the password policy (empty when it is fine).
+
+    Length is counted in code points after NFKC normalization (for the
+    minimum, a run of spaces counts as one, OWASP ASVS 4.0.3 V2.1.1); there
+    are no composition rules; common passwords are refused, as are passwords that
+    contain ``username`` or the local part of ``email`` (both compared without
+    regard to case).  Messages never include the password.  Raises
+    ``ValueError`` if ``min_length`` is below 8 or above ``max_length``.
+    """
+    return _check_password(
+        password, min_length=min_length, max_length=max_length, username=username, email=email
+    )[1]
+
+
+def validate_password(
+    password: object,
+    *,
+    settings: Settings | None = None,
+    username: object = None,
+    email: object = None,
+    field: str = "password",
+) -> str:
+    """The NFKC-normalized password, or :class:`ValidationError` under ``field``.
+
+    Limits come from ``settings`` (``password_min_length``,
+    ``password_max_length``), or the defaults 12 and 1024.  Hash the returned
+    value, and normalize a password the same way before verifying it, so that
+    the same password typed on another keyboard or OS still matches.
+    """
+    min_length, max_length = _password_limits(settings)
+    normalized, problems = _check_password(
+        password, min_length=min_length, max_length=max_length, username=username, email=email
+    )
+    if problems or normalized is None:
+        raise ValidationError({field: problems})
+    return normalized
+
+
+def _password_limits(settings: Settings | None) -> tuple[int, int]:
+    if settings is None:
+        return DEFAULT_PASSWORD_MIN_LENGTH, DEFAULT_PASSWORD_MAX_LENGTH
+    return settings.password_min_length, settings.password_max_length
+
+
+# ---------------------------------------------------------------- all fields
+
+
+class _NotGiven(enum.Enum):
+    NOT_GIVEN = enum.auto()
+
+    def __repr__(self) -> str:
+        return "NOT_GIVEN"
+
+
+NOT_GIVEN: Final = _NotGiven.NOT_GIVEN
+"""Default of :func:`validate_user_fields`' field arguments: the field was not given.
+
+Distinct from ``None``, which clears an optional field; pass it to forward an
+optional value, e.g. ``changes.get("email", NOT_GIVEN)``.
+"""
+
+
+@attrs.frozen(kw_only=True)
+class ValidatedUserFields:
+    """The normalized values :func:`validate_user_fields` accepted.
+
+    ``given`` names the fields the caller passed; a field not given is
+    ``None`` here, as is an optional field (``username``, ``name``) given as
+    ``None`` to clear it.  The password is kept out of ``repr``.
+    """
+
+    given: frozenset[str]
+    email: str | None = None
+    username: str | None = None
+    name: str | None = None
+    password: str | None = attrs.field(default=None, repr=False)
+
+    def changes(self) -> dict[str, str | None]:
+        """The given fields and their normalized values, for a partial update."""
+        values = {
+            "email": self.email,
+            "username": self.username,
+            "name": self.name,
+            "password": self.password,
+        }
+        return {field: value for field, value in values.items() if field in self.given}
+
+
+def validate_user_fields(
+    *,
+    email: object = NOT_GIVEN,
+    username: object = NOT_GIVEN,
+    name: object = NOT_GIVEN,
+    password: object = NOT_GIVEN,
+    settings: Settings | None = None,
+    current_email: str | None = None,
+    current_username: str | None = None,
+) -> ValidatedUserFields:
+    """Check every given field and raise one :class:`ValidationError` listing all problems.
+
+    Only the fields passed are checked, so the same call serves registration
+    and partial updates.  ``username`` and ``name`` are optional: ``None``
+    means "no username/name".  ``email`` and ``password`` are required when
+    given.  The password is checked against the given email and username, or,
+    when they are not given (a partial update), against ``current_email`` and
+    ``current_username``.  Raises ``ValidationError`` whose ``errors`` map each
+    wrong field (``email``, ``username``, ``name``, ``password``) to its messages.
+    """
+    errors: dict[str, list[str]] = {}
+    given: set[str] = set()
+    values: dict[str, str | None] = {}
+
+    if email is not NOT_GIVEN:
+        given.add("email")
+        values["email"], problems = _check_email(email)
+        if problems:
+            errors["email"] = problems
+    if username is not NOT_GIVEN:
+        given.add("username")
+        if username is None:
+            values["username"] = None
+        else:
+            values["username"], problems = _check_username(username)
+            if problems:
+                errors["username"] = problems
+    if name is not NOT_GIVEN:
+        given.add("name")
+        if name is None:
+            values["name"] = None
+        else:
+            values["name"], problems = _check_name(name)
+            if problems:
+                errors["name"] = problems
+    if password is not NOT_GIVEN:
+        given.add("password")
+        # Compare with the normalized value when it is valid, else with what was typed.
+        context_email = email if email is not NOT_GIVEN else current_email
+        context_username = username if username is not NOT_GIVEN else current_username
+        min_length, max_length = _password_limits(settings)
+        values["password"], problems = _check_password(
+            password,
+            min_length=min_length,
+            max_length=max_length,
+            username=values.get("username") or context_username,
+            email=values.get("email") or context_email,
+        )
+        if problems:
+            errors["password"] = problems
+
+    if errors:
+        raise ValidationError(errors)
+    return ValidatedUserFields(
+        given=frozenset(given),
+        email=values.get("email"),
+        username=values.get("username"),
+        name=values.get("name"),
+        password=values.get("password"),
+    )
