@@ -11,6 +11,20 @@ read-modify-write happens inside one transaction.  Uniqueness is enforced by
 the store itself (unique indexes), never by check-then-insert, and a broken
 uniqueness rule raises :class:`~usercore.errors.ConflictError` naming the field.
 
+Rules every adapter keeps (``StoreContract`` checks them):
+
+- Every repository method is atomic: when it raises, it has changed nothing,
+  and the surrounding transaction is still usable.
+- A transaction opened while the same thread already has one open joins it as
+  a savepoint: its own exception undoes only its own writes.
+- Writing inside ``transaction(readonly=True)``, or through a unit of work
+  after its block has ended, raises ``RuntimeError`` (a programming error).
+- Datetimes go in aware (a naive one raises ``ValueError``) and come back as
+  equal aware UTC datetimes, to the microsecond.
+- A record that names a user (refresh and one-time tokens, API keys) needs
+  that user to exist, else ``NotFoundError``; deleting the user deletes them.
+- Ids are never reused, even after the row is deleted.
+
 Adapters: :class:`usercore.storage.memory.MemoryStore`,
 :class:`usercore.storage.sqlite.SQLiteStore`; every adapter passes
 :class:`usercore.testing.StoreContract`.
@@ -108,8 +122,19 @@ class UserRepository(Protocol):
     def delete(self, user_id: int) -> bool:
         """Delete a user (and its roles, tokens and keys); True if it existed."""
 
-    def list(self, *, after: int | None, limit: int, filter: UserFilter) -> list[User]:
-        """Up to ``limit`` users with ``id > after``, in ascending id order (keyset paging)."""
+    def list(
+        self, *, after: int | None, limit: int, filter: UserFilter, offset: int = 0
+    ) -> list[User]:
+        """Up to ``limit`` users with ``id > after``, in ascending id order (keyset
+        paging), skipping the first ``offset`` of them.
+
+        A walk that passes each page's last id as the next ``after`` visits every
+        user that exists throughout the walk exactly once, whatever is inserted
+        or deleted meanwhile, and costs the same at any depth.  ``offset`` serves
+        page numbers (``offset=(page - 1) * per_page``): the skipped users are
+        stepped over in index order, never loaded, but the cost grows with it.
+        A negative ``limit`` or ``offset`` raises ``ValueError``.
+        """
 
     def count(self, *, filter: UserFilter) -> int: ...
 
@@ -117,7 +142,8 @@ class UserRepository(Protocol):
         """How many users hold ``role``."""
 
     def remove_role(self, role: str) -> int:
-        """Take ``role`` from every user holding it; returns how many were changed."""
+        """Take ``role`` from every user holding it (bumping their ``version``);
+        returns how many were changed."""
 
 
 class RoleRepository(Protocol):
@@ -145,7 +171,8 @@ class RoleRepository(Protocol):
 
 
 class RefreshTokenRepository(Protocol):
-    def add(self, token: RefreshToken) -> None: ...
+    def add(self, token: RefreshToken) -> None:
+        """Raises ``ConflictError(field="token_hash")`` on a duplicate digest."""
 
     def get(self, token_hash: bytes) -> RefreshToken | None: ...
 
@@ -153,16 +180,19 @@ class RefreshTokenRepository(Protocol):
         """Set ``used_at`` if it is unset; True only for the call that set it
         (an atomic compare-and-set, so two concurrent refreshes cannot both win)."""
 
-    def revoke_family(self, family_id: str, at: datetime) -> int: ...
+    def revoke_family(self, family_id: str, at: datetime) -> int:
+        """Set ``revoked_at`` on the family's unrevoked tokens; returns how many."""
 
-    def revoke_user(self, user_id: int, at: datetime) -> int: ...
+    def revoke_user(self, user_id: int, at: datetime) -> int:
+        """Set ``revoked_at`` on the user's unrevoked tokens; returns how many."""
 
-    def purge_expired(self, now: datetime) -> int: ...
+    def purge_expired(self, now: datetime) -> int:
+        """Delete tokens with ``expires_at <= now``; returns how many."""
 
 
 class RevokedTokenRepository(Protocol):
     def add(self, jti: str, expires_at: datetime) -> None:
-        """Refuse ``jti`` until ``expires_at``; adding it twice is harmless."""
+        """Refuse ``jti`` until ``expires_at``; adding it again keeps the later expiry."""
 
     def is_revoked(self, jti: str) -> bool: ...
 
@@ -181,44 +211,60 @@ class ApiKeyRepository(Protocol):
 
     def get_by_prefix(self, prefix: str) -> ApiKey | None: ...
 
-    def list_for_user(self, user_id: int) -> list[ApiKey]: ...
+    def list_for_user(self, user_id: int) -> list[ApiKey]:
+        """The user's keys, revoked ones included, in id order."""
 
     def update(self, key: ApiKey) -> ApiKey:
-        """Write ``last_used_at``, ``revoked_at``, ``name``, ``scopes``, ``expires_at``."""
+        """Write ``last_used_at``, ``revoked_at``, ``name``, ``scopes``, ``expires_at``.
 
-    def revoke_user(self, user_id: int, at: datetime) -> int: ...
+        Returns the stored key; raises ``NotFoundError`` when it does not exist.
+        """
+
+    def revoke_user(self, user_id: int, at: datetime) -> int:
+        """Set ``revoked_at`` on the user's unrevoked keys; returns how many."""
 
 
 class OneTimeTokenRepository(Protocol):
-    def add(self, token: OneTimeToken) -> None: ...
+    def add(self, token: OneTimeToken) -> None:
+        """Raises ``ConflictError(field="token_hash")`` on a duplicate digest."""
 
     def get(self, token_hash: bytes) -> OneTimeToken | None: ...
 
     def consume(self, token_hash: bytes, at: datetime) -> bool:
         """Mark used if unused; True only for the call that did (single use)."""
 
-    def delete_for_user(self, user_id: int, purpose: str | None = None) -> int: ...
+    def delete_for_user(self, user_id: int, purpose: str | None = None) -> int:
+        """Delete the user's tokens (of one ``purpose``, or all); returns how many."""
 
-    def purge_expired(self, now: datetime) -> int: ...
+    def purge_expired(self, now: datetime) -> int:
+        """Delete tokens with ``expires_at <= now``; returns how many."""
 
 
 class LoginAttemptRepository(Protocol):
     def get(self, key: str) -> LoginAttempts | None: ...
 
-    def put(self, attempts: LoginAttempts) -> None: ...
+    def put(self, attempts: LoginAttempts) -> None:
+        """Insert or replace the entry for ``attempts.key``."""
 
     def delete(self, key: str) -> None: ...
 
     def purge_expired(self, now: datetime) -> int:
-        """Forget entries that are not locked at ``now``."""
+        """Forget entries that are not locked at ``now`` (``locked_until`` unset or
+        ``<= now``); returns how many."""
 
 
 class MetaRepository(Protocol):
+    """Small key/value settings of the store itself.
+
+    Keys starting with ``usercore.`` are reserved for the library.
+    """
+
     def get(self, key: str) -> str | None: ...
 
     def set(self, key: str, value: str) -> None: ...
 
-    def schema_version(self) -> int: ...
+    def schema_version(self) -> int:
+        """The version of the schema the store runs (SQLite: ``PRAGMA user_version``)."""
 
 
 class UnitOfWork(Protocol):
@@ -237,7 +283,8 @@ class Store(Protocol):
         """Open a unit of work: commit on clean exit, roll back on any exception.
 
         ``readonly=True`` lets an adapter skip write locks; writing inside one
-        is a programming error.
+        raises ``RuntimeError``.  Opened while this thread already has a
+        transaction, it joins it as a savepoint.
         """
 
     def close(self) -> None:

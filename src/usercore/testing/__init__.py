@@ -14,5 +14,6 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
     ) from exc
 
 from usercore.testing import strategies
+from usercore.testing.contract import StoreContract
 
-__all__ = ["strategies"]
+__all__ = ["StoreContract", "strategies"]

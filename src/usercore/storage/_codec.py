@@ -1,0 +1,134 @@
+"""Value conversions every adapter shares: times, string sets, search keys.
+
+Kept apart from the SQL so that :class:`~usercore.storage.memory.MemoryStore`
+applies exactly the same normalization as the SQL stores (the stateful test
+compares them value for value).
+"""
+
+from __future__ import annotations
+
+import json
+import unicodedata
+from collections.abc import Iterable
+from datetime import datetime, timedelta, timezone
+
+import attrs
+
+from usercore.domain import ApiKey, OneTimeToken, RefreshToken, User
+
+__all__ = [
+    "api_key_in_utc",
+    "one_time_token_in_utc",
+    "refresh_token_in_utc",
+    "search_key",
+    "set_from_db",
+    "set_to_db",
+    "time_from_db",
+    "time_to_db",
+    "user_in_utc",
+    "utc",
+]
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def utc(moment: datetime) -> datetime:
+    """``moment`` as an aware UTC datetime; a naive one raises ``ValueError``.
+
+    A naive datetime is ambiguous (local time? UTC?), so a store refuses it
+    rather than guess.
+    """
+    tz = moment.tzinfo
+    if tz is timezone.utc:
+        return moment
+    if tz is None or moment.utcoffset() is None:
+        raise ValueError(f"usercore stores aware datetimes only, got naive {moment!r}")
+    return moment.astimezone(timezone.utc)
+
+
+def optional_utc(moment: datetime | None) -> datetime | None:
+    return None if moment is None else utc(moment)
+
+
+def time_to_db(moment: datetime) -> int:
+    """Integer microseconds since the Unix epoch: exact, ordered, index-friendly."""
+    # Integer arithmetic on the timedelta, never floats: the round trip is exact.
+    return (utc(moment) - _EPOCH) // _MICROSECOND
+
+
+def optional_time_to_db(moment: datetime | None) -> int | None:
+    return None if moment is None else time_to_db(moment)
+
+
+def time_from_db(value: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=value)
+
+
+def optional_time_from_db(value: int | None) -> datetime | None:
+    return None if value is None else _EPOCH + timedelta(microseconds=value)
+
+
+def set_to_db(values: Iterable[str]) -> str:
+    """A set of strings as a sorted JSON array (stable text, so equal sets compare equal)."""
+    return json.dumps(sorted(values), ensure_ascii=False, separators=(",", ":"))
+
+
+def set_from_db(text: str) -> frozenset[str]:
+    return frozenset(json.loads(text))
+
+
+def search_key(text: str) -> str:
+    """The case-insensitive form of searchable text and of the search needle.
+
+    The same folding as :func:`usercore.domain.email_key` and
+    :func:`usercore.domain.username_key`, so a needle matches the stored keys.
+    """
+    return unicodedata.normalize("NFKC", text).casefold()
+
+
+def user_in_utc(user: User) -> User:
+    """``user`` with every datetime in UTC (itself when they already are)."""
+    if (
+        user.created_at.tzinfo is timezone.utc
+        and user.updated_at.tzinfo is timezone.utc
+        and (user.last_login_at is None or user.last_login_at.tzinfo is timezone.utc)
+        and (user.locked_until is None or user.locked_until.tzinfo is timezone.utc)
+    ):
+        return user
+    return attrs.evolve(
+        user,
+        created_at=utc(user.created_at),
+        updated_at=utc(user.updated_at),
+        last_login_at=optional_utc(user.last_login_at),
+        locked_until=optional_utc(user.locked_until),
+    )
+
+
+def api_key_in_utc(key: ApiKey) -> ApiKey:
+    return attrs.evolve(
+        key,
+        created_at=utc(key.created_at),
+        expires_at=optional_utc(key.expires_at),
+        last_used_at=optional_utc(key.last_used_at),
+        revoked_at=optional_utc(key.revoked_at),
+    )
+
+
+def refresh_token_in_utc(token: RefreshToken) -> RefreshToken:
+    return attrs.evolve(
+        token,
+        created_at=utc(token.created_at),
+        expires_at=utc(token.expires_at),
+        used_at=optional_utc(token.used_at),
+        revoked_at=optional_utc(token.revoked_at),
+    )
+
+
+def one_time_token_in_utc(token: OneTimeToken) -> OneTimeToken:
+    return attrs.evolve(
+        token,
+        created_at=utc(token.created_at),
+        expires_at=utc(token.expires_at),
+        used_at=optional_utc(token.used_at),
+    )

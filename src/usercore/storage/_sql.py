@@ -1,0 +1,840 @@
+"""The SQL adapters' shared core: statements, row mapping and repositories.
+
+Everything here is dialect-neutral SQL that SQLite and PostgreSQL both accept,
+written with ``?`` placeholders; a :class:`Dialect` supplies what differs
+(its placeholder style, the upsert that keeps the later expiry, how ids are
+handed out, substring search, how constraint violations are recognized and
+the schema version is read).  Transactions are the store's business: the
+repositories only run statements on the unit of work they are given.
+
+Every statement is a constant or assembled from constant fragments; values
+only ever travel as bound parameters.
+"""
+
+# S608 flags every f-string that looks like SQL; here they only join the
+# constant column lists and fragments above, never a value.
+# ruff: noqa: S608
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from datetime import datetime
+from typing import Any, Literal, Protocol, TypeVar
+
+import attrs
+
+from usercore.domain import ApiKey, OneTimeToken, RefreshToken, Role, User
+from usercore.errors import ConflictError, NotFoundError
+from usercore.ports import (
+    ApiKeyRepository,
+    LoginAttemptRepository,
+    LoginAttempts,
+    MetaRepository,
+    OneTimeTokenRepository,
+    RefreshTokenRepository,
+    RevokedTokenRepository,
+    RoleRepository,
+    UserFilter,
+    UserRepository,
+)
+from usercore.storage._codec import (
+    optional_time_from_db,
+    optional_time_to_db,
+    search_key,
+    set_from_db,
+    set_to_db,
+    time_from_db,
+    time_to_db,
+    user_in_utc,
+)
+from usercore.storage._sqlite_schema import ROLES_VERSION_KEY
+
+__all__ = ["BATCH_SIZE", "Cursor", "Dialect", "SqlUnitOfWork", "Statements"]
+
+T = TypeVar("T")
+
+BATCH_SIZE = 1000
+"""Rows per ``executemany`` call and per keyset batch of internal scans."""
+
+
+class Cursor(Protocol):
+    """The part of a DB-API cursor the repositories use."""
+
+    @property
+    def rowcount(self) -> int: ...
+
+    @property
+    def lastrowid(self) -> int | None: ...
+
+    def fetchone(self) -> Any: ...
+
+    def fetchall(self) -> list[Any]: ...
+
+
+_USER_COLUMNS = (
+    "u.id, u.email, u.username, u.name, u.roles, u.status, u.email_verified, "
+    "u.created_at, u.updated_at, u.last_login_at, u.password_hash, u.failed_logins, "
+    "u.locked_until, u.token_version, u.version"
+)
+_USER_WRITE_COLUMNS = (
+    "email, email_key, username, username_key, name, name_key, roles, status, "
+    "email_verified, created_at, updated_at, last_login_at, password_hash, "
+    "failed_logins, locked_until, token_version, version"
+)
+_USER_SET = ", ".join(f"{column} = ?" for column in _USER_WRITE_COLUMNS.split(", "))
+_REFRESH_COLUMNS = (
+    "token_hash, family_id, user_id, token_version, created_at, expires_at, used_at, revoked_at"
+)
+_API_KEY_COLUMNS = (
+    "id, user_id, name, prefix, scopes, secret_hash, created_at, expires_at, "
+    "last_used_at, revoked_at"
+)
+_ONE_TIME_COLUMNS = "token_hash, purpose, user_id, binding, created_at, expires_at, used_at"
+
+
+@attrs.frozen
+class Statements:
+    """Every fixed statement, in ``?`` style; :meth:`translated` converts them all."""
+
+    user_insert: str = f"INSERT INTO users ({_USER_WRITE_COLUMNS}) VALUES ({', '.join('?' * 17)})"
+    user_insert_with_id: str = (
+        f"INSERT INTO users (id, {_USER_WRITE_COLUMNS}) VALUES ({', '.join('?' * 18)})"
+    )
+    user_by_id: str = f"SELECT {_USER_COLUMNS} FROM users u WHERE u.id = ?"
+    user_by_email: str = f"SELECT {_USER_COLUMNS} FROM users u WHERE u.email_key = ?"
+    user_by_username: str = f"SELECT {_USER_COLUMNS} FROM users u WHERE u.username_key = ?"
+    user_version_roles: str = "SELECT version, roles FROM users WHERE id = ?"
+    user_update: str = f"UPDATE users SET {_USER_SET} WHERE id = ? AND version = ?"
+    user_delete: str = "DELETE FROM users WHERE id = ?"
+    user_set_roles: str = "UPDATE users SET roles = ?, version = version + 1 WHERE id = ?"
+    user_roles_insert: str = "INSERT INTO user_roles (user_id, role) VALUES (?, ?)"
+    user_roles_clear: str = "DELETE FROM user_roles WHERE user_id = ?"
+    user_roles_count: str = "SELECT count(*) FROM user_roles WHERE role = ?"
+    user_roles_holders: str = (
+        "SELECT u.id, u.roles FROM user_roles r JOIN users u ON u.id = r.user_id "
+        "WHERE r.role = ? AND r.user_id > ? ORDER BY r.user_id LIMIT ?"
+    )
+    user_roles_remove: str = "DELETE FROM user_roles WHERE role = ?"
+
+    role_insert: str = (
+        "INSERT INTO roles (name, permissions, inherits, description) VALUES (?, ?, ?, ?)"
+    )
+    role_get: str = "SELECT name, permissions, inherits, description FROM roles WHERE name = ?"
+    role_list: str = "SELECT name, permissions, inherits, description FROM roles ORDER BY name"
+    role_update: str = (
+        "UPDATE roles SET permissions = ?, inherits = ?, description = ? WHERE name = ?"
+    )
+    role_delete: str = "DELETE FROM roles WHERE name = ?"
+    roles_version: str = "SELECT CAST(value AS INTEGER) FROM meta WHERE key = ?"
+    roles_version_bump: str = (
+        "UPDATE meta SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT) WHERE key = ?"
+    )
+
+    refresh_insert: str = (
+        f"INSERT INTO refresh_tokens ({_REFRESH_COLUMNS}) VALUES ({', '.join('?' * 8)})"
+    )
+    refresh_get: str = f"SELECT {_REFRESH_COLUMNS} FROM refresh_tokens WHERE token_hash = ?"
+    refresh_mark_used: str = (
+        "UPDATE refresh_tokens SET used_at = ? WHERE token_hash = ? AND used_at IS NULL"
+    )
+    refresh_revoke_family: str = (
+        "UPDATE refresh_tokens SET revoked_at = ? WHERE family_id = ? AND revoked_at IS NULL"
+    )
+    refresh_revoke_user: str = (
+        "UPDATE refresh_tokens SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL"
+    )
+    refresh_purge: str = "DELETE FROM refresh_tokens WHERE expires_at <= ?"
+
+    revoked_exists: str = "SELECT 1 FROM revoked_tokens WHERE jti = ?"
+    revoked_purge: str = "DELETE FROM revoked_tokens WHERE expires_at <= ?"
+
+    api_key_insert: str = (
+        "INSERT INTO api_keys (user_id, name, prefix, scopes, secret_hash, created_at, "
+        "expires_at, last_used_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    )
+    api_key_get: str = f"SELECT {_API_KEY_COLUMNS} FROM api_keys WHERE id = ?"
+    api_key_by_prefix: str = f"SELECT {_API_KEY_COLUMNS} FROM api_keys WHERE prefix = ?"
+    api_key_for_user: str = f"SELECT {_API_KEY_COLUMNS} FROM api_keys WHERE user_id = ? ORDER BY id"
+    api_key_update: str = (
+        "UPDATE api_keys SET name = ?, scopes = ?, expires_at = ?, last_used_at = ?, "
+        "revoked_at = ? WHERE id = ?"
+    )
+    api_key_revoke_user: str = (
+        "UPDATE api_keys SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL"
+    )
+
+    one_time_insert: str = (
+        f"INSERT INTO one_time_tokens ({_ONE_TIME_COLUMNS}) VALUES ({', '.join('?' * 7)})"
+    )
+    one_time_get: str = f"SELECT {_ONE_TIME_COLUMNS} FROM one_time_tokens WHERE token_hash = ?"
+    one_time_consume: str = (
+        "UPDATE one_time_tokens SET used_at = ? WHERE token_hash = ? AND used_at IS NULL"
+    )
+    one_time_delete_user: str = "DELETE FROM one_time_tokens WHERE user_id = ?"
+    one_time_delete_user_purpose: str = (
+        "DELETE FROM one_time_tokens WHERE user_id = ? AND purpose = ?"
+    )
+    one_time_purge: str = "DELETE FROM one_time_tokens WHERE expires_at <= ?"
+
+    login_get: str = (
+        "SELECT key, failures, locked_until, updated_at FROM login_attempts WHERE key = ?"
+    )
+    login_put: str = (
+        "INSERT INTO login_attempts (key, failures, locked_until, updated_at) "
+        "VALUES (?, ?, ?, ?) ON CONFLICT (key) DO UPDATE SET failures = excluded.failures, "
+        "locked_until = excluded.locked_until, updated_at = excluded.updated_at"
+    )
+    login_delete: str = "DELETE FROM login_attempts WHERE key = ?"
+    login_purge: str = "DELETE FROM login_attempts WHERE locked_until IS NULL OR locked_until <= ?"
+
+    meta_get: str = "SELECT value FROM meta WHERE key = ?"
+    meta_set: str = (
+        "INSERT INTO meta (key, value) VALUES (?, ?) "
+        "ON CONFLICT (key) DO UPDATE SET value = excluded.value"
+    )
+
+    def translated(self, convert: Callable[[str], str]) -> Statements:
+        """Every statement passed through ``convert`` (e.g. ``?`` to ``%s``)."""
+        return Statements(
+            **{field.name: convert(getattr(self, field.name)) for field in attrs.fields(Statements)}
+        )
+
+
+class Dialect:
+    """What differs between SQL databases; subclassed once per adapter.
+
+    Subclasses set ``integrity_error`` and ``revoked_upsert`` and override the
+    methods that raise ``NotImplementedError``; the rest is what SQLite and
+    PostgreSQL share.  A database that aborts the whole transaction on a failed
+    statement (PostgreSQL) must run each write in a savepoint, so that a
+    ``ConflictError`` leaves the transaction usable as the ports promise.
+    """
+
+    integrity_error: type[Exception] = Exception
+    revoked_upsert: str = ""
+    """Insert a ``(jti, expires_at)``; on a duplicate keep the later expiry."""
+
+    def __init__(self) -> None:
+        self.statements = Statements().translated(self.prepare)
+        self._user_queries: dict[tuple[str, bool, bool, bool, bool], str] = {}
+
+    def prepare(self, sql: str) -> str:
+        """Convert ``?`` placeholders to this dialect's style."""
+        return sql
+
+    def contains(self, column: str) -> str:
+        """A condition true when the bound needle is a substring of ``column``."""
+        raise NotImplementedError
+
+    def translate(self, exc: Exception) -> Exception | None:
+        """The usercore error for a constraint violation, or ``None`` to re-raise it."""
+        raise NotImplementedError
+
+    def insert_returning_id(self, uow: SqlUnitOfWork, sql: str, params: Sequence[Any]) -> int:
+        """Run an INSERT into a table with an integer ``id`` and return the new id."""
+        raise NotImplementedError
+
+    def reserve_user_ids(self, uow: SqlUnitOfWork, count: int) -> int:
+        """Reserve ``count`` consecutive user ids for a bulk insert; returns the first."""
+        raise NotImplementedError
+
+    def schema_version(self, uow: SqlUnitOfWork) -> int:
+        raise NotImplementedError
+
+    def user_query(self, kind: Literal["list", "count"], *, after: bool, filter: UserFilter) -> str:
+        """The listing statement ``kind`` (``list`` or ``count``) for a filter shape.
+
+        Built from constant fragments only and cached per shape; its parameters
+        come from :func:`user_query_params`, in the same order.
+        """
+        role, status, search = (
+            filter.role is not None,
+            filter.status is not None,
+            bool(filter.search),
+        )
+        shape = (kind, after, role, status, search)
+        sql = self._user_queries.get(shape)
+        if sql is None:
+            sql = self.prepare(self._build_user_query(*shape))
+            self._user_queries[shape] = sql
+        return sql
+
+    def _build_user_query(
+        self, kind: str, after: bool, role: bool, status: bool, search: bool
+    ) -> str:
+        # With a role filter the walk is driven by the user_roles (role, user_id)
+        # index, in id order; without one by the users primary key (or the
+        # (status, id) index).  Either way LIMIT stops the scan early.
+        order = "r.user_id" if role else "u.id"
+        source = "user_roles r JOIN users u ON u.id = r.user_id" if role else "users u"
+        conditions = []
+        if role:
+            conditions.append("r.role = ?")
+        if after:
+            conditions.append(f"{order} > ?")
+        if status:
+            conditions.append("u.status = ?")
+        if search:
+            conditions.append(
+                f"({self.contains('u.email_key')} OR {self.contains('u.username_key')}"
+                f" OR {self.contains('u.name_key')})"
+            )
+        where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
+        if kind == "count":
+            return f"SELECT count(*) FROM {source}{where}"
+        return f"SELECT {_USER_COLUMNS} FROM {source}{where} ORDER BY {order} LIMIT ? OFFSET ?"
+
+
+def user_query_params(after: int | None, filter: UserFilter) -> list[Any]:
+    """Parameters for :meth:`Dialect.user_query`, in its placeholder order."""
+    params: list[Any] = []
+    if filter.role is not None:
+        params.append(filter.role)
+    if after is not None:
+        params.append(after)
+    if filter.status is not None:
+        params.append(filter.status.value)
+    if filter.search:
+        needle = search_key(filter.search)
+        params += (needle, needle, needle)
+    return params
+
+
+class SqlUnitOfWork:
+    """One connection's unit of work: the repositories and the transaction state
+    they check.
+
+    The store keeps one per connection and reuses it across transactions;
+    ``depth`` counts the open (nested) transactions and ``readonly`` says
+    whether the innermost one may write.
+    """
+
+    def __init__(
+        self,
+        dialect: Dialect,
+        execute: Callable[..., Cursor],
+        executemany: Callable[[str, Iterable[Sequence[Any]]], object],
+    ) -> None:
+        self.dialect = dialect
+        self.sql = dialect.statements
+        self.execute = execute
+        self.executemany = executemany
+        self.depth = 0
+        self.readonly = False
+        self.users: UserRepository = SqlUserRepository(self)
+        self.roles: RoleRepository = SqlRoleRepository(self)
+        self.refresh_tokens: RefreshTokenRepository = SqlRefreshTokenRepository(self)
+        self.revoked_tokens: RevokedTokenRepository = SqlRevokedTokenRepository(self)
+        self.api_keys: ApiKeyRepository = SqlApiKeyRepository(self)
+        self.one_time_tokens: OneTimeTokenRepository = SqlOneTimeTokenRepository(self)
+        self.login_attempts: LoginAttemptRepository = SqlLoginAttemptRepository(self)
+        self.meta: MetaRepository = SqlMetaRepository(self)
+
+    def reading(self) -> Callable[..., Cursor]:
+        """``execute``, after checking that a transaction is open."""
+        if self.depth == 0:
+            raise RuntimeError("this unit of work is used outside its transaction")
+        return self.execute
+
+    def writing(self) -> Callable[..., Cursor]:
+        """``execute``, after checking that a writable transaction is open."""
+        if self.depth == 0:
+            raise RuntimeError("this unit of work is used outside its transaction")
+        if self.readonly:
+            raise RuntimeError("cannot write inside a read-only transaction")
+        return self.execute
+
+    def write(self, sql: str, params: Sequence[Any]) -> Cursor:
+        """Run one writing statement, turning constraint violations into usercore errors."""
+        execute = self.writing()
+        try:
+            return execute(sql, params)
+        except self.dialect.integrity_error as exc:
+            raise self.translated(exc) from None
+
+    def write_many(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        self.writing()
+        for batch in _batches(rows, BATCH_SIZE):
+            try:
+                self.executemany(sql, batch)
+            except self.dialect.integrity_error as exc:
+                raise self.translated(exc) from None
+
+    def translated(self, exc: Exception) -> Exception:
+        """The usercore error for a constraint violation; re-raises ``exc`` if there is none."""
+        translated = self.dialect.translate(exc)
+        if translated is None:
+            raise exc
+        return translated
+
+    def savepoint(self) -> _Savepoint:
+        """A savepoint around a multi-statement write, so that it is all-or-nothing."""
+        return _Savepoint(self)
+
+
+class _Savepoint:
+    def __init__(self, uow: SqlUnitOfWork) -> None:
+        self._uow = uow
+
+    def __enter__(self) -> None:
+        self._uow.writing()("SAVEPOINT usercore_atomic")
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc_type is not None:
+            self._uow.execute("ROLLBACK TO SAVEPOINT usercore_atomic")
+        self._uow.execute("RELEASE SAVEPOINT usercore_atomic")
+
+
+def _batches(rows: Iterable[T], size: int) -> Iterator[list[T]]:
+    iterator = iter(rows)
+    while batch := list(itertools.islice(iterator, size)):
+        yield batch
+
+
+# -- row mapping -------------------------------------------------------------
+
+
+def user_from_row(row: Sequence[Any]) -> User:
+    return User(
+        id=row[0],
+        email=row[1],
+        username=row[2],
+        name=row[3],
+        roles=set_from_db(row[4]),
+        status=row[5],
+        email_verified=bool(row[6]),
+        created_at=time_from_db(row[7]),
+        updated_at=time_from_db(row[8]),
+        last_login_at=optional_time_from_db(row[9]),
+        password_hash=row[10],
+        failed_logins=row[11],
+        locked_until=optional_time_from_db(row[12]),
+        token_version=row[13],
+        version=row[14],
+    )
+
+
+def user_params(user: User, version: int) -> tuple[Any, ...]:
+    """Values of ``_USER_WRITE_COLUMNS`` for ``user`` stored at ``version``."""
+    return (
+        user.email,
+        user.email_key,
+        user.username,
+        user.username_key,
+        user.name,
+        None if user.name is None else search_key(user.name),
+        set_to_db(user.roles),
+        user.status.value,
+        user.email_verified,
+        time_to_db(user.created_at),
+        time_to_db(user.updated_at),
+        optional_time_to_db(user.last_login_at),
+        user.password_hash,
+        user.failed_logins,
+        optional_time_to_db(user.locked_until),
+        user.token_version,
+        version,
+    )
+
+
+def role_from_row(row: Sequence[Any]) -> Role:
+    return Role(
+        name=row[0],
+        permissions=set_from_db(row[1]),
+        inherits=set_from_db(row[2]),
+        description=row[3],
+    )
+
+
+def refresh_from_row(row: Sequence[Any]) -> RefreshToken:
+    return RefreshToken(
+        token_hash=bytes(row[0]),
+        family_id=row[1],
+        user_id=row[2],
+        token_version=row[3],
+        created_at=time_from_db(row[4]),
+        expires_at=time_from_db(row[5]),
+        used_at=optional_time_from_db(row[6]),
+        revoked_at=optional_time_from_db(row[7]),
+    )
+
+
+def api_key_from_row(row: Sequence[Any]) -> ApiKey:
+    return ApiKey(
+        id=row[0],
+        user_id=row[1],
+        name=row[2],
+        prefix=row[3],
+        scopes=None if row[4] is None else set_from_db(row[4]),
+        secret_hash=bytes(row[5]),
+        created_at=time_from_db(row[6]),
+        expires_at=optional_time_from_db(row[7]),
+        last_used_at=optional_time_from_db(row[8]),
+        revoked_at=optional_time_from_db(row[9]),
+    )
+
+
+def one_time_from_row(row: Sequence[Any]) -> OneTimeToken:
+    return OneTimeToken(
+        token_hash=bytes(row[0]),
+        purpose=row[1],
+        user_id=row[2],
+        binding=row[3],
+        created_at=time_from_db(row[4]),
+        expires_at=time_from_db(row[5]),
+        used_at=optional_time_from_db(row[6]),
+    )
+
+
+# -- repositories --------------------------------------------------------------
+
+
+class _Repository:
+    __slots__ = ("_sql", "_uow")
+
+    def __init__(self, uow: SqlUnitOfWork) -> None:
+        self._uow = uow
+        self._sql = uow.sql
+
+
+class SqlUserRepository(_Repository):
+    __slots__ = ()
+
+    def add(self, user: User) -> User:
+        uow = self._uow
+        uow.writing()
+        user = user_in_utc(user)
+        try:
+            user_id = uow.dialect.insert_returning_id(
+                uow, self._sql.user_insert, user_params(user, 1)
+            )
+        except uow.dialect.integrity_error as exc:
+            raise uow.translated(exc) from None
+        if user.roles:
+            uow.executemany(self._sql.user_roles_insert, [(user_id, role) for role in user.roles])
+        return attrs.evolve(user, id=user_id, version=1)
+
+    def add_many(self, users: Sequence[User]) -> list[User]:
+        uow = self._uow
+        uow.writing()
+        if not users:
+            return []
+        stored = [user_in_utc(user) for user in users]
+        with uow.savepoint():
+            first_id = uow.dialect.reserve_user_ids(uow, len(stored))
+            stored = [
+                attrs.evolve(user, id=user_id, version=1)
+                for user_id, user in zip(itertools.count(first_id), stored)
+            ]
+            uow.write_many(
+                self._sql.user_insert_with_id,
+                ((user.id, *user_params(user, 1)) for user in stored),
+            )
+            uow.write_many(
+                self._sql.user_roles_insert,
+                ((user.id, role) for user in stored for role in user.roles),
+            )
+        return stored
+
+    def get(self, user_id: int) -> User | None:
+        row = self._uow.reading()(self._sql.user_by_id, (user_id,)).fetchone()
+        return None if row is None else user_from_row(row)
+
+    def get_by_email(self, email_key: str) -> User | None:
+        row = self._uow.reading()(self._sql.user_by_email, (email_key,)).fetchone()
+        return None if row is None else user_from_row(row)
+
+    def get_by_username(self, username_key: str) -> User | None:
+        row = self._uow.reading()(self._sql.user_by_username, (username_key,)).fetchone()
+        return None if row is None else user_from_row(row)
+
+    def update(self, user: User) -> User:
+        uow = self._uow
+        execute = uow.writing()
+        user = user_in_utc(user)
+        current = execute(self._sql.user_version_roles, (user.id,)).fetchone()
+        if current is None:
+            raise NotFoundError("the user does not exist")
+        if current[0] != user.version:
+            raise ConflictError("the user was changed by another write", field="version")
+        params = (*user_params(user, user.version + 1), user.id, user.version)
+        cursor = uow.write(self._sql.user_update, params)
+        if cursor.rowcount != 1:  # a concurrent writer won between the two statements
+            raise ConflictError("the user was changed by another write", field="version")
+        if user.roles != set_from_db(current[1]):
+            execute(self._sql.user_roles_clear, (user.id,))
+            uow.executemany(self._sql.user_roles_insert, [(user.id, role) for role in user.roles])
+        return attrs.evolve(user, version=user.version + 1)
+
+    def delete(self, user_id: int) -> bool:
+        # ON DELETE CASCADE takes the roles, tokens and API keys along.
+        return self._uow.write(self._sql.user_delete, (user_id,)).rowcount == 1
+
+    def list(
+        self, *, after: int | None, limit: int, filter: UserFilter, offset: int = 0
+    ) -> list[User]:
+        if limit < 0 or offset < 0:
+            raise ValueError("limit and offset must not be negative")
+        execute = self._uow.reading()
+        sql = self._uow.dialect.user_query("list", after=after is not None, filter=filter)
+        params = user_query_params(after, filter)
+        params += (limit, offset)
+        return [user_from_row(row) for row in execute(sql, params).fetchall()]
+
+    def count(self, *, filter: UserFilter) -> int:
+        execute = self._uow.reading()
+        sql = self._uow.dialect.user_query("count", after=False, filter=filter)
+        return int(execute(sql, user_query_params(None, filter)).fetchone()[0])
+
+    def count_with_role(self, role: str) -> int:
+        return int(self._uow.reading()(self._sql.user_roles_count, (role,)).fetchone()[0])
+
+    def remove_role(self, role: str) -> int:
+        uow = self._uow
+        execute = uow.writing()
+        changed = 0
+        after = 0
+        # Keyset batches: a role every user holds never loads the whole table.
+        while rows := execute(self._sql.user_roles_holders, (role, after, BATCH_SIZE)).fetchall():
+            uow.executemany(
+                self._sql.user_set_roles,
+                [(set_to_db(set_from_db(roles) - {role}), user_id) for user_id, roles in rows],
+            )
+            changed += len(rows)
+            after = rows[-1][0]
+        execute(self._sql.user_roles_remove, (role,))
+        return changed
+
+
+class SqlRoleRepository(_Repository):
+    __slots__ = ()
+
+    def add(self, role: Role) -> Role:
+        self._uow.write(
+            self._sql.role_insert,
+            (role.name, set_to_db(role.permissions), set_to_db(role.inherits), role.description),
+        )
+        self._bump()
+        return role
+
+    def get(self, name: str) -> Role | None:
+        row = self._uow.reading()(self._sql.role_get, (name,)).fetchone()
+        return None if row is None else role_from_row(row)
+
+    def list(self) -> list[Role]:
+        return [role_from_row(row) for row in self._uow.reading()(self._sql.role_list).fetchall()]
+
+    def update(self, role: Role) -> Role:
+        cursor = self._uow.write(
+            self._sql.role_update,
+            (set_to_db(role.permissions), set_to_db(role.inherits), role.description, role.name),
+        )
+        if cursor.rowcount != 1:
+            raise NotFoundError("the role does not exist")
+        self._bump()
+        return role
+
+    def delete(self, name: str) -> bool:
+        if self._uow.write(self._sql.role_delete, (name,)).rowcount != 1:
+            return False
+        self._bump()
+        return True
+
+    def version(self) -> int:
+        row = self._uow.reading()(self._sql.roles_version, (ROLES_VERSION_KEY,)).fetchone()
+        return 0 if row is None else int(row[0])
+
+    def _bump(self) -> None:
+        self._uow.execute(self._sql.roles_version_bump, (ROLES_VERSION_KEY,))
+
+
+class SqlRefreshTokenRepository(_Repository):
+    __slots__ = ()
+
+    def add(self, token: RefreshToken) -> None:
+        self._uow.write(
+            self._sql.refresh_insert,
+            (
+                token.token_hash,
+                token.family_id,
+                token.user_id,
+                token.token_version,
+                time_to_db(token.created_at),
+                time_to_db(token.expires_at),
+                optional_time_to_db(token.used_at),
+                optional_time_to_db(token.revoked_at),
+            ),
+        )
+
+    def get(self, token_hash: bytes) -> RefreshToken | None:
+        row = self._uow.reading()(self._sql.refresh_get, (token_hash,)).fetchone()
+        return None if row is None else refresh_from_row(row)
+
+    def mark_used(self, token_hash: bytes, at: datetime) -> bool:
+        # Compare-and-set in one statement: of two concurrent refreshes with
+        # the same token, exactly one sees rowcount 1.
+        params = (time_to_db(at), token_hash)
+        return self._uow.write(self._sql.refresh_mark_used, params).rowcount == 1
+
+    def revoke_family(self, family_id: str, at: datetime) -> int:
+        params = (time_to_db(at), family_id)
+        return self._uow.write(self._sql.refresh_revoke_family, params).rowcount
+
+    def revoke_user(self, user_id: int, at: datetime) -> int:
+        params = (time_to_db(at), user_id)
+        return self._uow.write(self._sql.refresh_revoke_user, params).rowcount
+
+    def purge_expired(self, now: datetime) -> int:
+        return self._uow.write(self._sql.refresh_purge, (time_to_db(now),)).rowcount
+
+
+class SqlRevokedTokenRepository(_Repository):
+    __slots__ = ()
+
+    def add(self, jti: str, expires_at: datetime) -> None:
+        self._uow.write(self._uow.dialect.revoked_upsert, (jti, time_to_db(expires_at)))
+
+    def is_revoked(self, jti: str) -> bool:
+        return self._uow.reading()(self._sql.revoked_exists, (jti,)).fetchone() is not None
+
+    def purge_expired(self, now: datetime) -> int:
+        return self._uow.write(self._sql.revoked_purge, (time_to_db(now),)).rowcount
+
+
+class SqlApiKeyRepository(_Repository):
+    __slots__ = ()
+
+    def add(self, key: ApiKey) -> ApiKey:
+        uow = self._uow
+        uow.writing()
+        params = (
+            key.user_id,
+            key.name,
+            key.prefix,
+            None if key.scopes is None else set_to_db(key.scopes),
+            key.secret_hash,
+            time_to_db(key.created_at),
+            optional_time_to_db(key.expires_at),
+            optional_time_to_db(key.last_used_at),
+            optional_time_to_db(key.revoked_at),
+        )
+        try:
+            key_id = uow.dialect.insert_returning_id(uow, self._sql.api_key_insert, params)
+        except uow.dialect.integrity_error as exc:
+            raise uow.translated(exc) from None
+        return self._fetch(key_id)
+
+    def get(self, key_id: int) -> ApiKey | None:
+        row = self._uow.reading()(self._sql.api_key_get, (key_id,)).fetchone()
+        return None if row is None else api_key_from_row(row)
+
+    def get_by_prefix(self, prefix: str) -> ApiKey | None:
+        row = self._uow.reading()(self._sql.api_key_by_prefix, (prefix,)).fetchone()
+        return None if row is None else api_key_from_row(row)
+
+    def list_for_user(self, user_id: int) -> list[ApiKey]:
+        rows = self._uow.reading()(self._sql.api_key_for_user, (user_id,)).fetchall()
+        return [api_key_from_row(row) for row in rows]
+
+    def update(self, key: ApiKey) -> ApiKey:
+        params = (
+            key.name,
+            None if key.scopes is None else set_to_db(key.scopes),
+            optional_time_to_db(key.expires_at),
+            optional_time_to_db(key.last_used_at),
+            optional_time_to_db(key.revoked_at),
+            key.id,
+        )
+        if self._uow.write(self._sql.api_key_update, params).rowcount != 1:
+            raise NotFoundError("the API key does not exist")
+        return self._fetch(key.id)
+
+    def revoke_user(self, user_id: int, at: datetime) -> int:
+        params = (time_to_db(at), user_id)
+        return self._uow.write(self._sql.api_key_revoke_user, params).rowcount
+
+    def _fetch(self, key_id: int) -> ApiKey:
+        return api_key_from_row(self._uow.execute(self._sql.api_key_get, (key_id,)).fetchone())
+
+
+class SqlOneTimeTokenRepository(_Repository):
+    __slots__ = ()
+
+    def add(self, token: OneTimeToken) -> None:
+        self._uow.write(
+            self._sql.one_time_insert,
+            (
+                token.token_hash,
+                token.purpose,
+                token.user_id,
+                token.binding,
+                time_to_db(token.created_at),
+                time_to_db(token.expires_at),
+                optional_time_to_db(token.used_at),
+            ),
+        )
+
+    def get(self, token_hash: bytes) -> OneTimeToken | None:
+        row = self._uow.reading()(self._sql.one_time_get, (token_hash,)).fetchone()
+        return None if row is None else one_time_from_row(row)
+
+    def consume(self, token_hash: bytes, at: datetime) -> bool:
+        params = (time_to_db(at), token_hash)
+        return self._uow.write(self._sql.one_time_consume, params).rowcount == 1
+
+    def delete_for_user(self, user_id: int, purpose: str | None = None) -> int:
+        if purpose is None:
+            return self._uow.write(self._sql.one_time_delete_user, (user_id,)).rowcount
+        params = (user_id, purpose)
+        return self._uow.write(self._sql.one_time_delete_user_purpose, params).rowcount
+
+    def purge_expired(self, now: datetime) -> int:
+        return self._uow.write(self._sql.one_time_purge, (time_to_db(now),)).rowcount
+
+
+class SqlLoginAttemptRepository(_Repository):
+    __slots__ = ()
+
+    def get(self, key: str) -> LoginAttempts | None:
+        row = self._uow.reading()(self._sql.login_get, (key,)).fetchone()
+        if row is None:
+            return None
+        return LoginAttempts(
+            key=row[0],
+            failures=row[1],
+            locked_until=optional_time_from_db(row[2]),
+            updated_at=time_from_db(row[3]),
+        )
+
+    def put(self, attempts: LoginAttempts) -> None:
+        self._uow.write(
+            self._sql.login_put,
+            (
+                attempts.key,
+                attempts.failures,
+                optional_time_to_db(attempts.locked_until),
+                time_to_db(attempts.updated_at),
+            ),
+        )
+
+    def delete(self, key: str) -> None:
+        self._uow.write(self._sql.login_delete, (key,))
+
+    def purge_expired(self, now: datetime) -> int:
+        return self._uow.write(self._sql.login_purge, (time_to_db(now),)).rowcount
+
+
+class SqlMetaRepository(_Repository):
+    __slots__ = ()
+
+    def get(self, key: str) -> str | None:
+        row = self._uow.reading()(self._sql.meta_get, (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set(self, key: str, value: str) -> None:
+        self._uow.write(self._sql.meta_set, (key, value))
+
+    def schema_version(self) -> int:
+        self._uow.reading()
+        return self._uow.dialect.schema_version(self._uow)

@@ -1,0 +1,150 @@
+"""The SQLite schema, as numbered migrations recorded in ``PRAGMA user_version``.
+
+Migration ``n`` takes a database from version ``n - 1`` to ``n``; they run in
+order, inside one ``BEGIN IMMEDIATE`` transaction, when a store opens the file.
+Never edit a released migration: append a new one.
+
+Layout decisions (see docs/storage.md):
+
+- Datetimes are INTEGER microseconds since the Unix epoch, UTC: exact round
+  trips, cheap comparisons for the purges.
+- ``users.email_key``/``username_key``/``name_key`` hold the case-folded forms;
+  uniqueness and search use them, the display forms are kept as given.
+- ``users.roles`` keeps the role names (a sorted JSON array) so that reading a
+  user is one row; ``user_roles`` mirrors it for the indexed role filter.  Both
+  are written by the same repository call.  ``user_roles.role`` does not
+  reference ``roles``: the services check role names, and deleting a role in
+  use is their decision (``users.remove_role``).
+- ``AUTOINCREMENT`` on ids: a deleted user's id is never handed out again (a
+  stale token naming it can never reach a new account, and keyset cursors
+  stay meaningful).
+"""
+
+from __future__ import annotations
+
+__all__ = ["APPLICATION_ID", "LATEST_VERSION", "MIGRATIONS", "ROLES_VERSION_KEY"]
+
+# PRAGMA application_id marks the file as a usercore database ("UCOR"), so a
+# store refuses to migrate somebody else's SQLite file.
+APPLICATION_ID = 0x55434F52
+
+ROLES_VERSION_KEY = "usercore.roles_version"
+
+_V1 = (
+    """
+    CREATE TABLE users (
+        id             INTEGER PRIMARY KEY AUTOINCREMENT,
+        email          TEXT    NOT NULL,
+        email_key      TEXT    NOT NULL,
+        username       TEXT,
+        username_key   TEXT,
+        name           TEXT,
+        name_key       TEXT,
+        roles          TEXT    NOT NULL DEFAULT '[]',
+        status         TEXT    NOT NULL CHECK (status IN ('active', 'inactive')),
+        email_verified INTEGER NOT NULL DEFAULT 0 CHECK (email_verified IN (0, 1)),
+        created_at     INTEGER NOT NULL,
+        updated_at     INTEGER NOT NULL,
+        last_login_at  INTEGER,
+        password_hash  TEXT,
+        failed_logins  INTEGER NOT NULL DEFAULT 0,
+        locked_until   INTEGER,
+        token_version  INTEGER NOT NULL DEFAULT 0,
+        version        INTEGER NOT NULL DEFAULT 1
+    )
+    """,
+    # SQLite checks the most recently created unique index first, so a row that
+    # duplicates both keys reports the email (MemoryStore checks in this order too).
+    "CREATE UNIQUE INDEX users_username_key ON users (username_key)",
+    "CREATE UNIQUE INDEX users_email_key ON users (email_key)",
+    "CREATE INDEX users_status ON users (status, id)",
+    """
+    CREATE TABLE user_roles (
+        user_id INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+        role    TEXT    NOT NULL,
+        PRIMARY KEY (user_id, role)
+    ) WITHOUT ROWID
+    """,
+    "CREATE INDEX user_roles_role ON user_roles (role, user_id)",
+    """
+    CREATE TABLE roles (
+        name        TEXT NOT NULL PRIMARY KEY,
+        permissions TEXT NOT NULL,
+        inherits    TEXT NOT NULL,
+        description TEXT NOT NULL
+    ) WITHOUT ROWID
+    """,
+    """
+    CREATE TABLE refresh_tokens (
+        token_hash    BLOB    NOT NULL PRIMARY KEY,
+        family_id     TEXT    NOT NULL,
+        user_id       INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+        token_version INTEGER NOT NULL,
+        created_at    INTEGER NOT NULL,
+        expires_at    INTEGER NOT NULL,
+        used_at       INTEGER,
+        revoked_at    INTEGER
+    ) WITHOUT ROWID
+    """,
+    "CREATE INDEX refresh_tokens_family ON refresh_tokens (family_id)",
+    "CREATE INDEX refresh_tokens_user ON refresh_tokens (user_id)",
+    "CREATE INDEX refresh_tokens_expires ON refresh_tokens (expires_at)",
+    """
+    CREATE TABLE revoked_tokens (
+        jti        TEXT    NOT NULL PRIMARY KEY,
+        expires_at INTEGER NOT NULL
+    ) WITHOUT ROWID
+    """,
+    "CREATE INDEX revoked_tokens_expires ON revoked_tokens (expires_at)",
+    """
+    CREATE TABLE api_keys (
+        id           INTEGER PRIMARY KEY AUTOINCREMENT,
+        user_id      INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+        name         TEXT    NOT NULL,
+        prefix       TEXT    NOT NULL,
+        scopes       TEXT,
+        secret_hash  BLOB    NOT NULL,
+        created_at   INTEGER NOT NULL,
+        expires_at   INTEGER,
+        last_used_at INTEGER,
+        revoked_at   INTEGER
+    )
+    """,
+    "CREATE UNIQUE INDEX api_keys_prefix ON api_keys (prefix)",
+    "CREATE INDEX api_keys_user ON api_keys (user_id, id)",
+    """
+    CREATE TABLE one_time_tokens (
+        token_hash BLOB    NOT NULL PRIMARY KEY,
+        purpose    TEXT    NOT NULL,
+        user_id    INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+        binding    TEXT    NOT NULL,
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL,
+        used_at    INTEGER
+    ) WITHOUT ROWID
+    """,
+    "CREATE INDEX one_time_tokens_user ON one_time_tokens (user_id, purpose)",
+    "CREATE INDEX one_time_tokens_expires ON one_time_tokens (expires_at)",
+    """
+    CREATE TABLE login_attempts (
+        key          TEXT    NOT NULL PRIMARY KEY,
+        failures     INTEGER NOT NULL,
+        locked_until INTEGER,
+        updated_at   INTEGER NOT NULL
+    ) WITHOUT ROWID
+    """,
+    "CREATE INDEX login_attempts_locked ON login_attempts (locked_until)",
+    """
+    CREATE TABLE meta (
+        key   TEXT NOT NULL PRIMARY KEY,
+        value TEXT NOT NULL
+    ) WITHOUT ROWID
+    """,
+    "INSERT INTO meta (key, value) VALUES ('usercore.roles_version', '0')",
+    "PRAGMA application_id = 1430474578",  # APPLICATION_ID
+)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1,)
+"""``MIGRATIONS[n - 1]`` holds the statements of migration ``n``."""
+
+LATEST_VERSION = len(MIGRATIONS)

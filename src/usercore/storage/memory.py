@@ -1,0 +1,683 @@
+"""``MemoryStore``: a complete store in process memory.
+
+A real adapter, not a test double: the same uniqueness rules (case-insensitive
+keys), cascades, id sequences and transaction semantics as
+:class:`~usercore.storage.sqlite.SQLiteStore`, checked by the same
+:class:`usercore.testing.StoreContract` and by a stateful test that runs both
+side by side.  Good for tests, demos and single-process apps that need no
+persistence.
+
+Transactions are serialized by one re-entrant lock held from ``__enter__`` to
+``__exit__``, so the store is thread-safe.  Every write appends its inverse to
+an undo log; a rollback replays the log backwards to the transaction's (or
+savepoint's) mark, which restores the previous state exactly, and a commit
+just forgets the log.  Entities are frozen, so the log holds references, not
+copies.
+"""
+
+from __future__ import annotations
+
+import bisect
+import itertools
+import threading
+from collections.abc import Callable, Iterator, MutableMapping, Sequence
+from datetime import datetime
+from functools import partial
+from types import TracebackType
+from typing import TypeVar, cast
+
+import attrs
+
+from usercore.domain import ApiKey, OneTimeToken, RefreshToken, Role, User
+from usercore.errors import ConflictError, NotFoundError
+from usercore.ports import (
+    ApiKeyRepository,
+    LoginAttemptRepository,
+    LoginAttempts,
+    MetaRepository,
+    OneTimeTokenRepository,
+    RefreshTokenRepository,
+    RevokedTokenRepository,
+    RoleRepository,
+    UserFilter,
+    UserRepository,
+)
+from usercore.storage._codec import (
+    api_key_in_utc,
+    one_time_token_in_utc,
+    optional_utc,
+    refresh_token_in_utc,
+    search_key,
+    user_in_utc,
+    utc,
+)
+from usercore.storage._sqlite_schema import LATEST_VERSION, ROLES_VERSION_KEY
+
+__all__ = ["MemoryStore"]
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+_MISSING = object()
+
+
+def _restore(table: MutableMapping[K, V], key: K, old: object) -> None:
+    if old is _MISSING:
+        del table[key]
+    else:
+        table[key] = cast(V, old)
+
+
+class MemoryStore:
+    """A :class:`usercore.ports.Store` that keeps everything in memory.
+
+    Nothing survives the process.  ``close()`` drops the data.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._depth = 0
+        self._readonly = False
+        self._owner: int | None = None
+        self._closed = False
+        self._undo: list[Callable[[], object]] = []
+        # The tables, and the indexes a SQL store would keep.
+        self._sequences: dict[str, int] = {"users": 0, "api_keys": 0}
+        self._users: dict[int, User] = {}
+        self._user_ids: list[int] = []  # sorted: the keyset order
+        self._emails: dict[str, int] = {}
+        self._usernames: dict[str, int] = {}
+        self._roles: dict[str, Role] = {}
+        self._refresh_tokens: dict[bytes, RefreshToken] = {}
+        self._revoked_tokens: dict[str, datetime] = {}
+        self._api_keys: dict[int, ApiKey] = {}
+        self._prefixes: dict[str, int] = {}
+        self._one_time_tokens: dict[bytes, OneTimeToken] = {}
+        self._login_attempts: dict[str, LoginAttempts] = {}
+        self._meta: dict[str, str] = {ROLES_VERSION_KEY: "0"}
+        self._uow = _MemoryUnitOfWork(self)
+
+    def transaction(self, *, readonly: bool = False) -> _MemoryTransaction:
+        """Open a unit of work (see :meth:`usercore.ports.Store.transaction`).
+
+        Transactions of all threads run one at a time.
+        """
+        return _MemoryTransaction(self, readonly)
+
+    def close(self) -> None:
+        """Drop the data; the store is unusable afterwards."""
+        with self._lock:
+            self._closed = True
+            self._clear_tables()
+
+    def _clear_tables(self) -> None:
+        for table in (
+            self._users,
+            self._emails,
+            self._usernames,
+            self._roles,
+            self._refresh_tokens,
+            self._revoked_tokens,
+            self._api_keys,
+            self._prefixes,
+            self._one_time_tokens,
+            self._login_attempts,
+        ):
+            table.clear()
+        self._user_ids.clear()
+        self._undo.clear()
+
+    def __enter__(self) -> MemoryStore:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"MemoryStore(users={len(self._users)})"
+
+    # -- used by the repositories ------------------------------------------
+
+    def _reading(self) -> None:
+        if self._depth == 0 or self._owner != threading.get_ident():
+            raise RuntimeError("this unit of work is used outside its transaction")
+
+    def _writing(self) -> None:
+        self._reading()
+        if self._readonly:
+            raise RuntimeError("cannot write inside a read-only transaction")
+
+    def _put(self, table: MutableMapping[K, V], key: K, value: V) -> None:
+        old = table.get(key, _MISSING)
+        table[key] = value
+        self._undo.append(partial(_restore, table, key, old))
+
+    def _pop(self, table: MutableMapping[K, V], key: K) -> None:
+        old = table.pop(key)
+        self._undo.append(partial(_restore, table, key, old))
+
+    def _next_id(self, sequence: str) -> int:
+        value = self._sequences[sequence] + 1
+        self._put(self._sequences, sequence, value)
+        return value
+
+    def _insert_user_id(self, user_id: int) -> None:
+        index = bisect.bisect_left(self._user_ids, user_id)
+        self._user_ids.insert(index, user_id)
+        self._undo.append(partial(self._user_ids.pop, index))
+
+    def _remove_user_id(self, user_id: int) -> None:
+        index = bisect.bisect_left(self._user_ids, user_id)
+        del self._user_ids[index]
+        self._undo.append(partial(self._user_ids.insert, index, user_id))
+
+    def _rollback_to(self, mark: int) -> None:
+        undo = self._undo
+        while len(undo) > mark:
+            undo.pop()()
+
+
+class _MemoryTransaction:
+    __slots__ = ("_mark", "_previous_readonly", "_readonly", "_store")
+
+    def __init__(self, store: MemoryStore, readonly: bool) -> None:
+        self._store = store
+        self._readonly = readonly
+
+    def __enter__(self) -> _MemoryUnitOfWork:
+        store = self._store
+        store._lock.acquire()
+        try:
+            if store._closed:
+                raise RuntimeError("the store is closed")
+            if store._depth and store._readonly and not self._readonly:
+                raise RuntimeError("cannot open a write transaction inside a read-only one")
+        except BaseException:
+            store._lock.release()
+            raise
+        self._mark = len(store._undo)
+        self._previous_readonly = store._readonly
+        store._readonly = store._readonly or self._readonly
+        store._depth += 1
+        store._owner = threading.get_ident()
+        return store._uow
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        store = self._store
+        try:
+            store._depth -= 1
+            store._readonly = self._previous_readonly
+            if exc_type is not None:
+                store._rollback_to(self._mark)
+            elif store._depth == 0:
+                store._undo.clear()
+        finally:
+            if store._depth == 0:
+                store._owner = None
+            store._lock.release()
+
+
+class _MemoryUnitOfWork:
+    def __init__(self, store: MemoryStore) -> None:
+        self.users: UserRepository = _Users(store)
+        self.roles: RoleRepository = _Roles(store)
+        self.refresh_tokens: RefreshTokenRepository = _RefreshTokens(store)
+        self.revoked_tokens: RevokedTokenRepository = _RevokedTokens(store)
+        self.api_keys: ApiKeyRepository = _ApiKeys(store)
+        self.one_time_tokens: OneTimeTokenRepository = _OneTimeTokens(store)
+        self.login_attempts: LoginAttemptRepository = _LoginAttempts(store)
+        self.meta: MetaRepository = _Meta(store)
+
+
+class _Repository:
+    __slots__ = ("_s",)
+
+    def __init__(self, store: MemoryStore) -> None:
+        self._s = store
+
+
+def _matches(user: User, needle: str) -> bool:
+    username_key = user.username_key
+    return (
+        needle in user.email_key
+        or (username_key is not None and needle in username_key)
+        or (user.name is not None and needle in search_key(user.name))
+    )
+
+
+class _Users(_Repository):
+    __slots__ = ()
+
+    def add(self, user: User) -> User:
+        s = self._s
+        s._writing()
+        user = user_in_utc(user)
+        self._check_unique(user, user_id=None)
+        stored = attrs.evolve(user, id=s._next_id("users"), version=1)
+        s._put(s._users, stored.id, stored)
+        s._insert_user_id(stored.id)
+        s._put(s._emails, stored.email_key, stored.id)
+        if stored.username_key is not None:
+            s._put(s._usernames, stored.username_key, stored.id)
+        return stored
+
+    def add_many(self, users: Sequence[User]) -> list[User]:
+        s = self._s
+        s._writing()
+        mark = len(s._undo)
+        try:
+            return [self.add(user) for user in users]
+        except BaseException:
+            s._rollback_to(mark)  # all or nothing, like the SQL savepoint
+            raise
+
+    def get(self, user_id: int) -> User | None:
+        self._s._reading()
+        return self._s._users.get(user_id)
+
+    def get_by_email(self, email_key: str) -> User | None:
+        s = self._s
+        s._reading()
+        user_id = s._emails.get(email_key)
+        return None if user_id is None else s._users[user_id]
+
+    def get_by_username(self, username_key: str) -> User | None:
+        s = self._s
+        s._reading()
+        user_id = s._usernames.get(username_key)
+        return None if user_id is None else s._users[user_id]
+
+    def update(self, user: User) -> User:
+        s = self._s
+        s._writing()
+        user = user_in_utc(user)
+        current = s._users.get(user.id)
+        if current is None:
+            raise NotFoundError("the user does not exist")
+        if current.version != user.version:
+            raise ConflictError("the user was changed by another write", field="version")
+        self._check_unique(user, user_id=user.id)
+        stored = attrs.evolve(user, version=user.version + 1)
+        if current.email_key != stored.email_key:
+            s._pop(s._emails, current.email_key)
+            s._put(s._emails, stored.email_key, stored.id)
+        if current.username_key != stored.username_key:
+            if current.username_key is not None:
+                s._pop(s._usernames, current.username_key)
+            if stored.username_key is not None:
+                s._put(s._usernames, stored.username_key, stored.id)
+        s._put(s._users, stored.id, stored)
+        return stored
+
+    def delete(self, user_id: int) -> bool:
+        s = self._s
+        s._writing()
+        user = s._users.get(user_id)
+        if user is None:
+            return False
+        s._pop(s._users, user_id)
+        s._remove_user_id(user_id)
+        s._pop(s._emails, user.email_key)
+        if user.username_key is not None:
+            s._pop(s._usernames, user.username_key)
+        # The cascades a SQL store's foreign keys perform.
+        for token_hash in [h for h, t in s._refresh_tokens.items() if t.user_id == user_id]:
+            s._pop(s._refresh_tokens, token_hash)
+        for token_hash in [h for h, t in s._one_time_tokens.items() if t.user_id == user_id]:
+            s._pop(s._one_time_tokens, token_hash)
+        for key in [k for k in s._api_keys.values() if k.user_id == user_id]:
+            s._pop(s._api_keys, key.id)
+            s._pop(s._prefixes, key.prefix)
+        return True
+
+    def list(
+        self, *, after: int | None, limit: int, filter: UserFilter, offset: int = 0
+    ) -> list[User]:
+        if limit < 0 or offset < 0:
+            raise ValueError("limit and offset must not be negative")
+        self._s._reading()
+        return list(itertools.islice(self._matching(after, filter), offset, offset + limit))
+
+    def count(self, *, filter: UserFilter) -> int:
+        s = self._s
+        s._reading()
+        if filter == UserFilter():
+            return len(s._users)
+        return sum(1 for _ in self._matching(None, filter))
+
+    def count_with_role(self, role: str) -> int:
+        self._s._reading()
+        return sum(1 for user in self._s._users.values() if role in user.roles)
+
+    def remove_role(self, role: str) -> int:
+        s = self._s
+        s._writing()
+        holders = [user for user in s._users.values() if role in user.roles]
+        for user in holders:
+            changed = attrs.evolve(user, roles=user.roles - {role}, version=user.version + 1)
+            s._put(s._users, user.id, changed)
+        return len(holders)
+
+    def _matching(self, after: int | None, filter: UserFilter) -> Iterator[User]:
+        s = self._s
+        ids = s._user_ids
+        start = 0 if after is None else bisect.bisect_right(ids, after)
+        needle = search_key(filter.search) if filter.search else None
+        role, status = filter.role, filter.status
+        for index in range(start, len(ids)):
+            user = s._users[ids[index]]
+            if role is not None and role not in user.roles:
+                continue
+            if status is not None and user.status is not status:
+                continue
+            if needle is not None and not _matches(user, needle):
+                continue
+            yield user
+
+    def _check_unique(self, user: User, *, user_id: int | None) -> None:
+        # Email first: the order SQLite checks its unique indexes in.
+        owner = self._s._emails.get(user.email_key)
+        if owner is not None and owner != user_id:
+            raise ConflictError("a user with this email already exists", field="email")
+        username_key = user.username_key
+        if username_key is not None:
+            owner = self._s._usernames.get(username_key)
+            if owner is not None and owner != user_id:
+                raise ConflictError("a user with this username already exists", field="username")
+
+
+class _Roles(_Repository):
+    __slots__ = ()
+
+    def add(self, role: Role) -> Role:
+        s = self._s
+        s._writing()
+        if role.name in s._roles:
+            raise ConflictError("a role with this name already exists", field="name")
+        s._put(s._roles, role.name, role)
+        self._bump()
+        return role
+
+    def get(self, name: str) -> Role | None:
+        self._s._reading()
+        return self._s._roles.get(name)
+
+    def list(self) -> list[Role]:
+        self._s._reading()
+        return [self._s._roles[name] for name in sorted(self._s._roles)]
+
+    def update(self, role: Role) -> Role:
+        s = self._s
+        s._writing()
+        if role.name not in s._roles:
+            raise NotFoundError("the role does not exist")
+        s._put(s._roles, role.name, role)
+        self._bump()
+        return role
+
+    def delete(self, name: str) -> bool:
+        s = self._s
+        s._writing()
+        if name not in s._roles:
+            return False
+        s._pop(s._roles, name)
+        self._bump()
+        return True
+
+    def version(self) -> int:
+        self._s._reading()
+        return int(self._s._meta[ROLES_VERSION_KEY])
+
+    def _bump(self) -> None:
+        s = self._s
+        s._put(s._meta, ROLES_VERSION_KEY, str(int(s._meta[ROLES_VERSION_KEY]) + 1))
+
+
+class _RefreshTokens(_Repository):
+    __slots__ = ()
+
+    def add(self, token: RefreshToken) -> None:
+        s = self._s
+        s._writing()
+        token = refresh_token_in_utc(token)
+        if token.token_hash in s._refresh_tokens:
+            raise ConflictError("the token already exists", field="token_hash")
+        if token.user_id not in s._users:
+            raise NotFoundError("the user does not exist")
+        s._put(s._refresh_tokens, token.token_hash, token)
+
+    def get(self, token_hash: bytes) -> RefreshToken | None:
+        self._s._reading()
+        return self._s._refresh_tokens.get(token_hash)
+
+    def mark_used(self, token_hash: bytes, at: datetime) -> bool:
+        s = self._s
+        s._writing()
+        at = utc(at)
+        token = s._refresh_tokens.get(token_hash)
+        if token is None or token.used_at is not None:
+            return False
+        s._put(s._refresh_tokens, token_hash, attrs.evolve(token, used_at=at))
+        return True
+
+    def revoke_family(self, family_id: str, at: datetime) -> int:
+        return self._revoke(lambda token: token.family_id == family_id, at)
+
+    def revoke_user(self, user_id: int, at: datetime) -> int:
+        return self._revoke(lambda token: token.user_id == user_id, at)
+
+    def purge_expired(self, now: datetime) -> int:
+        s = self._s
+        s._writing()
+        now = utc(now)
+        expired = [h for h, t in s._refresh_tokens.items() if t.expires_at <= now]
+        for token_hash in expired:
+            s._pop(s._refresh_tokens, token_hash)
+        return len(expired)
+
+    def _revoke(self, selects: Callable[[RefreshToken], bool], at: datetime) -> int:
+        s = self._s
+        s._writing()
+        at = utc(at)
+        chosen = [t for t in s._refresh_tokens.values() if t.revoked_at is None and selects(t)]
+        for token in chosen:
+            s._put(s._refresh_tokens, token.token_hash, attrs.evolve(token, revoked_at=at))
+        return len(chosen)
+
+
+class _RevokedTokens(_Repository):
+    __slots__ = ()
+
+    def add(self, jti: str, expires_at: datetime) -> None:
+        s = self._s
+        s._writing()
+        expires_at = utc(expires_at)
+        current = s._revoked_tokens.get(jti)
+        if current is None or current < expires_at:
+            s._put(s._revoked_tokens, jti, expires_at)
+
+    def is_revoked(self, jti: str) -> bool:
+        self._s._reading()
+        return jti in self._s._revoked_tokens
+
+    def purge_expired(self, now: datetime) -> int:
+        s = self._s
+        s._writing()
+        now = utc(now)
+        expired = [jti for jti, expires_at in s._revoked_tokens.items() if expires_at <= now]
+        for jti in expired:
+            s._pop(s._revoked_tokens, jti)
+        return len(expired)
+
+
+class _ApiKeys(_Repository):
+    __slots__ = ()
+
+    def add(self, key: ApiKey) -> ApiKey:
+        s = self._s
+        s._writing()
+        key = api_key_in_utc(key)
+        if key.prefix in s._prefixes:
+            raise ConflictError("an API key with this prefix already exists", field="prefix")
+        if key.user_id not in s._users:
+            raise NotFoundError("the user does not exist")
+        stored = attrs.evolve(key, id=s._next_id("api_keys"))
+        s._put(s._api_keys, stored.id, stored)
+        s._put(s._prefixes, stored.prefix, stored.id)
+        return stored
+
+    def get(self, key_id: int) -> ApiKey | None:
+        self._s._reading()
+        return self._s._api_keys.get(key_id)
+
+    def get_by_prefix(self, prefix: str) -> ApiKey | None:
+        s = self._s
+        s._reading()
+        key_id = s._prefixes.get(prefix)
+        return None if key_id is None else s._api_keys[key_id]
+
+    def list_for_user(self, user_id: int) -> list[ApiKey]:
+        self._s._reading()
+        keys = [key for key in self._s._api_keys.values() if key.user_id == user_id]
+        return sorted(keys, key=lambda key: key.id)
+
+    def update(self, key: ApiKey) -> ApiKey:
+        s = self._s
+        s._writing()
+        key = api_key_in_utc(key)
+        current = s._api_keys.get(key.id)
+        if current is None:
+            raise NotFoundError("the API key does not exist")
+        stored = attrs.evolve(
+            current,
+            name=key.name,
+            scopes=key.scopes,
+            expires_at=key.expires_at,
+            last_used_at=key.last_used_at,
+            revoked_at=key.revoked_at,
+        )
+        s._put(s._api_keys, stored.id, stored)
+        return stored
+
+    def revoke_user(self, user_id: int, at: datetime) -> int:
+        s = self._s
+        s._writing()
+        at = utc(at)
+        chosen = [k for k in s._api_keys.values() if k.user_id == user_id and k.revoked_at is None]
+        for key in chosen:
+            s._put(s._api_keys, key.id, attrs.evolve(key, revoked_at=at))
+        return len(chosen)
+
+
+class _OneTimeTokens(_Repository):
+    __slots__ = ()
+
+    def add(self, token: OneTimeToken) -> None:
+        s = self._s
+        s._writing()
+        token = one_time_token_in_utc(token)
+        if token.token_hash in s._one_time_tokens:
+            raise ConflictError("the token already exists", field="token_hash")
+        if token.user_id not in s._users:
+            raise NotFoundError("the user does not exist")
+        s._put(s._one_time_tokens, token.token_hash, token)
+
+    def get(self, token_hash: bytes) -> OneTimeToken | None:
+        self._s._reading()
+        return self._s._one_time_tokens.get(token_hash)
+
+    def consume(self, token_hash: bytes, at: datetime) -> bool:
+        s = self._s
+        s._writing()
+        at = utc(at)
+        token = s._one_time_tokens.get(token_hash)
+        if token is None or token.used_at is not None:
+            return False
+        s._put(s._one_time_tokens, token_hash, attrs.evolve(token, used_at=at))
+        return True
+
+    def delete_for_user(self, user_id: int, purpose: str | None = None) -> int:
+        s = self._s
+        s._writing()
+        chosen = [
+            token.token_hash
+            for token in s._one_time_tokens.values()
+            if token.user_id == user_id and (purpose is None or token.purpose == purpose)
+        ]
+        for token_hash in chosen:
+            s._pop(s._one_time_tokens, token_hash)
+        return len(chosen)
+
+    def purge_expired(self, now: datetime) -> int:
+        s = self._s
+        s._writing()
+        now = utc(now)
+        expired = [h for h, t in s._one_time_tokens.items() if t.expires_at <= now]
+        for token_hash in expired:
+            s._pop(s._one_time_tokens, token_hash)
+        return len(expired)
+
+
+class _LoginAttempts(_Repository):
+    __slots__ = ()
+
+    def get(self, key: str) -> LoginAttempts | None:
+        self._s._reading()
+        return self._s._login_attempts.get(key)
+
+    def put(self, attempts: LoginAttempts) -> None:
+        s = self._s
+        s._writing()
+        attempts = attrs.evolve(
+            attempts,
+            locked_until=optional_utc(attempts.locked_until),
+            updated_at=utc(attempts.updated_at),
+        )
+        s._put(s._login_attempts, attempts.key, attempts)
+
+    def delete(self, key: str) -> None:
+        s = self._s
+        s._writing()
+        if key in s._login_attempts:
+            s._pop(s._login_attempts, key)
+
+    def purge_expired(self, now: datetime) -> int:
+        s = self._s
+        s._writing()
+        now = utc(now)
+        stale = [
+            key
+            for key, attempts in s._login_attempts.items()
+            if attempts.locked_until is None or attempts.locked_until <= now
+        ]
+        for key in stale:
+            s._pop(s._login_attempts, key)
+        return len(stale)
+
+
+class _Meta(_Repository):
+    __slots__ = ()
+
+    def get(self, key: str) -> str | None:
+        self._s._reading()
+        return self._s._meta.get(key)
+
+    def set(self, key: str, value: str) -> None:
+        s = self._s
+        s._writing()
+        s._put(s._meta, key, value)
+
+    def schema_version(self) -> int:
+        self._s._reading()
+        # Memory has no schema to migrate; it behaves as the latest one.
+        return LATEST_VERSION

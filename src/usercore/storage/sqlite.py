@@ -1,0 +1,406 @@
+"""``SQLiteStore``: the stdlib ``sqlite3`` adapter.
+
+One file, many threads and processes:
+
+- WAL journal, so readers never block the writer nor the writer readers;
+  ``synchronous=FULL``, so an acknowledged commit survives a crash or power
+  loss (WAL with ``NORMAL`` may lose the last commits on power loss).
+- ``foreign_keys=ON`` (off by default in SQLite, per connection): deleting a
+  user cascades to its roles, tokens and keys.
+- Write transactions start with ``BEGIN IMMEDIATE``: they take the write lock
+  up front, so two writers queue on the busy timeout instead of both reading,
+  then failing to upgrade with ``SQLITE_BUSY`` (which no busy handler can
+  wait out).  ``BEGIN IMMEDIATE`` is retried until ``timeout`` as well.
+- One connection per thread (sqlite3 connections are not shareable across
+  threads mid-transaction); ``close()`` closes all of them.
+- Migrations run on open, in one ``BEGIN IMMEDIATE`` transaction, and are
+  recorded in ``PRAGMA user_version``; a file written by a newer usercore is
+  refused.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import sqlite3
+import threading
+import time
+import weakref
+from collections.abc import Callable, Sequence
+from types import TracebackType
+from typing import Any, TypeVar
+
+from usercore.errors import ConflictError, NotFoundError, UsercoreError
+from usercore.storage._sql import Dialect, SqlUnitOfWork
+from usercore.storage._sqlite_schema import APPLICATION_ID, LATEST_VERSION, MIGRATIONS
+
+__all__ = ["SQLiteStore"]
+
+T = TypeVar("T")
+
+_SQLITE_BUSY = 5
+_SQLITE_LOCKED = 6
+
+# "UNIQUE constraint failed: <table>.<column>" -> (field named by ConflictError, message)
+_UNIQUE_FIELDS = {
+    "users.email_key": ("email", "a user with this email already exists"),
+    "users.username_key": ("username", "a user with this username already exists"),
+    "roles.name": ("name", "a role with this name already exists"),
+    "api_keys.prefix": ("prefix", "an API key with this prefix already exists"),
+    "refresh_tokens.token_hash": ("token_hash", "the token already exists"),
+    "one_time_tokens.token_hash": ("token_hash", "the token already exists"),
+}
+
+
+class SQLiteDialect(Dialect):
+    integrity_error = sqlite3.IntegrityError
+    revoked_upsert = (
+        "INSERT INTO revoked_tokens (jti, expires_at) VALUES (?, ?) "
+        "ON CONFLICT (jti) DO UPDATE SET expires_at = max(expires_at, excluded.expires_at)"
+    )
+
+    def contains(self, column: str) -> str:
+        # instr(), not LIKE: it has no wildcards to escape (a search for "%"
+        # finds a literal "%") and, unlike LIKE, does not stop at a NUL.
+        return f"instr({column}, ?) > 0"
+
+    def translate(self, exc: Exception) -> Exception | None:
+        message = str(exc)
+        if message.startswith("UNIQUE constraint failed: "):
+            known = _UNIQUE_FIELDS.get(message.removeprefix("UNIQUE constraint failed: "))
+            if known is not None:
+                return ConflictError(known[1], field=known[0])
+        if message.startswith("FOREIGN KEY constraint failed"):
+            return NotFoundError("the user does not exist")
+        return None
+
+    def insert_returning_id(self, uow: SqlUnitOfWork, sql: str, params: Sequence[Any]) -> int:
+        new_id = uow.execute(sql, params).lastrowid
+        assert new_id is not None  # an INSERT into a rowid table always sets it
+        return new_id
+
+    def reserve_user_ids(self, uow: SqlUnitOfWork, count: int) -> int:
+        # Under BEGIN IMMEDIATE nobody else inserts; explicit ids above both the
+        # AUTOINCREMENT high-water mark and the current maximum keep ids unique
+        # and never reused (SQLite raises the high-water mark to the ids used).
+        row = uow.execute(
+            "SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'users'), 0), "
+            "coalesce((SELECT max(id) FROM users), 0))"
+        ).fetchone()
+        return int(row[0]) + 1
+
+    def schema_version(self, uow: SqlUnitOfWork) -> int:
+        return int(uow.execute("PRAGMA user_version").fetchone()[0])
+
+
+_DIALECT = SQLiteDialect()
+
+
+def _is_busy(exc: sqlite3.OperationalError) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)  # Python >= 3.11
+    if code is not None:
+        return code & 0xFF in (_SQLITE_BUSY, _SQLITE_LOCKED)
+    message = str(exc)
+    return "database is locked" in message or "database is busy" in message
+
+
+class _Connection:
+    """A thread's connection and the unit of work bound to it."""
+
+    __slots__ = ("connection", "thread", "uow")
+
+    def __init__(self, connection: sqlite3.Connection, thread: threading.Thread) -> None:
+        self.connection = connection
+        self.thread = weakref.ref(thread)
+        self.uow = SqlUnitOfWork(_DIALECT, connection.execute, connection.executemany)
+
+
+class SQLiteStore:
+    """A :class:`usercore.ports.Store` in one SQLite file.
+
+    ``path`` is a filesystem path; the file is created and migrated when
+    missing.  ``timeout`` (seconds) bounds how long a transaction waits for
+    the write lock before ``sqlite3.OperationalError`` escapes.
+
+    ``":memory:"`` is refused: every thread has its own connection, and an
+    in-memory SQLite database lives and dies with one connection.  Use
+    :class:`usercore.storage.MemoryStore`, or a file in a temporary directory.
+
+    Raises ``UsercoreError`` when the file was migrated by a newer usercore, or
+    is another application's database.
+    """
+
+    # The connection class; a test swaps it to record every statement.
+    _connection_factory: type[sqlite3.Connection] = sqlite3.Connection
+
+    def __init__(self, path: str | os.PathLike[str], *, timeout: float = 30.0) -> None:
+        path = os.fspath(path)
+        if path == ":memory:" or path.startswith("file:") or not path:
+            raise ValueError(
+                f"SQLiteStore needs a file path, not {path!r}: each thread has its own "
+                "connection and an in-memory SQLite database is private to one "
+                "connection; use MemoryStore, or a file in a temporary directory"
+            )
+        if timeout <= 0:
+            raise ValueError("timeout must be positive")
+        self._path = path
+        self._timeout = timeout
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._connections: list[_Connection] = []
+        self._closed = False
+        _track_for_fork(self)
+        try:
+            self._migrate(self._thread_connection().connection)
+        except BaseException:
+            self.close()
+            raise
+
+    @property
+    def path(self) -> str:
+        return self._path
+
+    def transaction(self, *, readonly: bool = False) -> _Transaction:
+        """Open a unit of work (see :meth:`usercore.ports.Store.transaction`).
+
+        A write transaction holds the database's write lock from its first
+        line to its end: keep it short, and do slow work (hashing a password)
+        before opening it.
+        """
+        return _Transaction(self, readonly)
+
+    def close(self) -> None:
+        """Close every thread's connection; the store is unusable afterwards.
+
+        Call it when no transaction is running.
+        """
+        with self._lock:
+            self._closed = True
+            connections, self._connections = self._connections, []
+        for entry in connections:
+            entry.connection.close()
+
+    def __enter__(self) -> SQLiteStore:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"SQLiteStore({self._path!r})"
+
+    # -- connections -------------------------------------------------------
+
+    def _thread_connection(self) -> _Connection:
+        try:
+            entry: _Connection = self._local.entry
+        except AttributeError:
+            entry = self._open_thread_connection()
+        if self._closed:
+            raise RuntimeError("the store is closed")
+        return entry
+
+    def _open_thread_connection(self) -> _Connection:
+        if self._closed:
+            raise RuntimeError("the store is closed")
+        connection = self._connect()
+        entry = _Connection(connection, threading.current_thread())
+        with self._lock:
+            if self._closed:
+                connection.close()
+                raise RuntimeError("the store is closed")
+            # Threads come and go (thread pools); close what dead ones left behind.
+            alive = []
+            for other in self._connections:
+                thread = other.thread()
+                if thread is None or not thread.is_alive():
+                    other.connection.close()
+                else:
+                    alive.append(other)
+            alive.append(entry)
+            self._connections = alive
+        self._local.entry = entry
+        return entry
+
+    def _connect(self) -> sqlite3.Connection:
+        connection = sqlite3.connect(
+            self._path,
+            timeout=self._timeout,  # sets the busy timeout
+            isolation_level=None,  # we issue BEGIN/COMMIT ourselves
+            check_same_thread=False,  # only so that close() may close it from any thread
+            cached_statements=256,
+            factory=self._connection_factory,
+        )
+        try:
+            # Switching to WAL needs a moment of exclusive access, which a
+            # concurrent first open may hold: retry like a transaction.
+            mode = self._retry_busy(
+                lambda: connection.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            )
+            if str(mode).lower() != "wal":
+                raise UsercoreError(
+                    f"SQLite refused WAL mode for {self._path!r} (got {mode!r}); "
+                    "is it on a network filesystem?"
+                )
+            connection.execute("PRAGMA synchronous = FULL")
+            connection.execute("PRAGMA foreign_keys = ON")
+        except BaseException:
+            connection.close()
+            raise
+        return connection
+
+    def _migrate(self, connection: sqlite3.Connection) -> None:
+        # The check reads the version, the application id and the table count;
+        # in one read transaction they come from one snapshot, so a migration
+        # that another process commits meanwhile is seen whole or not at all.
+        connection.execute("BEGIN")
+        try:
+            current = self._schema_is_current(connection)
+        finally:
+            connection.execute("ROLLBACK")
+        if current:
+            return
+        self._retry_busy(lambda: connection.execute("BEGIN IMMEDIATE"))
+        try:
+            # Re-read under the write lock: another process may have migrated meanwhile.
+            if not self._schema_is_current(connection):
+                version = connection.execute("PRAGMA user_version").fetchone()[0]
+                for statements in MIGRATIONS[version:]:
+                    for statement in statements:
+                        connection.execute(statement)
+                # PRAGMA takes no parameters; LATEST_VERSION is our own integer.
+                connection.execute(f"PRAGMA user_version = {LATEST_VERSION:d}")
+            connection.execute("COMMIT")
+        except BaseException:
+            if connection.in_transaction:
+                connection.execute("ROLLBACK")
+            raise
+
+    def _schema_is_current(self, connection: sqlite3.Connection) -> bool:
+        version = connection.execute("PRAGMA user_version").fetchone()[0]
+        application_id = connection.execute("PRAGMA application_id").fetchone()[0]
+        if application_id not in (0, APPLICATION_ID):
+            raise UsercoreError(
+                f"{self._path!r} is not a usercore database (application_id {application_id:#x})"
+            )
+        if version > LATEST_VERSION:
+            raise UsercoreError(
+                f"{self._path!r} has schema version {version}, newer than the {LATEST_VERSION} "
+                "this usercore knows; upgrade usercore to open it"
+            )
+        if version == 0 and application_id == 0:
+            tables = connection.execute(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table'"
+            ).fetchone()[0]
+            if tables:
+                raise UsercoreError(f"{self._path!r} is not a usercore database")
+        return bool(version == LATEST_VERSION)
+
+    def _retry_busy(self, action: Callable[[], T]) -> T:
+        """Run ``action``, retrying while the database is busy, until ``timeout``.
+
+        The busy timeout makes SQLite itself wait in most cases; this covers
+        the ones where it returns ``SQLITE_BUSY`` at once (a lock held during
+        WAL recovery or a journal-mode change).
+        """
+        deadline = time.monotonic() + self._timeout
+        delay = 0.001
+        while True:
+            try:
+                return action()
+            except sqlite3.OperationalError as exc:
+                if not _is_busy(exc) or time.monotonic() >= deadline:
+                    raise
+            # Jitter, so that processes woken together do not collide again.
+            time.sleep(delay * (0.5 + random.random()))  # noqa: S311 - not security relevant
+            delay = min(delay * 2, 0.05)
+
+    def _after_fork(self) -> None:
+        # A child process must not touch the parent's connections (closing
+        # them would even drop the parent's POSIX locks): forget them.
+        self._local = threading.local()
+        self._connections = []
+        self._lock = threading.Lock()
+
+
+class _Transaction:
+    """The context manager :meth:`SQLiteStore.transaction` returns."""
+
+    __slots__ = ("_entry", "_previous_readonly", "_readonly", "_savepoint", "_store")
+
+    def __init__(self, store: SQLiteStore, readonly: bool) -> None:
+        self._store = store
+        self._readonly = readonly
+
+    def __enter__(self) -> SqlUnitOfWork:
+        entry = self._store._thread_connection()
+        self._entry = entry
+        uow = entry.uow
+        self._previous_readonly = uow.readonly
+        if uow.depth == 0:
+            self._savepoint = None
+            if self._readonly:
+                entry.connection.execute("BEGIN")
+            else:
+                connection = entry.connection
+                self._store._retry_busy(lambda: connection.execute("BEGIN IMMEDIATE"))
+            uow.readonly = self._readonly
+        else:
+            if uow.readonly and not self._readonly:
+                raise RuntimeError("cannot open a write transaction inside a read-only one")
+            # A nested transaction is a savepoint; a read-only one writes nothing.
+            self._savepoint = None if self._readonly else f"usercore_{uow.depth:d}"
+            if self._savepoint is not None:
+                entry.connection.execute(f"SAVEPOINT {self._savepoint}")
+            uow.readonly = uow.readonly or self._readonly
+        uow.depth += 1
+        return uow
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        entry = self._entry
+        uow = entry.uow
+        connection = entry.connection
+        uow.depth -= 1
+        uow.readonly = self._previous_readonly
+        if uow.depth > 0:
+            if self._savepoint is not None:
+                if exc_type is not None:
+                    connection.execute(f"ROLLBACK TO SAVEPOINT {self._savepoint}")
+                connection.execute(f"RELEASE SAVEPOINT {self._savepoint}")
+            return
+        if exc_type is None:
+            try:
+                connection.execute("COMMIT")
+            except BaseException:
+                if connection.in_transaction:
+                    connection.execute("ROLLBACK")
+                raise
+        elif connection.in_transaction:  # some errors (disk full) already rolled back
+            connection.execute("ROLLBACK")
+
+
+_stores: weakref.WeakSet[SQLiteStore] | None = None
+
+
+def _track_for_fork(store: SQLiteStore) -> None:
+    global _stores  # one registry per process, created on first use
+    if _stores is None:
+        _stores = weakref.WeakSet()
+        if hasattr(os, "register_at_fork"):
+            os.register_at_fork(after_in_child=_forget_connections_after_fork)
+    _stores.add(store)
+
+
+def _forget_connections_after_fork() -> None:
+    for store in list(_stores or ()):
+        store._after_fork()

@@ -1,0 +1,439 @@
+"""SQLiteStore: the storage contract, plus its file, schema and SQL guarantees."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import uuid
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import attrs
+import pytest
+
+from usercore.domain import Role, UserStatus
+from usercore.errors import UsercoreError
+from usercore.ports import LoginAttempts, UserFilter
+from usercore.storage import SQLiteStore
+from usercore.storage._sqlite_schema import APPLICATION_ID, LATEST_VERSION
+from usercore.testing import StoreContract
+from usercore.testing.contract import (
+    HOSTILE_STRINGS,
+    T0,
+    a_one_time_token,
+    a_refresh_token,
+    a_user,
+    an_api_key,
+)
+
+EVERYONE = UserFilter()
+
+
+class TestSQLiteStore(StoreContract):
+    @pytest.fixture(autouse=True)
+    def _directory(self, tmp_path: Path) -> None:
+        self.directory = tmp_path
+
+    def make_store(self) -> SQLiteStore:
+        return SQLiteStore(self.directory / f"{uuid.uuid4().hex}.db")
+
+
+@pytest.fixture
+def path(tmp_path: Path) -> Path:
+    return tmp_path / "users.db"
+
+
+@pytest.fixture
+def store(path: Path) -> Iterator[SQLiteStore]:
+    with SQLiteStore(path) as store:
+        yield store
+
+
+def connection_of(store: SQLiteStore) -> sqlite3.Connection:
+    """The calling thread's connection (white-box: pragmas are per connection)."""
+    return store._thread_connection().connection
+
+
+# -- the file ---------------------------------------------------------------
+
+
+def test_connections_use_wal_full_sync_foreign_keys_and_a_busy_timeout(
+    store: SQLiteStore,
+) -> None:
+    connection = connection_of(store)
+    assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert connection.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    assert connection.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+    assert connection.execute("PRAGMA busy_timeout").fetchone()[0] == 30_000
+
+
+def test_opening_a_new_file_migrates_it_to_the_latest_version(
+    store: SQLiteStore, path: Path
+) -> None:
+    with sqlite3.connect(path) as raw:
+        assert raw.execute("PRAGMA user_version").fetchone()[0] == LATEST_VERSION
+        assert raw.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID
+    with store.transaction(readonly=True) as tx:
+        assert tx.meta.schema_version() == LATEST_VERSION
+
+
+def test_reopening_a_file_keeps_its_data(path: Path) -> None:
+    with SQLiteStore(path) as store, store.transaction() as tx:
+        user = tx.users.add(a_user("ada@example.com", roles={"admin"}))
+        tx.roles.add(Role(name="admin", permissions={"*"}))
+    with SQLiteStore(path) as store, store.transaction(readonly=True) as tx:
+        assert tx.users.get(user.id) == user
+        assert tx.roles.version() == 1
+
+
+def test_a_file_from_a_newer_usercore_is_refused(path: Path) -> None:
+    SQLiteStore(path).close()
+    with sqlite3.connect(path) as raw:
+        raw.execute(f"PRAGMA user_version = {LATEST_VERSION + 1}")
+    with pytest.raises(UsercoreError, match="newer"):
+        SQLiteStore(path)
+
+
+def test_another_applications_database_is_refused(path: Path) -> None:
+    with sqlite3.connect(path) as raw:
+        raw.execute("CREATE TABLE invoices (id INTEGER PRIMARY KEY)")
+    with pytest.raises(UsercoreError, match="not a usercore database"):
+        SQLiteStore(path)
+    with sqlite3.connect(path) as raw:
+        raw.execute("PRAGMA application_id = 42")
+    with pytest.raises(UsercoreError, match="not a usercore database"):
+        SQLiteStore(path)
+
+
+class MigratedMeanwhile(sqlite3.Connection):
+    """Lets another store migrate the file between two reads of the schema check."""
+
+    path = ""
+    fired = False
+
+    def execute(self, sql: str, parameters: Any = (), /) -> sqlite3.Cursor:
+        cursor = super().execute(sql, parameters)
+        if sql == "PRAGMA application_id" and not MigratedMeanwhile.fired:
+            MigratedMeanwhile.fired = True
+            SQLiteStore(MigratedMeanwhile.path).close()
+        return cursor
+
+
+def test_a_migration_committed_during_the_schema_check_is_seen_whole(path: Path) -> None:
+    """Two processes open a new file at once: the later one must not mistake the
+    first one's freshly created tables for somebody else's database."""
+
+    class Racing(SQLiteStore):
+        _connection_factory = MigratedMeanwhile
+
+    MigratedMeanwhile.path, MigratedMeanwhile.fired = str(path), False
+    with Racing(path) as store, store.transaction(readonly=True) as tx:
+        assert tx.meta.schema_version() == LATEST_VERSION
+    assert MigratedMeanwhile.fired
+
+
+@pytest.mark.parametrize("name", [":memory:", "", "file::memory:?cache=shared"])
+def test_in_memory_databases_are_refused_with_a_pointer_to_memory_store(name: str) -> None:
+    with pytest.raises(ValueError, match="MemoryStore"):
+        SQLiteStore(name)
+
+
+def test_datetimes_are_stored_as_integer_microseconds(store: SQLiteStore) -> None:
+    with store.transaction() as tx:
+        tx.users.add(a_user("ada@example.com"))
+    row = (
+        connection_of(store).execute("SELECT typeof(created_at), created_at FROM users").fetchone()
+    )
+    assert row == ("integer", 1_715_938_215_123_456)
+
+
+# -- threads and connections --------------------------------------------------
+
+
+def test_each_thread_has_its_own_connection_and_close_closes_them_all(
+    store: SQLiteStore,
+) -> None:
+    seen: list[sqlite3.Connection] = []
+    gate = threading.Barrier(3)
+
+    def work() -> None:
+        with store.transaction(readonly=True) as tx:
+            tx.users.count(filter=EVERYONE)
+        seen.append(connection_of(store))
+        gate.wait()  # keep the threads alive until all have connected
+
+    threads = [threading.Thread(target=work) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    gate.wait()
+    for thread in threads:
+        thread.join()
+    mine = connection_of(store)
+    assert len({id(connection) for connection in [*seen, mine]}) == 3
+    store.close()
+    for connection in [*seen, mine]:
+        with pytest.raises(sqlite3.ProgrammingError):
+            connection.execute("SELECT 1")
+    with pytest.raises(RuntimeError, match="closed"):
+        store.transaction().__enter__()
+
+
+def test_connections_of_finished_threads_are_closed(store: SQLiteStore) -> None:
+    def read() -> None:
+        with store.transaction(readonly=True) as tx:
+            tx.users.count(filter=EVERYONE)
+
+    for _ in range(10):
+        thread = threading.Thread(target=read)
+        thread.start()
+        thread.join()
+    # Each new thread's connection prunes those of threads that have ended.
+    assert len(store._connections) <= 2
+
+
+def test_a_writer_waits_for_the_lock_instead_of_failing(store: SQLiteStore, path: Path) -> None:
+    blocker = sqlite3.connect(path, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+    outcome: list[object] = []
+
+    def write() -> None:
+        try:
+            with store.transaction() as tx:
+                outcome.append(tx.users.add(a_user("ada@example.com")).id)
+        except Exception as exc:  # pragma: no cover - reported by the assertion
+            outcome.append(exc)
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    writer.join(timeout=0.3)  # the writer is now waiting on the busy timeout
+    blocker.execute("COMMIT")
+    blocker.close()
+    writer.join()
+    assert outcome == [1]
+
+
+def test_a_lock_held_past_the_timeout_raises_operational_error(path: Path) -> None:
+    SQLiteStore(path).close()
+    blocker = sqlite3.connect(path, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+    try:
+        with SQLiteStore(path, timeout=0.2) as store:
+            with pytest.raises(sqlite3.OperationalError, match="locked"), store.transaction():
+                pass
+            with store.transaction(readonly=True) as tx:  # readers are never blocked
+                assert tx.users.count(filter=EVERYONE) == 0
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+
+
+# -- SQL discipline -----------------------------------------------------------
+
+
+class RecordingConnection(sqlite3.Connection):
+    """Records the SQL text (never the parameters) of every statement."""
+
+    statements: list[str]
+    many: list[tuple[str, int]]
+
+    def execute(self, sql: str, parameters: Any = (), /) -> sqlite3.Cursor:
+        self.statements.append(sql)
+        return super().execute(sql, parameters)
+
+    def executemany(self, sql: str, parameters: Iterable[Any], /) -> sqlite3.Cursor:
+        rows = list(parameters)
+        self.statements.append(sql)
+        self.many.append((sql, len(rows)))
+        return super().executemany(sql, rows)
+
+
+RecordingConnection.statements = []
+RecordingConnection.many = []
+
+
+class RecordingStore(SQLiteStore):
+    _connection_factory = RecordingConnection
+
+
+@pytest.fixture
+def recorded(path: Path) -> Iterator[tuple[SQLiteStore, list[str], list[tuple[str, int]]]]:
+    RecordingConnection.statements = statements = []
+    RecordingConnection.many = many = []
+    with RecordingStore(path) as store:
+        yield store, statements, many
+
+
+def test_no_value_is_ever_written_into_sql_text(
+    recorded: tuple[SQLiteStore, list[str], list[tuple[str, int]]],
+) -> None:
+    """Every repository method runs with hostile strings; none reaches the SQL text."""
+    store, statements, _ = recorded
+    marker = "\u2603SNOWMAN'\"--"
+    for number, text in enumerate(HOSTILE_STRINGS):
+        value = f"{marker}{text}"
+        with store.transaction() as tx:
+            user = tx.users.add(
+                a_user(f"{value}@example.com", username=value, name=value, roles={value})
+            )
+            tx.users.add_many([a_user(f"{number}{value}@bulk.example", roles={value})])
+            tx.users.update(attrs.evolve(user, name=value + "2", roles={value, "x"}))
+            tx.users.get_by_email(user.email_key)
+            tx.users.get_by_username(value)
+            for query in (
+                UserFilter(role=value, status=UserStatus.ACTIVE, search=value),
+                UserFilter(search=value),
+            ):
+                tx.users.list(after=0, limit=5, filter=query, offset=1)
+                tx.users.count(filter=query)
+            tx.users.count_with_role(value)
+            tx.roles.add(Role(name=value, permissions={value}, inherits={value}, description=value))
+            tx.roles.update(Role(name=value, description=value + value))
+            tx.roles.get(value)
+            tx.refresh_tokens.add(
+                a_refresh_token(value.encode(), user.id, family_id=value, token_version=1)
+            )
+            tx.refresh_tokens.mark_used(value.encode(), T0)
+            tx.refresh_tokens.revoke_family(value, T0)
+            tx.revoked_tokens.add(value, T0)
+            tx.revoked_tokens.is_revoked(value)
+            key = tx.api_keys.add(an_api_key(value, user.id, name=value, scopes={value}))
+            tx.api_keys.update(attrs.evolve(key, name=value + "!"))
+            tx.api_keys.get_by_prefix(value)
+            tx.one_time_tokens.add(
+                a_one_time_token(value.encode(), user.id, purpose=value, binding=value)
+            )
+            tx.one_time_tokens.consume(value.encode(), T0)
+            tx.one_time_tokens.delete_for_user(user.id, value)
+            tx.login_attempts.put(
+                LoginAttempts(key=value, failures=1, locked_until=None, updated_at=T0)
+            )
+            tx.login_attempts.get(value)
+            tx.login_attempts.delete(value)
+            tx.meta.set(value, value)
+            tx.meta.get(value)
+            tx.users.remove_role(value)
+            tx.roles.delete(value)
+            tx.users.delete(user.id)
+    assert len(statements) > 40 * len(HOSTILE_STRINGS)
+    assert [sql for sql in statements if "SNOWMAN" in sql or "\u2603" in sql] == []
+    with store.transaction(readonly=True) as tx:
+        assert tx.users.count(filter=EVERYONE) == len(HOSTILE_STRINGS)  # the bulk-added ones
+
+
+def test_bulk_add_uses_executemany_in_batches(
+    recorded: tuple[SQLiteStore, list[str], list[tuple[str, int]]],
+) -> None:
+    store, _, many = recorded
+    with store.transaction() as tx:
+        tx.users.add_many([a_user(f"u{n}@example.com", roles={"user"}) for n in range(2500)])
+    user_inserts = [rows for sql, rows in many if sql.startswith("INSERT INTO users ")]
+    role_inserts = [rows for sql, rows in many if sql.startswith("INSERT INTO user_roles")]
+    assert user_inserts == [1000, 1000, 500]
+    assert role_inserts == [1000, 1000, 500]
+
+
+# -- indexes and keyset paging ------------------------------------------------
+
+
+def plan(store: SQLiteStore, sql: str, parameters: list[Any]) -> str:
+    rows = connection_of(store).execute("EXPLAIN QUERY PLAN " + sql, parameters).fetchall()
+    return " | ".join(row[3] for row in rows)
+
+
+def test_every_lookup_searches_an_index(store: SQLiteStore) -> None:
+    statements = store._thread_connection().uow.sql
+    lookups = {
+        statements.user_by_id: "INTEGER PRIMARY KEY",
+        statements.user_by_email: "INDEX users_email_key",
+        statements.user_by_username: "INDEX users_username_key",
+        statements.user_roles_count: "INDEX user_roles_role",
+        statements.role_get: "PRIMARY KEY",
+        statements.refresh_get: "PRIMARY KEY",
+        statements.refresh_revoke_family: "INDEX refresh_tokens_family",
+        statements.refresh_revoke_user: "INDEX refresh_tokens_user",
+        statements.refresh_purge: "INDEX refresh_tokens_expires",
+        statements.revoked_exists: "PRIMARY KEY",
+        statements.revoked_purge: "INDEX revoked_tokens_expires",
+        statements.api_key_get: "INTEGER PRIMARY KEY",
+        statements.api_key_by_prefix: "INDEX api_keys_prefix",
+        statements.api_key_for_user: "INDEX api_keys_user",
+        statements.one_time_get: "PRIMARY KEY",
+        statements.one_time_delete_user_purpose: "INDEX one_time_tokens_user",
+        statements.one_time_purge: "INDEX one_time_tokens_expires",
+        statements.login_get: "PRIMARY KEY",
+        statements.login_purge: "INDEX login_attempts_locked",
+        statements.meta_get: "PRIMARY KEY",
+    }
+    for sql, index in lookups.items():
+        explained = plan(store, sql, [1] * sql.count("?"))
+        assert "SEARCH" in explained, sql
+        assert index in explained, sql
+
+
+@pytest.mark.parametrize(
+    ("query", "index"),
+    [
+        (EVERYONE, "INTEGER PRIMARY KEY (rowid>?)"),
+        (UserFilter(role="user"), "INDEX user_roles_role (role=? AND user_id>?)"),
+        (UserFilter(status=UserStatus.ACTIVE), "INDEX users_status (status=? AND id>?)"),
+        (
+            UserFilter(role="user", status=UserStatus.INACTIVE),
+            "INDEX user_roles_role (role=? AND user_id>?)",
+        ),
+        (UserFilter(search="ada"), "INTEGER PRIMARY KEY (rowid>?)"),
+    ],
+)
+def test_keyset_pages_seek_an_index_in_id_order(
+    store: SQLiteStore, query: UserFilter, index: str
+) -> None:
+    dialect = store._thread_connection().uow.dialect
+    sql = dialect.user_query("list", after=True, filter=query)
+    explained = plan(store, sql, [1] * sql.count("?"))
+    assert index in explained
+    assert "TEMP B-TREE" not in explained  # no sort: rows come out in id order
+
+
+def vm_steps(store: SQLiteStore, action: Any) -> int:
+    """How many SQLite VM instructions ``action`` runs: a cost measure without clocks."""
+    steps = 0
+
+    def count() -> int:
+        nonlocal steps
+        steps += 1
+        return 0
+
+    connection = connection_of(store)
+    connection.set_progress_handler(count, 1)
+    try:
+        with store.transaction(readonly=True) as tx:
+            action(tx)
+    finally:
+        connection.set_progress_handler(None, 1)
+    return steps
+
+
+def test_a_deep_keyset_page_costs_the_same_as_the_first(store: SQLiteStore) -> None:
+    with store.transaction() as tx:
+        added = tx.users.add_many(
+            [a_user(f"u{n}@example.com", roles={"user"} if n % 3 else set()) for n in range(6000)]
+        )
+    deep = added[5000].id
+    for query in (EVERYONE, UserFilter(role="user"), UserFilter(status=UserStatus.ACTIVE)):
+        first = vm_steps(store, lambda tx, q=query: tx.users.list(after=None, limit=20, filter=q))
+        later = vm_steps(store, lambda tx, q=query: tx.users.list(after=deep, limit=20, filter=q))
+        by_offset = vm_steps(
+            store, lambda tx, q=query: tx.users.list(after=None, limit=20, filter=q, offset=3000)
+        )
+        assert later <= first * 1.2, query
+        assert by_offset > first * 10, "the measure tells a deep OFFSET from a seek"
+
+
+def test_a_lookup_costs_the_same_in_a_large_table(store: SQLiteStore) -> None:
+    with store.transaction() as tx:
+        tx.users.add(a_user("ada@example.com"))
+    small = vm_steps(store, lambda tx: tx.users.get_by_email("ada@example.com"))
+    with store.transaction() as tx:
+        tx.users.add_many([a_user(f"u{n}@example.com") for n in range(5000)])
+    large = vm_steps(store, lambda tx: tx.users.get_by_email("ada@example.com"))
+    assert large == small
