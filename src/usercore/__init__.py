@@ -27,6 +27,7 @@ from usercore.errors import (
     UsercoreError,
     ValidationError,
 )
+from usercore.services import ImportReport, UserCore
 from usercore.settings import Settings, SigningKey
 
 __all__ = [
@@ -36,6 +37,7 @@ __all__ = [
     "AuthenticationError",
     "ConflictError",
     "Decision",
+    "ImportReport",
     "InvalidCredentials",
     "NotFoundError",
     "Page",
@@ -48,6 +50,7 @@ __all__ = [
     "TokenError",
     "TokenPair",
     "User",
+    "UserCore",
     "UserStatus",
     "UsercoreError",
     "ValidationError",

@@ -20,7 +20,11 @@ the precise reason goes to the ``usercore`` log, and no token text ever does.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
+import hmac
+import json
 import logging
 import math
 import re
@@ -33,14 +37,16 @@ from typing import Any
 import attrs
 import jwt
 
+from usercore.domain import ApiKey, OneTimeToken, Principal, RefreshToken, TokenPair, User
 from usercore.errors import TokenError
-from usercore.ports import Clock
+from usercore.ports import Clock, Store, UnitOfWork
 from usercore.settings import HMAC_ALGORITHMS, Settings
 
 __all__ = [
     "API_KEY_PATTERN",
     "AccessClaims",
     "AccessTokenCodec",
+    "TokenService",
     "format_api_key",
     "generate_api_key",
     "new_opaque_token",
@@ -261,19 +267,18 @@ class AccessTokenCodec:
         """Verify signature, header, claims and times; raise ``TokenError`` on any failure."""
         if not isinstance(token, str) or not token or len(token) > 8192:
             raise _reject("not a token string")
+        if len(self._keys) == 1:
+            # One key: no need to read the header before verifying (a second
+            # parse of the token would cost as much as the HMAC itself).
+            key = self._keys[0]
+        else:
+            kid = _peek_kid(token)
+            found = self._by_kid.get(kid) if isinstance(kid, str) else None
+            if found is None:
+                raise _reject("unknown kid")
+            key = found
         try:
-            header = jwt.get_unverified_header(token)
-        except jwt.PyJWTError:
-            raise _reject("malformed header") from None
-        forbidden = FORBIDDEN_HEADERS.intersection(header)
-        if forbidden:
-            raise _reject(f"header carries {sorted(forbidden)}")
-        kid = header.get("kid")
-        key = self._by_kid.get(kid) if kid is None or isinstance(kid, str) else None
-        if key is None:
-            raise _reject("unknown kid")
-        try:
-            payload = self._jwt.decode(
+            decoded = self._jwt.decode_complete(
                 token,
                 key.verifying,
                 algorithms=self._algorithms,
@@ -282,7 +287,14 @@ class AccessTokenCodec:
             )
         except jwt.PyJWTError as exc:
             raise _reject(type(exc).__name__) from None
-        return self._claims(payload)
+        header = decoded["header"]
+        # Checked on the verified header, so the two can never disagree.
+        forbidden = FORBIDDEN_HEADERS.intersection(header)
+        if forbidden:
+            raise _reject(f"header carries {sorted(forbidden)}")
+        if header.get("kid") != key.kid:
+            raise _reject("unknown kid")
+        return self._claims(decoded["payload"])
 
     def _claims(self, payload: Mapping[str, Any]) -> AccessClaims:
         if payload.get("typ") != ACCESS_TYPE:
@@ -318,6 +330,20 @@ class AccessTokenCodec:
         )
 
 
+def _peek_kid(token: str) -> object:
+    """The ``kid`` of a token's header, unverified, or ``None`` if unreadable.
+
+    Only used to choose among configured keys; the header is verified with the
+    signature right after.
+    """
+    segment = token.split(".", 1)[0]
+    try:
+        header = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
+    except (ValueError, binascii.Error):
+        return None
+    return header.get("kid") if isinstance(header, dict) else None
+
+
 def _is_number(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
@@ -326,3 +352,293 @@ def _reject(reason: str) -> TokenError:
     """The one opaque error; the reason is logged (never the token itself)."""
     logger.info("token rejected: %s", reason)
     return TokenError()
+
+
+# --------------------------------------------------------------------------
+# The store-backed token service: sessions, revocation, one-time tokens, keys
+# --------------------------------------------------------------------------
+
+PASSWORD_RESET = "password_reset"  # noqa: S105 - a purpose name, not a secret
+EMAIL_VERIFICATION = "email_verification"
+# last_used_at is a write; one per minute per key is plenty for an audit trail
+# and keeps key authentication a read on the hot path.
+API_KEY_TOUCH_INTERVAL = timedelta(minutes=1)
+MAX_OPAQUE_TOKEN_LENGTH = 128
+
+
+def state_binding(purpose: str, user: User) -> str:
+    """A digest of the account state a one-time token is valid for.
+
+    It covers the email and the password hash, so changing either voids every
+    outstanding reset and verification token.
+    """
+    material = "\0".join((purpose, user.email_key, user.password_hash or "", str(user.id)))
+    return hashlib.sha256(material.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _is_plausible_opaque(token: object) -> bool:
+    return isinstance(token, str) and 0 < len(token) <= MAX_OPAQUE_TOKEN_LENGTH
+
+
+class TokenService:
+    """Sessions on a store: token pairs, refresh rotation, revocation, one-time tokens, API keys.
+
+    Methods that take ``tx`` run inside the caller's unit of work so a login,
+    a rehash and the new refresh token commit together.  Methods without it
+    open their own transactions and, where a rejection must still write (a
+    replayed refresh token revokes its family), commit before raising.
+    """
+
+    def __init__(self, store: Store, settings: Settings, clock: Clock):
+        self._store = store
+        self._settings = settings
+        self._clock = clock
+        self.codec = AccessTokenCodec(settings, clock)
+
+    # -- access and refresh tokens ------------------------------------------
+
+    def issue_pair(self, tx: UnitOfWork, user: User, *, family_id: str | None = None) -> TokenPair:
+        """A new access token and a refresh token opening a new family."""
+        now = self._clock()
+        refresh = self._add_refresh(
+            tx,
+            user,
+            family_id=family_id or secrets.token_urlsafe(JTI_BYTES),
+            expires_at=now + self._settings.refresh_token_ttl,
+        )
+        return self._pair(user, refresh)
+
+    def _pair(self, user: User, refresh_token: str) -> TokenPair:
+        access, _ = self.codec.issue(
+            user_id=user.id, token_version=user.token_version, roles=user.roles
+        )
+        return TokenPair(
+            access_token=access,
+            refresh_token=refresh_token,
+            expires_in=int(self._settings.access_token_ttl.total_seconds()),
+        )
+
+    def _add_refresh(
+        self, tx: UnitOfWork, user: User, *, family_id: str, expires_at: datetime
+    ) -> str:
+        token = new_opaque_token()
+        tx.refresh_tokens.add(
+            RefreshToken(
+                token_hash=token_digest(token),
+                family_id=family_id,
+                user_id=user.id,
+                token_version=user.token_version,
+                created_at=self._clock(),
+                expires_at=expires_at,
+            )
+        )
+        return token
+
+    def _session(self, access_token: object) -> tuple[AccessClaims, User]:
+        """Verify an access token and load its user: the jti is not revoked, the
+        user exists, is active and still has the token's version (one indexed
+        lookup each)."""
+        claims = self.codec.verify(access_token)
+        with self._store.transaction(readonly=True) as tx:
+            if tx.revoked_tokens.is_revoked(claims.jti):
+                raise _reject("revoked jti")
+            user = tx.users.get(claims.user_id)
+        if user is None:
+            raise _reject("unknown user")
+        if not user.is_active:
+            raise _reject("inactive user")
+        if user.token_version != claims.token_version:
+            raise _reject("old token version")
+        return claims, user
+
+    def authenticate(self, access_token: object) -> Principal:
+        """The principal an access token stands for; ``TokenError`` otherwise."""
+        claims, user = self._session(access_token)
+        roles = (
+            claims.roles
+            if self._settings.trust_token_roles and claims.roles is not None
+            else user.roles
+        )
+        return Principal(user_id=user.id, roles=roles, token_id=claims.jti, method="token")
+
+    def refresh(self, refresh_token: object) -> tuple[TokenPair, User]:
+        """Rotate a refresh token: the old one is spent, a new one joins its family.
+
+        Presenting a spent token again is a replay: the whole family is revoked
+        (OAuth 2.0 Security BCP, RFC 9700 §4.14.2) and ``TokenError`` raised.
+        """
+        if not _is_plausible_opaque(refresh_token):
+            raise _reject("malformed refresh token")
+        assert isinstance(refresh_token, str)
+        digest = token_digest(refresh_token)
+        now = self._clock()
+        with self._store.transaction() as tx:
+            outcome = self._rotate(tx, digest, now)
+        if isinstance(outcome, str):
+            raise _reject(outcome)
+        return outcome
+
+    def _rotate(self, tx: UnitOfWork, digest: bytes, now: datetime) -> tuple[TokenPair, User] | str:
+        record = tx.refresh_tokens.get(digest)
+        if record is None:
+            return "unknown refresh token"
+        if record.revoked_at is not None:
+            return "revoked refresh token"
+        if record.used_at is not None:
+            tx.refresh_tokens.revoke_family(record.family_id, now)
+            return "refresh token replayed: family revoked"
+        if now >= record.expires_at:
+            return "expired refresh token"
+        user = tx.users.get(record.user_id)
+        if user is None or not user.is_active or user.token_version != record.token_version:
+            tx.refresh_tokens.revoke_family(record.family_id, now)
+            return "refresh token of a gone, inactive or logged-out user"
+        if not tx.refresh_tokens.mark_used(digest, now):
+            # Lost a race with a concurrent refresh of the same token: a replay.
+            tx.refresh_tokens.revoke_family(record.family_id, now)
+            return "concurrent refresh: family revoked"
+        new = self._add_refresh(tx, user, family_id=record.family_id, expires_at=record.expires_at)
+        return self._pair(user, new), user
+
+    def logout(self, access_token: object, refresh_token: object = None) -> int:
+        """Revoke the access token's ``jti`` until it expires, and the refresh family.
+
+        Returns the user id.  ``TokenError`` if the access token is not valid.
+        """
+        claims, user = self._session(access_token)
+        now = self._clock()
+        with self._store.transaction() as tx:
+            tx.revoked_tokens.add(claims.jti, claims.expires_at)
+            if _is_plausible_opaque(refresh_token):
+                assert isinstance(refresh_token, str)
+                record = tx.refresh_tokens.get(token_digest(refresh_token))
+                if record is not None and record.user_id == user.id:
+                    tx.refresh_tokens.revoke_family(record.family_id, now)
+        return user.id
+
+    def revoke_user_sessions(self, tx: UnitOfWork, user_id: int) -> None:
+        """Revoke every refresh token of a user (the caller bumps the token version)."""
+        tx.refresh_tokens.revoke_user(user_id, self._clock())
+
+    def purge_expired(self) -> int:
+        """Forget expired revocations, refresh tokens and one-time tokens; returns the count."""
+        now = self._clock()
+        with self._store.transaction() as tx:
+            return (
+                tx.revoked_tokens.purge_expired(now)
+                + tx.refresh_tokens.purge_expired(now)
+                + tx.one_time_tokens.purge_expired(now)
+                + tx.login_attempts.purge_expired(now)
+            )
+
+    # -- one-time tokens ----------------------------------------------------
+
+    def issue_one_time(self, tx: UnitOfWork, user: User, purpose: str) -> str:
+        """A single-use token for ``purpose``; earlier ones of that purpose are voided."""
+        ttl = (
+            self._settings.password_reset_ttl
+            if purpose == PASSWORD_RESET
+            else self._settings.email_verification_ttl
+        )
+        now = self._clock()
+        token = new_opaque_token()
+        tx.one_time_tokens.delete_for_user(user.id, purpose)
+        tx.one_time_tokens.add(
+            OneTimeToken(
+                token_hash=token_digest(token),
+                purpose=purpose,
+                user_id=user.id,
+                binding=state_binding(purpose, user),
+                created_at=now,
+                expires_at=now + ttl,
+            )
+        )
+        return token
+
+    def check_one_time(self, tx: UnitOfWork, token: object, purpose: str) -> User:
+        """The user a one-time token is valid for, without spending it; ``TokenError``
+        when it is unknown, of another purpose, spent, expired, or the account's
+        email or password changed since it was issued."""
+        if not _is_plausible_opaque(token):
+            raise _reject("malformed one-time token")
+        assert isinstance(token, str)
+        record = tx.one_time_tokens.get(token_digest(token))
+        if record is None or record.purpose != purpose:
+            raise _reject("unknown one-time token")
+        if record.used_at is not None or self._clock() >= record.expires_at:
+            raise _reject("spent or expired one-time token")
+        user = tx.users.get(record.user_id)
+        if user is None or not hmac.compare_digest(record.binding, state_binding(purpose, user)):
+            raise _reject("one-time token of a changed account")
+        return user
+
+    def consume_one_time(self, tx: UnitOfWork, token: object, purpose: str) -> User:
+        """Spend a one-time token (single use, atomically) and return its user."""
+        user = self.check_one_time(tx, token, purpose)
+        assert isinstance(token, str)
+        if not tx.one_time_tokens.consume(token_digest(token), self._clock()):
+            raise _reject("one-time token spent concurrently")
+        return user
+
+    # -- API keys -----------------------------------------------------------
+
+    def create_api_key(
+        self,
+        tx: UnitOfWork,
+        user: User,
+        *,
+        name: str,
+        scopes: frozenset[str] | None,
+        expires_at: datetime | None,
+    ) -> tuple[ApiKey, str]:
+        """Store a new key (prefix and SHA-256 of the secret only); return it and its text."""
+        prefix, secret = generate_api_key()
+        record = tx.api_keys.add(
+            ApiKey(
+                id=0,
+                user_id=user.id,
+                name=name,
+                prefix=prefix,
+                scopes=scopes,
+                created_at=self._clock(),
+                expires_at=expires_at,
+                secret_hash=token_digest(secret),
+            )
+        )
+        return record, format_api_key(prefix, secret)
+
+    def authenticate_api_key(self, key: object) -> Principal:
+        """The principal of an API key, limited to the key's scopes; ``TokenError`` otherwise.
+
+        The format is checked before any store query; the secret is compared
+        with ``hmac.compare_digest`` against the stored SHA-256.
+        """
+        parsed = parse_api_key(key)
+        if parsed is None:
+            raise _reject("malformed API key")
+        prefix, secret = parsed
+        now = self._clock()
+        with self._store.transaction(readonly=True) as tx:
+            record = tx.api_keys.get_by_prefix(prefix)
+            user = None if record is None else tx.users.get(record.user_id)
+        # Compare even when the prefix is unknown, so both paths cost the same.
+        expected = b"\0" * 32 if record is None else record.secret_hash
+        matched = hmac.compare_digest(expected, token_digest(secret))
+        if record is None or not matched:
+            raise _reject("unknown API key")
+        if not record.is_usable_at(now):
+            raise _reject("revoked or expired API key")
+        if user is None or not user.is_active:
+            raise _reject("API key of a gone or inactive user")
+        if record.last_used_at is None or now - record.last_used_at >= API_KEY_TOUCH_INTERVAL:
+            with self._store.transaction() as tx:
+                current = tx.api_keys.get(record.id)
+                if current is not None:
+                    tx.api_keys.update(attrs.evolve(current, last_used_at=now))
+        return Principal(
+            user_id=user.id,
+            roles=user.roles,
+            scopes=record.scopes if record.scopes is not None else None,
+            token_id=f"apikey:{record.id}",
+            method="api_key",
+        )

@@ -1,0 +1,137 @@
+"""``core.api_keys``: long-lived, scoped, revocable keys for programs.
+
+A key's text (``uc_<prefix>_<secret>``) is returned once, at creation; the
+store keeps the prefix and the SHA-256 of the secret.  A key's principal can
+do no more than its scopes allow, and never more than its user.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Iterable
+from datetime import timedelta
+
+import attrs
+
+from usercore.domain import ApiKey, Principal
+from usercore.errors import ValidationError
+from usercore.services._context import (
+    Context,
+    authorize_on_record,
+    check_id,
+    found,
+    in_id_range,
+)
+
+__all__ = ["ApiKeyService"]
+
+MAX_KEY_NAME_LENGTH = 100
+MAX_KEYS_PER_USER = 100
+# Ten years: a bound so an expiry cannot overflow datetime arithmetic.
+MAX_EXPIRES_IN = timedelta(days=3650)
+
+
+def _expires_in(value: object) -> timedelta | None:
+    if value is None:
+        return None
+    if isinstance(value, timedelta):
+        delta = value
+    elif isinstance(value, int) and not isinstance(value, bool):
+        if not 0 < value <= MAX_EXPIRES_IN.total_seconds():
+            raise ValidationError.single("expires_in", "must be a positive number of seconds")
+        delta = timedelta(seconds=value)
+    else:
+        raise ValidationError.single("expires_in", "must be seconds or a timedelta")
+    if not timedelta(0) < delta <= MAX_EXPIRES_IN:
+        raise ValidationError.single("expires_in", "must be positive and at most ten years")
+    return delta
+
+
+def _name_problems(name: object) -> list[str]:
+    if not isinstance(name, str) or not name.strip():
+        return ["must be a non-empty string"]
+    if len(name) > MAX_KEY_NAME_LENGTH:
+        return [f"must be at most {MAX_KEY_NAME_LENGTH} characters"]
+    if any(unicodedata.category(char) in ("Cc", "Cs") for char in name):
+        return ["must not contain control characters"]
+    return []
+
+
+class ApiKeyService:
+    """``core.api_keys``."""
+
+    def __init__(self, ctx: Context):
+        self._ctx = ctx
+
+    def create(
+        self,
+        actor: Principal,
+        user_id: int,
+        *,
+        name: str,
+        scopes: Iterable[str] | None = None,
+        expires_in: timedelta | int | None = None,
+    ) -> tuple[ApiKey, str]:
+        """Create a key for ``user_id`` (``apikeys:create``, or for oneself).
+
+        Returns the record and the key text, which is never shown again.
+        ``scopes`` limits what the key may do (``None``: whatever its user may).
+        """
+        check_id(user_id)
+        self._ctx.policy.require(actor, "apikeys:create", owner_id=user_id)
+        problems: dict[str, list[str]] = {}
+        if _name_problems(name):
+            problems["name"] = _name_problems(name)
+        scope_set: frozenset[str] | None = None
+        if scopes is not None:
+            try:
+                if isinstance(scopes, str):
+                    raise ValidationError.single("scopes", "must be a list of permissions")
+                scope_set = self._ctx.registry.validate_grants(scopes, field="scopes")
+            except ValidationError as exc:
+                problems.update(exc.errors)
+        try:
+            lifetime = _expires_in(expires_in)
+        except ValidationError as exc:
+            problems.update(exc.errors)
+        if problems:
+            raise ValidationError(problems)
+        expires_at = None if lifetime is None else self._ctx.clock() + lifetime
+        with self._ctx.store.transaction() as tx:
+            user = found(tx.users.get(user_id) if in_id_range(user_id) else None, "User")
+            if len(tx.api_keys.list_for_user(user_id)) >= MAX_KEYS_PER_USER:
+                raise ValidationError.single(
+                    "name", f"a user may hold at most {MAX_KEYS_PER_USER} API keys"
+                )
+            record, text = self._ctx.tokens.create_api_key(
+                tx, user, name=name.strip(), scopes=scope_set, expires_at=expires_at
+            )
+        self._ctx.events.emit(
+            "apikey.created", user_id=user_id, actor=actor, key_id=record.id, prefix=record.prefix
+        )
+        return record, text
+
+    def list(self, actor: Principal, user_id: int) -> list[ApiKey]:
+        """A user's keys, revoked ones included (``apikeys:read``, or one's own)."""
+        check_id(user_id)
+        self._ctx.policy.require(actor, "apikeys:read", owner_id=user_id)
+        if not in_id_range(user_id):
+            return []
+        with self._ctx.store.transaction(readonly=True) as tx:
+            return tx.api_keys.list_for_user(user_id)
+
+    def revoke(self, actor: Principal, key_id: int) -> None:
+        """Revoke a key (``apikeys:revoke``, or one's own); revoking twice is harmless."""
+        check_id(key_id, "key_id")
+        with self._ctx.store.transaction() as tx:
+            record = tx.api_keys.get(key_id) if in_id_range(key_id) else None
+            authorize_on_record(
+                self._ctx.policy,
+                actor,
+                "apikeys:revoke",
+                None if record is None else record.user_id,
+            )
+            assert record is not None
+            if record.revoked_at is None:
+                tx.api_keys.update(attrs.evolve(record, revoked_at=self._ctx.clock()))
+        self._ctx.events.emit("apikey.revoked", user_id=record.user_id, actor=actor, key_id=key_id)

@@ -1,0 +1,239 @@
+"""``core.roles`` and ``core.permissions``: role CRUD and the permission registry.
+
+Every role write is checked as a whole before it is stored: the name is a
+slug, every grant is a registered permission or a wildcard over a known
+resource, inherited roles exist and the inheritance graph stays acyclic.
+After a write the policy of this process recompiles before its next check;
+other processes see the change within ``Settings.policy_refresh_interval``.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable
+
+import attrs
+
+from usercore.domain import Permission, Principal, Role
+from usercore.domain.permissions import BUILTIN_ROLES
+from usercore.errors import ConflictError, ValidationError
+from usercore.policy import compile_roles
+from usercore.ports import UnitOfWork
+from usercore.services._context import Context, found
+
+__all__ = ["PermissionService", "RoleService", "role_name_problems"]
+
+_ROLE_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
+MAX_DESCRIPTION_LENGTH = 500
+BUILTIN_NAMES = frozenset(role.name for role in BUILTIN_ROLES)
+# The admin role is the way back in: it keeps '*' whatever else changes.
+LOCKED_ROLES = frozenset({"admin"})
+
+
+def role_name_problems(name: object) -> list[str]:
+    """Why ``name`` is not a role name (a lowercase slug of 1-64 characters)."""
+    if not isinstance(name, str):
+        return ["must be a string"]
+    if not _ROLE_NAME.fullmatch(name):
+        return [
+            "must be 1-64 lowercase letters, digits, '_' or '-', starting with a letter or digit"
+        ]
+    return []
+
+
+def _description_problems(description: object) -> list[str]:
+    if not isinstance(description, str):
+        return ["must be a string"]
+    if len(description) > MAX_DESCRIPTION_LENGTH:
+        return [f"must be at most {MAX_DESCRIPTION_LENGTH} characters"]
+    if any(unicodedata.category(char) in ("Cc", "Cs") for char in description):
+        return ["must not contain control characters"]
+    return []
+
+
+def _names(value: object, field: str) -> frozenset[str]:
+    if isinstance(value, str) or not isinstance(value, Iterable):
+        raise ValidationError.single(field, "must be a list of strings")
+    items = list(value)
+    if not all(isinstance(item, str) for item in items):
+        raise ValidationError.single(field, "must be a list of strings")
+    return frozenset(items)
+
+
+class RoleService:
+    """``core.roles``."""
+
+    def __init__(self, ctx: Context):
+        self._ctx = ctx
+
+    def _check(self, tx: UnitOfWork, role: Role) -> None:
+        """Validate ``role`` against the registry and the other roles (raises
+        ``ValidationError`` listing every problem)."""
+        problems: dict[str, list[str]] = {}
+        name_problems = role_name_problems(role.name)
+        if name_problems:
+            problems["name"] = name_problems
+        description_problems = _description_problems(role.description)
+        if description_problems:
+            problems["description"] = description_problems
+        try:
+            self._ctx.registry.validate_grants(role.permissions)
+        except ValidationError as exc:
+            problems.update(exc.errors)
+        if role.name in role.inherits:
+            problems.setdefault("inherits", []).append("a role cannot inherit itself")
+        if problems:
+            raise ValidationError(problems)
+        others = [existing for existing in tx.roles.list() if existing.name != role.name]
+        missing = sorted(role.inherits - {other.name for other in others})
+        if missing:
+            raise ValidationError({"inherits": [f"unknown role {name!r}" for name in missing]})
+        compile_roles([*others, role])  # strict: raises on a cycle, naming it
+
+    def create(
+        self,
+        actor: Principal,
+        name: str,
+        *,
+        permissions: Iterable[str] = (),
+        inherits: Iterable[str] = (),
+        description: str = "",
+    ) -> Role:
+        """Create a role (``roles:create``); ``ConflictError`` if the name exists."""
+        self._ctx.policy.require(actor, "roles:create")
+        role = Role(
+            name=name,
+            permissions=_names(permissions, "permissions"),
+            inherits=_names(inherits, "inherits"),
+            description=description,
+        )
+        with self._ctx.store.transaction() as tx:
+            self._check(tx, role)
+            created = tx.roles.add(role)
+        self._ctx.policy.invalidate()
+        self._ctx.events.emit("role.created", actor=actor, role=name)
+        return created
+
+    def get(self, actor: Principal, name: str) -> Role:
+        """A role by name (``roles:read``)."""
+        self._ctx.policy.require(actor, "roles:read")
+        if not isinstance(name, str):
+            raise ValidationError.single("name", "must be a string")
+        with self._ctx.store.transaction(readonly=True) as tx:
+            return found(tx.roles.get(name), "Role")
+
+    def list(self, actor: Principal) -> list[Role]:
+        """Every role, by name (``roles:read``)."""
+        self._ctx.policy.require(actor, "roles:read")
+        with self._ctx.store.transaction(readonly=True) as tx:
+            return tx.roles.list()
+
+    def update(
+        self,
+        actor: Principal,
+        name: str,
+        *,
+        permissions: Iterable[str] | None = None,
+        inherits: Iterable[str] | None = None,
+        description: str | None = None,
+    ) -> Role:
+        """Change some of a role's permissions, inheritance and description (``roles:update``).
+
+        The built-in ``admin`` role cannot be changed.
+        """
+        self._ctx.policy.require(actor, "roles:update")
+        new_permissions = None if permissions is None else _names(permissions, "permissions")
+        new_inherits = None if inherits is None else _names(inherits, "inherits")
+        changed = [
+            field
+            for field, value in (
+                ("permissions", new_permissions),
+                ("inherits", new_inherits),
+                ("description", description),
+            )
+            if value is not None
+        ]
+        if not isinstance(name, str):
+            raise ValidationError.single("name", "must be a string")
+        if name in LOCKED_ROLES:
+            raise ValidationError.single("name", f"the built-in role {name!r} cannot be changed")
+        with self._ctx.store.transaction() as tx:
+            current = found(tx.roles.get(name), "Role")
+            role = Role(
+                name=current.name,
+                permissions=current.permissions if new_permissions is None else new_permissions,
+                inherits=current.inherits if new_inherits is None else new_inherits,
+                description=current.description if description is None else description,
+            )
+            self._check(tx, role)
+            if role == current:
+                return current
+            saved = tx.roles.update(role)
+        self._ctx.policy.invalidate()
+        self._ctx.events.emit("role.updated", actor=actor, role=name, fields=changed)
+        return saved
+
+    def set_permissions(self, actor: Principal, name: str, permissions: Iterable[str]) -> Role:
+        """Replace a role's permissions (``roles:update``)."""
+        return self.update(actor, name, permissions=permissions)
+
+    def delete(self, actor: Principal, name: str, *, force: bool = False) -> None:
+        """Delete a role (``roles:delete``).
+
+        Refused with ``ConflictError`` while users hold it or roles inherit it,
+        unless ``force``, which first takes it from those users and roles.
+        The built-in ``admin`` and ``user`` roles cannot be deleted.
+        """
+        self._ctx.policy.require(actor, "roles:delete")
+        if not isinstance(name, str):
+            raise ValidationError.single("name", "must be a string")
+        if name in BUILTIN_NAMES:
+            raise ConflictError(f"The built-in role {name!r} cannot be deleted.", field="name")
+        with self._ctx.store.transaction() as tx:
+            found(tx.roles.get(name), "Role")
+            holders = tx.users.count_with_role(name)
+            heirs = sorted(role.name for role in tx.roles.list() if name in role.inherits)
+            if (holders or heirs) and not force:
+                parts = []
+                if holders:
+                    parts.append(f"{holders} user{'s' if holders != 1 else ''} hold it")
+                if heirs:
+                    parts.append(f"roles {', '.join(heirs)} inherit it")
+                raise ConflictError(
+                    f"Role {name!r} is in use ({'; '.join(parts)}); delete with force=True "
+                    "to remove it from them.",
+                    field="name",
+                )
+            tx.users.remove_role(name)
+            for heir in heirs:
+                role = found(tx.roles.get(heir), "Role")
+                tx.roles.update(attrs.evolve(role, inherits=role.inherits - {name}))
+            tx.roles.delete(name)
+        self._ctx.policy.invalidate()
+        self._ctx.events.emit("role.deleted", actor=actor, role=name, users=holders)
+
+
+def seed_builtin_roles(tx: UnitOfWork) -> bool:
+    """Create the built-in roles that are missing; True if any was created."""
+    created = False
+    for role in BUILTIN_ROLES:
+        if tx.roles.get(role.name) is None:
+            tx.roles.add(role)
+            created = True
+    return created
+
+
+class PermissionService:
+    """``core.permissions``: the registry of permissions roles may grant."""
+
+    def __init__(self, ctx: Context):
+        self._ctx = ctx
+
+    def list(self) -> list[Permission]:
+        """Every registered permission, by name."""
+        return self._ctx.registry.list()
+
+    def register(self, name: str, description: str = "") -> Permission:
+        """Register an application permission (``resource:action``) so roles can grant it."""
+        return self._ctx.registry.register(name, description)

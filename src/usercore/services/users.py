@@ -1,0 +1,640 @@
+"""``core.users``: registration, administration and self-service of accounts.
+
+Every method that acts for someone takes the acting :class:`~usercore.Principal`
+first and checks the policy itself.  The seed rule — only admins create,
+update or delete *other* users; users read, update and delete themselves —
+comes from the grants of the built-in roles (``users:update:own`` ...), not
+from special cases here.  Every write validates all its input first and
+changes nothing when validation fails.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import builtins
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any
+
+import attrs
+
+from usercore import validation
+from usercore.domain import (
+    Page,
+    Principal,
+    User,
+    UserStatus,
+    email_key,
+)
+from usercore.errors import ConflictError, ValidationError
+from usercore.ports import UnitOfWork, UserFilter
+from usercore.services._context import (
+    Context,
+    authorize_on_record,
+    check_id,
+    found,
+    in_id_range,
+)
+
+__all__ = ["ImportReport", "UserService"]
+
+MAX_PER_PAGE = 100
+UPDATABLE_FIELDS = frozenset({"email", "username", "name", "role", "roles", "status"})
+MAX_SEARCH_LENGTH = 200
+
+
+@attrs.frozen(kw_only=True)
+class ImportReport:
+    """The outcome of :meth:`UserService.import_users`.
+
+    ``skipped`` counts records whose email or username already exists (in the
+    store or earlier in the same import); ``errors`` pairs the index of each
+    invalid record with its :class:`ValidationError`.
+    """
+
+    created: int = 0
+    skipped: int = 0
+    errors: list[tuple[int, ValidationError]] = attrs.field(factory=list)
+
+
+def encode_cursor(last_id: int) -> str:
+    return base64.urlsafe_b64encode(f"u:{last_id}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: object) -> int:
+    """The id a cursor continues after; ``ValidationError`` for anything we did not issue."""
+    problem = ValidationError.single("cursor", "is not a valid cursor")
+    if not isinstance(cursor, str) or not 0 < len(cursor) <= 40:
+        raise problem
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise problem from None
+    kind, _, number = text.partition(":")
+    if kind != "u" or not number.isdigit() or len(number) > 19:
+        raise problem
+    return int(number)
+
+
+def _role_names(value: object, field: str = "roles") -> frozenset[str]:
+    if isinstance(value, str) or not isinstance(value, Iterable):
+        raise ValidationError.single(field, "must be a list of role names")
+    names = list(value)
+    if not all(isinstance(name, str) for name in names):
+        raise ValidationError.single(field, "must be a list of role names")
+    return frozenset(names)
+
+
+def _status(value: object) -> UserStatus:
+    try:
+        return UserStatus(value)
+    except ValueError:
+        raise ValidationError.single("status", "must be 'active' or 'inactive'") from None
+
+
+def unknown_roles(tx: UnitOfWork, roles: Iterable[str]) -> list[str]:
+    return sorted(name for name in roles if tx.roles.get(name) is None)
+
+
+def check_roles_exist(tx: UnitOfWork, roles: Iterable[str], field: str = "roles") -> None:
+    missing = unknown_roles(tx, roles)
+    if missing:
+        raise ValidationError({field: [f"unknown role {name!r}" for name in missing]})
+
+
+class UserService:
+    """``core.users``."""
+
+    def __init__(self, ctx: Context):
+        self._ctx = ctx
+
+    # -- creation -------------------------------------------------------------
+
+    def register(
+        self,
+        *,
+        email: str,
+        password: str,
+        username: str | None = None,
+        name: str | None = None,
+    ) -> User:
+        """Self-service sign-up: a new active account with the role ``user``.
+
+        Raises ``ValidationError`` (every field at once) or ``ConflictError``
+        (``field`` ``"email"``/``"username"``) when the address or name is taken.
+        """
+        user = self._insert(
+            email=email,
+            password=password,
+            username=username,
+            name=name,
+            roles=frozenset({"user"}),
+            status=UserStatus.ACTIVE,
+            password_required=True,
+        )
+        self._ctx.events.emit("user.registered", user_id=user.id)
+        return user
+
+    def create(
+        self,
+        actor: Principal,
+        *,
+        email: str,
+        password: str | None = None,
+        username: str | None = None,
+        name: str | None = None,
+        roles: Iterable[str] = ("user",),
+        status: UserStatus | str = UserStatus.ACTIVE,
+    ) -> User:
+        """Create an account as an administrator (``users:create``; ``roles:assign``
+        for any roles beyond ``user``).
+
+        Without a password the account cannot sign in until a password reset.
+        """
+        self._ctx.policy.require(actor, "users:create")
+        role_set = _role_names(roles)
+        if role_set - {"user"}:
+            self._ctx.policy.require(actor, "roles:assign")
+        user = self._insert(
+            email=email,
+            password=password,
+            username=username,
+            name=name,
+            roles=role_set,
+            status=_status(status),
+            password_required=False,
+        )
+        self._ctx.events.emit("user.created", user_id=user.id, actor=actor, roles=sorted(role_set))
+        return user
+
+    def _insert(
+        self,
+        *,
+        email: object,
+        password: object,
+        username: object,
+        name: object,
+        roles: frozenset[str],
+        status: UserStatus,
+        password_required: bool,
+    ) -> User:
+        fields = validation.validate_user_fields(
+            email=email,
+            username=username,
+            name=name,
+            password=password
+            if password_required or password is not None
+            else validation.NOT_GIVEN,
+            settings=self._ctx.settings,
+        )
+        password_hash = None if fields.password is None else self._ctx.hasher.hash(fields.password)
+        assert fields.email is not None  # email is required when given
+        now = self._ctx.clock()
+        with self._ctx.store.transaction() as tx:
+            check_roles_exist(tx, roles)
+            return tx.users.add(
+                User(
+                    id=0,
+                    email=fields.email,
+                    username=fields.username,
+                    name=fields.name,
+                    roles=roles,
+                    status=status,
+                    created_at=now,
+                    updated_at=now,
+                    password_hash=password_hash,
+                )
+            )
+
+    # -- reading --------------------------------------------------------------
+
+    def get(self, actor: Principal, user_id: int) -> User:
+        """A user by id (``users:read``, or ``users:read:own`` for oneself)."""
+        check_id(user_id)
+        self._ctx.policy.require(actor, "users:read", owner_id=user_id)
+        user = None
+        if in_id_range(user_id):
+            with self._ctx.store.transaction(readonly=True) as tx:
+                user = tx.users.get(user_id)
+        return found(user, "User")
+
+    def get_by_email(self, actor: Principal, email: str) -> User:
+        """A user by email, case-insensitively (``users:read`` or oneself)."""
+        if not isinstance(email, str):
+            raise ValidationError.single("email", "must be a string")
+        with self._ctx.store.transaction(readonly=True) as tx:
+            user = tx.users.get_by_email(email_key(email.strip()))
+        authorize_on_record(
+            self._ctx.policy, actor, "users:read", None if user is None else user.id
+        )
+        return found(user, "User")
+
+    def list(
+        self,
+        actor: Principal,
+        *,
+        page: int | None = None,
+        per_page: int = 20,
+        cursor: str | None = None,
+        role: str | None = None,
+        status: UserStatus | str | None = None,
+        search: str | None = None,
+    ) -> Page[User]:
+        """A page of users in id order (``users:read``).
+
+        Walk with ``cursor`` (keyset, stable under inserts and deletes) or ask
+        by ``page`` number (which also reports ``total``).  ``search`` matches
+        a substring of email, username or name, case-insensitively.
+        """
+        self._ctx.policy.require(actor, "users:read")
+        errors: dict[str, list[str]] = {}
+        if isinstance(per_page, bool) or not isinstance(per_page, int):
+            errors["per_page"] = ["must be an integer"]
+        elif not 1 <= per_page <= MAX_PER_PAGE:
+            errors["per_page"] = [f"must be between 1 and {MAX_PER_PAGE}"]
+        if page is not None and (
+            isinstance(page, bool) or not isinstance(page, int) or not 1 <= page <= 10**9
+        ):
+            errors["page"] = ["must be a positive integer"]
+        if page is not None and cursor is not None:
+            errors["cursor"] = ["give either page or cursor, not both"]
+        if role is not None and not isinstance(role, str):
+            errors["role"] = ["must be a string"]
+        if search is not None and (not isinstance(search, str) or len(search) > MAX_SEARCH_LENGTH):
+            errors["search"] = [f"must be a string of at most {MAX_SEARCH_LENGTH} characters"]
+        status_value: UserStatus | None = None
+        if status is not None:
+            try:
+                status_value = _status(status)
+            except ValidationError as exc:
+                errors.update(exc.errors)
+        after: int | None = None
+        if cursor is not None and "cursor" not in errors:
+            try:
+                after = decode_cursor(cursor)
+            except ValidationError as exc:
+                errors.update(exc.errors)
+        if errors:
+            raise ValidationError(errors)
+        query = UserFilter(role=role, status=status_value, search=search or None)
+        with self._ctx.store.transaction(readonly=True) as tx:
+            total = None
+            if page is not None:
+                total = tx.users.count(filter=query)
+                offset = (page - 1) * per_page
+                items = tx.users.list(after=None, limit=per_page + 1, filter=query, offset=offset)
+            else:
+                items = tx.users.list(after=after, limit=per_page + 1, filter=query)
+        more = len(items) > per_page
+        items = items[:per_page]
+        return Page(
+            items=items,
+            per_page=per_page,
+            page=page,
+            total=total,
+            next_cursor=encode_cursor(items[-1].id) if more and items else None,
+        )
+
+    def iter_all(self, actor: Principal, *, batch: int = MAX_PER_PAGE) -> Iterator[User]:
+        """Every user, in id order, a page at a time (for exports and the CLI)."""
+        cursor: str | None = None
+        while True:
+            page = self.list(actor, per_page=batch, cursor=cursor)
+            yield from page.items
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
+
+    # -- updates --------------------------------------------------------------
+
+    def update(self, actor: Principal, user_id: int, **changes: Any) -> User:
+        """Change some of ``email``, ``username``, ``name``, ``roles`` (or ``role``),
+        ``status``: ``users:update`` (or oneself with ``users:update:own``).
+
+        Changing roles also needs ``roles:assign``; changing status needs
+        ``users:update`` on others (an administrator).  A new email is
+        unverified; deactivation revokes every session.
+        """
+        check_id(user_id)
+        policy = self._ctx.policy
+        policy.require(actor, "users:update", owner_id=user_id)
+        unknown = sorted(set(changes) - UPDATABLE_FIELDS)
+        if unknown:
+            raise ValidationError(
+                {field: ["is not a field that can be updated"] for field in unknown}
+            )
+        if "role" in changes and "roles" in changes:
+            raise ValidationError.single("role", "give either role or roles, not both")
+        roles: frozenset[str] | None = None
+        if "role" in changes:
+            role = changes["role"]
+            if not isinstance(role, str):
+                raise ValidationError.single("role", "must be a role name")
+            roles = frozenset({role})
+        elif "roles" in changes:
+            roles = _role_names(changes["roles"])
+        if roles is not None:
+            policy.require(actor, "roles:assign")
+        status = None
+        if "status" in changes:
+            policy.require(actor, "users:update")
+            status = _status(changes["status"])
+        fields = validation.validate_user_fields(
+            email=changes.get("email", validation.NOT_GIVEN),
+            username=changes.get("username", validation.NOT_GIVEN),
+            name=changes.get("name", validation.NOT_GIVEN),
+            settings=self._ctx.settings,
+        )
+        with self._ctx.store.transaction() as tx:
+            current = found(tx.users.get(user_id) if in_id_range(user_id) else None, "User")
+            updated = current
+            if fields.email is not None and fields.email != current.email:
+                updated = attrs.evolve(updated, email=fields.email, email_verified=False)
+            if "username" in changes:
+                updated = attrs.evolve(updated, username=fields.username)
+            if "name" in changes:
+                updated = attrs.evolve(updated, name=fields.name)
+            if roles is not None:
+                check_roles_exist(tx, roles)
+                updated = attrs.evolve(updated, roles=roles)
+            if status is not None and status is not current.status:
+                updated = attrs.evolve(updated, status=status)
+                if status is UserStatus.INACTIVE:
+                    updated = self._revoke_sessions(tx, updated)
+            if updated == current:
+                return current
+            saved = tx.users.update(attrs.evolve(updated, updated_at=self._ctx.clock()))
+        changed = sorted(
+            field
+            for field in ("email", "username", "name", "roles", "status")
+            if getattr(saved, field) != getattr(current, field)
+        )
+        self._ctx.events.emit("user.updated", user_id=user_id, actor=actor, fields=changed)
+        if saved.roles != current.roles:
+            self._ctx.events.emit(
+                "roles.assigned", user_id=user_id, actor=actor, roles=sorted(saved.roles)
+            )
+        if saved.status is not current.status:
+            self._ctx.events.emit(
+                "user.status_changed", user_id=user_id, actor=actor, status=saved.status.value
+            )
+        return saved
+
+    def _revoke_sessions(self, tx: UnitOfWork, user: User) -> User:
+        """Bump the token version (every access and refresh token dies) and revoke
+        the refresh tokens; returns the evolved user for the caller to save."""
+        self._ctx.tokens.revoke_user_sessions(tx, user.id)
+        return attrs.evolve(user, token_version=user.token_version + 1)
+
+    def change_password(
+        self,
+        actor: Principal,
+        user_id: int,
+        *,
+        current_password: str,
+        new_password: str,
+    ) -> None:
+        """Change one's password, proving the current one (``users:update``/own).
+
+        Every session of the user is revoked, including the one making the
+        call (log in again with the new password).  A wrong current password
+        is a ``ValidationError`` on ``current_password``.
+        """
+        check_id(user_id)
+        self._ctx.policy.require(actor, "users:update", owner_id=user_id)
+        user = self._load(user_id)
+        if not isinstance(current_password, str):
+            raise ValidationError.single("current_password", "must be a string")
+        matched, _ = self._ctx.hasher.verify(user.password_hash, current_password)
+        if not matched:
+            raise ValidationError.single("current_password", "is incorrect")
+        self._store_password(actor, user, new_password, event="password.changed")
+
+    def set_password(self, actor: Principal, user_id: int, new_password: str) -> None:
+        """Set a user's password as an administrator (``users:update`` on anyone).
+
+        Revokes every session of the user and clears any lockout.
+        """
+        check_id(user_id)
+        self._ctx.policy.require(actor, "users:update")
+        user = self._load(user_id)
+        self._store_password(actor, user, new_password, event="password.reset")
+
+    def _load(self, user_id: int) -> User:
+        with self._ctx.store.transaction(readonly=True) as tx:
+            return found(tx.users.get(user_id) if in_id_range(user_id) else None, "User")
+
+    def _store_password(
+        self, actor: Principal | None, user: User, new_password: object, *, event: str
+    ) -> User:
+        password = validation.validate_password(
+            new_password,
+            settings=self._ctx.settings,
+            username=user.username,
+            email=user.email,
+            field="new_password",
+        )
+        password_hash = self._ctx.hasher.hash(password)
+        with self._ctx.store.transaction() as tx:
+            current = found(tx.users.get(user.id), "User")
+            updated = self._revoke_sessions(tx, current)
+            saved = tx.users.update(
+                attrs.evolve(
+                    updated,
+                    password_hash=password_hash,
+                    failed_logins=0,
+                    locked_until=None,
+                    updated_at=self._ctx.clock(),
+                )
+            )
+        self._ctx.events.emit(event, user_id=user.id, actor=actor)
+        return saved
+
+    def set_status(self, actor: Principal, user_id: int, status: UserStatus | str) -> User:
+        """Activate or deactivate an account (``users:update`` on anyone);
+        deactivation revokes every session."""
+        return self.update(actor, user_id, status=status)
+
+    def assign_roles(self, actor: Principal, user_id: int, roles: Iterable[str]) -> User:
+        """Replace a user's roles (``users:update`` and ``roles:assign``).
+
+        Unknown roles are a ``ValidationError``.
+        """
+        return self.update(actor, user_id, roles=roles)
+
+    def delete(self, actor: Principal, user_id: int) -> None:
+        """Delete an account (``users:delete``, or oneself); revokes its tokens and keys."""
+        check_id(user_id)
+        self._ctx.policy.require(actor, "users:delete", owner_id=user_id)
+        now = self._ctx.clock()
+        with self._ctx.store.transaction() as tx:
+            found(tx.users.get(user_id) if in_id_range(user_id) else None, "User")
+            tx.refresh_tokens.revoke_user(user_id, now)
+            tx.api_keys.revoke_user(user_id, now)
+            tx.one_time_tokens.delete_for_user(user_id)
+            tx.users.delete(user_id)
+        self._ctx.events.emit("user.deleted", user_id=user_id, actor=actor)
+
+    # -- bulk import ------------------------------------------------------------
+
+    def import_users(
+        self,
+        actor: Principal,
+        records: Iterable[Mapping[str, Any]],
+        *,
+        batch_size: int = 1000,
+    ) -> ImportReport:
+        """Create many users, keeping supported legacy password hashes as they are.
+
+        Each record has ``email`` and optional ``username``, ``name``,
+        ``roles``, ``status``, and ``password`` (plain) or ``password_hash``
+        (a format :mod:`usercore.passwords` verifies; upgraded on first login).
+        Invalid records are reported, duplicates skipped; each batch is one
+        transaction, so a batch is written whole or not at all.  Needs
+        ``users:create`` and ``roles:assign``.
+        """
+        self._ctx.policy.require(actor, "users:create")
+        self._ctx.policy.require(actor, "roles:assign")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValidationError.single("batch_size", "must be a positive integer")
+        created = skipped = 0
+        errors: builtins.list[tuple[int, ValidationError]] = []
+        seen: set[str] = set()
+        batch: list[tuple[int, User]] = []
+        for index, record in enumerate(records):
+            try:
+                user = self._import_record(record)
+            except ValidationError as exc:
+                errors.append((index, exc))
+                continue
+            keys = {"e:" + user.email_key}
+            if user.username_key is not None:
+                keys.add("u:" + user.username_key)
+            if keys & seen:
+                skipped += 1
+                continue
+            seen |= keys
+            batch.append((index, user))
+            if len(batch) >= batch_size:
+                done, dupes, bad = self._write_batch(batch)
+                created, skipped = created + done, skipped + dupes
+                errors.extend(bad)
+                batch = []
+        if batch:
+            done, dupes, bad = self._write_batch(batch)
+            created, skipped = created + done, skipped + dupes
+            errors.extend(bad)
+        self._ctx.events.emit(
+            "users.imported", actor=actor, created=created, skipped=skipped, failed=len(errors)
+        )
+        return ImportReport(created=created, skipped=skipped, errors=sorted(errors, key=_first))
+
+    def _import_record(self, record: object) -> User:
+        if not isinstance(record, Mapping):
+            raise ValidationError.single("record", "must be a mapping")
+        allowed = {
+            "email",
+            "username",
+            "name",
+            "roles",
+            "role",
+            "status",
+            "password",
+            "password_hash",
+        }
+        unknown = sorted(str(key) for key in record if key not in allowed)
+        problems: dict[str, list[str]] = {key: ["is not a known field"] for key in unknown}
+        if "password" in record and "password_hash" in record:
+            problems["password"] = ["give either password or password_hash, not both"]
+        password_hash = record.get("password_hash")
+        if password_hash is not None and (
+            not isinstance(password_hash, str) or self._ctx.hasher.identify(password_hash) is None
+        ):
+            problems["password_hash"] = ["is not a supported password hash format"]
+        roles: frozenset[str] = frozenset({"user"})
+        try:
+            if "roles" in record:
+                roles = _role_names(record["roles"])
+            elif "role" in record:
+                roles = _role_names([record["role"]], field="role")
+        except ValidationError as exc:
+            problems.update(exc.errors)
+        status = UserStatus.ACTIVE
+        try:
+            if record.get("status") is not None:
+                status = _status(record["status"])
+        except ValidationError as exc:
+            problems.update(exc.errors)
+        try:
+            fields = validation.validate_user_fields(
+                email=record.get("email"),
+                username=record.get("username"),
+                name=record.get("name"),
+                password=record["password"]
+                if record.get("password") is not None
+                else validation.NOT_GIVEN,
+                settings=self._ctx.settings,
+            )
+        except ValidationError as exc:
+            for field, messages in exc.errors.items():
+                problems.setdefault(field, []).extend(messages)
+        if problems:
+            raise ValidationError(problems)
+        assert fields.email is not None  # email is required when given
+        now = self._ctx.clock()
+        if fields.password is not None:
+            password_hash = self._ctx.hasher.hash(fields.password)
+        return User(
+            id=0,
+            email=fields.email,
+            username=fields.username,
+            name=fields.name,
+            roles=roles,
+            status=status,
+            created_at=now,
+            updated_at=now,
+            password_hash=password_hash,
+        )
+
+    def _write_batch(
+        self, batch: Sequence[tuple[int, User]]
+    ) -> tuple[int, int, builtins.list[tuple[int, ValidationError]]]:
+        """Insert one batch in one transaction: (created, skipped, errors)."""
+        for _attempt in range(3):
+            errors: builtins.list[tuple[int, ValidationError]] = []
+            fresh: builtins.list[User] = []
+            skipped = 0
+            try:
+                with self._ctx.store.transaction() as tx:
+                    known_roles = {role.name for role in tx.roles.list()}
+                    for index, user in batch:
+                        missing = sorted(user.roles - known_roles)
+                        if missing:
+                            errors.append(
+                                (
+                                    index,
+                                    ValidationError(
+                                        {"roles": [f"unknown role {r!r}" for r in missing]}
+                                    ),
+                                )
+                            )
+                        elif tx.users.get_by_email(user.email_key) is not None or (
+                            user.username_key is not None
+                            and tx.users.get_by_username(user.username_key) is not None
+                        ):
+                            skipped += 1
+                        else:
+                            fresh.append(user)
+                    if fresh:
+                        tx.users.add_many(fresh)
+            except ConflictError:
+                # Another writer inserted one of these between our check and the
+                # insert (possible on PostgreSQL); the batch rolled back whole:
+                # check again and retry.
+                continue
+            return len(fresh), skipped, errors
+        raise ConflictError("The import kept colliding with concurrent writes; try again.")
+
+
+def _first(item: tuple[int, ValidationError]) -> int:
+    return item[0]
