@@ -28,6 +28,7 @@ STARTUP_SECONDS = 30.0
 ADMIN_PASSWORD = "staple battery horse correct"
 PASSWORD = "correct horse battery staple"
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "http.md"
+README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def free_port() -> int:
@@ -171,11 +172,15 @@ def test_register_login_administer_and_logout_over_http(server: Server) -> None:
 
 
 @pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
-def test_the_documented_curl_lines_work(server: Server) -> None:
-    text = DOCS.read_text(encoding="utf-8")
+@pytest.mark.parametrize("document", [README, DOCS], ids=["README.md", "docs/http.md"])
+def test_the_documented_curl_lines_work(server: Server, document: Path) -> None:
+    text = document.read_text(encoding="utf-8")
     block = re.search(r"<!-- curl-quickstart[^>]*-->\n```sh\n(.*?)```", text, re.DOTALL)
-    assert block is not None, "docs/http.md lost its curl quickstart block"
+    assert block is not None, f"{document.name} lost its curl quickstart block"
+    # One server serves both documents: each registers its own address.
+    email = f"ada.{document.stem.lower()}@example.com"
     script = block.group(1).replace("http://127.0.0.1:8000", server.base_url)
+    script = script.replace("ada@example.com", email)
     script = script.replace("python3 -c", f"{sys.executable} -c")
     result = subprocess.run(
         ["bash", "-euo", "pipefail", "-c", script],
@@ -185,7 +190,7 @@ def test_the_documented_curl_lines_work(server: Server) -> None:
         check=False,
     )
     assert result.returncode == 0, result.stderr
-    assert '"email":"ada@example.com"' in result.stdout
+    assert f'"email":"{email}"' in result.stdout
     assert '"access_token":' in result.stdout
     assert result.stdout.rstrip().endswith("}")
-    assert result.stdout.count('"email":"ada@example.com"') == 2  # registered, then /auth/me
+    assert result.stdout.count(f'"email":"{email}"') == 2  # registered, then /auth/me
