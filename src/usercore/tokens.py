@@ -267,6 +267,9 @@ class AccessTokenCodec:
         """Verify signature, header, claims and times; raise ``TokenError`` on any failure."""
         if not isinstance(token, str) or not token or len(token) > 8192:
             raise _reject("not a token string")
+        if not token.isascii():
+            # A JWS compact serialization is base64url and dots only (RFC 7515 §7.1).
+            raise _reject("non-ASCII token")
         if len(self._keys) == 1:
             # One key: no need to read the header before verifying (a second
             # parse of the token would cost as much as the HMAC itself).

@@ -78,6 +78,19 @@ def set_from_db(text: str) -> frozenset[str]:
     return frozenset(json.loads(text))
 
 
+def storable(text: str) -> bool:
+    """Whether ``text`` can be stored at all (UTF-8 encodable: no lone surrogates).
+
+    Validation keeps such text out of the store, so a lookup by it can only
+    find nothing; SQL drivers would raise ``UnicodeEncodeError`` binding it.
+    """
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def search_key(text: str) -> str:
     """The case-insensitive form of searchable text and of the search needle.
 

@@ -44,6 +44,7 @@ from usercore.storage._codec import (
     search_key,
     set_from_db,
     set_to_db,
+    storable,
     time_from_db,
     time_to_db,
     user_in_utc,
@@ -284,6 +285,13 @@ class Dialect:
         if kind == "count":
             return f"SELECT count(*) FROM {source}{where}"
         return f"SELECT {_USER_COLUMNS} FROM {source}{where} ORDER BY {order} LIMIT ? OFFSET ?"
+
+
+def _matches_nothing(filter: UserFilter) -> bool:
+    """A filter on text no row can hold (see :func:`storable`)."""
+    return (filter.role is not None and not storable(filter.role)) or bool(
+        filter.search and not storable(filter.search)
+    )
 
 
 def user_query_params(after: int | None, filter: UserFilter) -> list[Any]:
@@ -542,10 +550,14 @@ class SqlUserRepository(_Repository):
         return None if row is None else user_from_row(row)
 
     def get_by_email(self, email_key: str) -> User | None:
+        if not storable(email_key):
+            return None
         row = self._uow.reading()(self._sql.user_by_email, (email_key,)).fetchone()
         return None if row is None else user_from_row(row)
 
     def get_by_username(self, username_key: str) -> User | None:
+        if not storable(username_key):
+            return None
         row = self._uow.reading()(self._sql.user_by_username, (username_key,)).fetchone()
         return None if row is None else user_from_row(row)
 
@@ -577,6 +589,8 @@ class SqlUserRepository(_Repository):
         if limit < 0 or offset < 0:
             raise ValueError("limit and offset must not be negative")
         execute = self._uow.reading()
+        if _matches_nothing(filter):
+            return []
         sql = self._uow.dialect.user_query("list", after=after is not None, filter=filter)
         params = user_query_params(after, filter)
         params += (limit, offset)
@@ -584,15 +598,21 @@ class SqlUserRepository(_Repository):
 
     def count(self, *, filter: UserFilter) -> int:
         execute = self._uow.reading()
+        if _matches_nothing(filter):
+            return 0
         sql = self._uow.dialect.user_query("count", after=False, filter=filter)
         return int(execute(sql, user_query_params(None, filter)).fetchone()[0])
 
     def count_with_role(self, role: str) -> int:
+        if not storable(role):
+            return 0
         return int(self._uow.reading()(self._sql.user_roles_count, (role,)).fetchone()[0])
 
     def remove_role(self, role: str) -> int:
         uow = self._uow
         execute = uow.writing()
+        if not storable(role):
+            return 0
         changed = 0
         after = 0
         # Keyset batches: a role every user holds never loads the whole table.
@@ -619,6 +639,8 @@ class SqlRoleRepository(_Repository):
         return role
 
     def get(self, name: str) -> Role | None:
+        if not storable(name):
+            return None
         row = self._uow.reading()(self._sql.role_get, (name,)).fetchone()
         return None if row is None else role_from_row(row)
 
