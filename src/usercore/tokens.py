@@ -462,7 +462,9 @@ class TokenService:
             if self._settings.trust_token_roles and claims.roles is not None
             else user.roles
         )
-        return Principal(user_id=user.id, roles=roles, token_id=claims.jti, method="token")
+        return Principal(
+            user_id=user.id, roles=roles, token_id=claims.jti, method="token", user=user
+        )
 
     def refresh(self, refresh_token: object) -> tuple[TokenPair, User]:
         """Rotate a refresh token: the old one is spent, a new one joins its family.
@@ -644,4 +646,5 @@ class TokenService:
             scopes=record.scopes if record.scopes is not None else None,
             token_id=f"apikey:{record.id}",
             method="api_key",
+            user=user,
         )

@@ -278,6 +278,25 @@ def test_me_answers_the_current_user(client: Client, ada: Account, path: str) ->
     assert reply.body["last_login_at"] is not None
 
 
+def test_me_through_an_api_key_obeys_the_key_scopes(client: Client, ada: Account) -> None:
+    """The account loaded to authenticate the key is not read past its scopes."""
+    scoped = client.post(
+        f"/users/{ada.id}/api-keys",
+        json={"name": "keys only", "scopes": ["apikeys:read:own"]},
+        token=ada.token,
+    )
+    reader = client.post(
+        f"/users/{ada.id}/api-keys",
+        json={"name": "reader", "scopes": ["users:read:own"]},
+        token=ada.token,
+    )
+    assert (scoped.status, reader.status) == (201, 201)
+    denied = client.get("/auth/me", headers={"X-API-Key": scoped.body["key"]})
+    assert (denied.status, denied.code) == (403, "permission_denied")
+    allowed = client.get("/auth/me", headers={"X-API-Key": reader.body["key"]})
+    assert (allowed.status, allowed.body["id"]) == (200, ada.id)
+
+
 @pytest.mark.parametrize(
     ("headers", "code"),
     [

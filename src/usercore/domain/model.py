@@ -182,7 +182,10 @@ class Principal:
     """Who is acting: an authenticated user (by token or API key) or :data:`SYSTEM`.
 
     ``scopes`` is ``None`` when unrestricted; an API key's principal carries
-    the key's scopes and can never do more than they allow.
+    the key's scopes and can never do more than they allow.  ``user`` is the
+    account as loaded when the credential was authenticated (``None`` for
+    :data:`SYSTEM` and hand-made principals): a snapshot for the request that
+    authenticated it, not a substitute for ``core.users.get`` later on.
     """
 
     user_id: int | None
@@ -190,6 +193,7 @@ class Principal:
     scopes: frozenset[str] | None = attrs.field(default=None, converter=_optional_frozenset)
     token_id: str | None = None
     method: str = "token"
+    user: User | None = attrs.field(default=None, repr=False, eq=False)
 
     @property
     def is_system(self) -> bool:

@@ -318,7 +318,13 @@ def logout(call: Call) -> HttpResponse:
 def me(call: Call) -> HttpResponse:
     actor = call.actor
     assert actor.user_id is not None
-    return _ok(call.api.core.users.get(actor, actor.user_id).to_public())
+    core = call.api.core
+    if actor.user is not None and actor.user.id == actor.user_id:
+        # The account was loaded a moment ago to authenticate this very request:
+        # check the permission, skip a second read.
+        core.policy.require(actor, "users:read", owner_id=actor.user_id)
+        return _ok(actor.user.to_public())
+    return _ok(core.users.get(actor, actor.user_id).to_public())
 
 
 def request_password_reset(call: Call) -> HttpResponse:
