@@ -437,3 +437,24 @@ def test_a_lookup_costs_the_same_in_a_large_table(store: SQLiteStore) -> None:
         tx.users.add_many([a_user(f"u{n}@example.com") for n in range(5000)])
     large = vm_steps(store, lambda tx: tx.users.get_by_email("ada@example.com"))
     assert large == small
+
+
+def test_threads_that_come_and_go_reuse_one_connection(tmp_path: Path) -> None:
+    """A thread-per-request server must not open a connection per request."""
+    store = SQLiteStore(tmp_path / "reuse.db")
+    seen: list[int] = []
+
+    def work() -> None:
+        with store.transaction(readonly=True) as tx:
+            tx.roles.list()
+        seen.append(id(store._thread_connection().connection))
+
+    try:
+        for _ in range(5):
+            thread = threading.Thread(target=work)
+            thread.start()
+            thread.join()
+        assert 1 == len(set(seen))
+        assert len(store._connections) <= 2  # the opening thread's and the reused one
+    finally:
+        store.close()

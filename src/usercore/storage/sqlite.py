@@ -208,24 +208,44 @@ class SQLiteStore:
     def _open_thread_connection(self) -> _Connection:
         if self._closed:
             raise RuntimeError("the store is closed")
-        connection = self._connect()
-        entry = _Connection(connection, threading.current_thread())
+        current = threading.current_thread()
         with self._lock:
-            if self._closed:
-                connection.close()
-                raise RuntimeError("the store is closed")
-            # Threads come and go (thread pools); close what dead ones left behind.
-            alive = []
-            for other in self._connections:
-                thread = other.thread()
-                if thread is None or not thread.is_alive():
-                    other.connection.close()
-                else:
-                    alive.append(other)
-            alive.append(entry)
-            self._connections = alive
+            entry = self._adopt_idle_connection(current)
+        if entry is None:
+            connection = self._connect()
+            entry = _Connection(connection, current)
+            with self._lock:
+                if self._closed:
+                    connection.close()
+                    raise RuntimeError("the store is closed")
+                self._connections.append(entry)
         self._local.entry = entry
         return entry
+
+    def _adopt_idle_connection(self, current: threading.Thread) -> _Connection | None:
+        """Hand ``current`` the connection of a thread that has ended, if any.
+
+        Servers that start a thread per request (werkzeug's threaded server)
+        would otherwise open and configure a connection for every request.
+        Connections left inside a transaction are closed, never reused.  Call
+        with ``self._lock`` held.
+        """
+        if self._closed:
+            raise RuntimeError("the store is closed")
+        adopted = None
+        alive = []
+        for other in self._connections:
+            thread = other.thread()
+            if thread is not None and thread.is_alive():
+                alive.append(other)
+            elif adopted is None and other.uow.depth == 0 and not other.connection.in_transaction:
+                other.thread = weakref.ref(current)
+                adopted = other
+                alive.append(other)
+            else:
+                other.connection.close()
+        self._connections = alive
+        return adopted
 
     def _connect(self) -> sqlite3.Connection:
         connection = sqlite3.connect(
