@@ -10,6 +10,7 @@ from pathlib import Path
 import argon2
 import pytest
 
+from tests.storage.postgres_support import postgres_schema
 from usercore import SYSTEM, Principal, Settings, User, UserCore
 from usercore.services.events import Event
 
@@ -41,7 +42,7 @@ def make_settings(**overrides: object) -> Settings:
     return Settings(**fields)  # type: ignore[arg-type]
 
 
-STORES = ["memory", "sqlite"]
+STORES = ["memory", "sqlite", "postgres"]
 
 
 def store_url(kind: str, tmp_path: Path) -> str:
@@ -61,16 +62,23 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-def open_core(
-    store_kind: str, tmp_path: Path, clock: FakeClock
-) -> Iterator[Callable[..., UserCore]]:
+def database_url(store_kind: str, tmp_path: Path) -> Iterator[str]:
+    """This test's store: ``memory://``, a file in ``tmp_path``, or a fresh
+    PostgreSQL schema, dropped afterwards (skipped when no server answers)."""
+    if store_kind == "postgres":
+        with postgres_schema() as url:
+            yield url
+    else:
+        yield store_url(store_kind, tmp_path)
+
+
+@pytest.fixture
+def open_core(database_url: str, clock: FakeClock) -> Iterator[Callable[..., UserCore]]:
     """Open (more) facades on this test's store; all are closed afterwards."""
     opened: list[UserCore] = []
 
     def open_(**overrides: object) -> UserCore:
-        core = UserCore.open(
-            store_url(store_kind, tmp_path), settings=make_settings(**overrides), clock=clock
-        )
+        core = UserCore.open(database_url, settings=make_settings(**overrides), clock=clock)
         opened.append(core)
         return core
 
