@@ -129,7 +129,8 @@ def serving_key(url: str) -> str | None:
         return None
     database = _sqlite_path(url)
     if database is None:
-        _usage(f"set {SECRET_KEY_ENV} (at least {MIN_SECRET_KEY_BYTES} bytes) to serve {url}")
+        where = _describe(url)
+        _usage(f"set {SECRET_KEY_ENV} (at least {MIN_SECRET_KEY_BYTES} bytes) to serve {where}")
     path = key_file_for(database)
     try:
         descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

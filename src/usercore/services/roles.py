@@ -205,11 +205,13 @@ class RoleService:
                     "to remove it from them.",
                     field="name",
                 )
+            # The role row goes first: from then on a concurrent assignment of it
+            # fails its existence check, so no user is left holding a dead name.
+            tx.roles.delete(name)
             tx.users.remove_role(name)
             for heir in heirs:
                 role = found(tx.roles.get(heir), "Role")
                 tx.roles.update(attrs.evolve(role, inherits=role.inherits - {name}))
-            tx.roles.delete(name)
         self._ctx.policy.invalidate()
         self._ctx.events.emit("role.deleted", actor=actor, role=name, users=holders)
 
