@@ -188,23 +188,32 @@ class UserService:
             settings=self._ctx.settings,
         )
         password_hash = None if fields.password is None else self._ctx.hasher.hash(fields.password)
-        assert fields.email is not None  # email is required when given
-        now = self._ctx.clock()
+        user = self._new_user(fields, roles, status, password_hash)
         with self._ctx.store.transaction() as tx:
             check_roles_exist(tx, roles)
-            return tx.users.add(
-                User(
-                    id=0,
-                    email=fields.email,
-                    username=fields.username,
-                    name=fields.name,
-                    roles=roles,
-                    status=status,
-                    created_at=now,
-                    updated_at=now,
-                    password_hash=password_hash,
-                )
-            )
+            return tx.users.add(user)
+
+    def _new_user(
+        self,
+        fields: validation.ValidatedUserFields,
+        roles: frozenset[str],
+        status: UserStatus,
+        password_hash: str | None,
+    ) -> User:
+        """A user to insert (its id comes from the store), created now."""
+        assert fields.email is not None  # email is required when given
+        now = self._ctx.clock()
+        return User(
+            id=0,
+            email=fields.email,
+            username=fields.username,
+            name=fields.name,
+            roles=roles,
+            status=status,
+            created_at=now,
+            updated_at=now,
+            password_hash=password_hash,
+        )
 
     # -- reading --------------------------------------------------------------
 
@@ -580,21 +589,9 @@ class UserService:
                 problems.setdefault(field, []).extend(messages)
         if problems:
             raise ValidationError(problems)
-        assert fields.email is not None  # email is required when given
-        now = self._ctx.clock()
         if fields.password is not None:
             password_hash = self._ctx.hasher.hash(fields.password)
-        return User(
-            id=0,
-            email=fields.email,
-            username=fields.username,
-            name=fields.name,
-            roles=roles,
-            status=status,
-            created_at=now,
-            updated_at=now,
-            password_hash=password_hash,
-        )
+        return self._new_user(fields, roles, status, password_hash)
 
     def _write_batch(
         self, batch: Sequence[tuple[int, User]]
