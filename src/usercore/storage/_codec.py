@@ -11,21 +11,19 @@ import json
 import unicodedata
 from collections.abc import Iterable
 from datetime import datetime, timedelta, timezone
+from typing import Any, TypeVar, cast
 
 import attrs
 
 from usercore.domain import ApiKey, OneTimeToken, RefreshToken, User
 
 __all__ = [
-    "api_key_in_utc",
-    "one_time_token_in_utc",
-    "refresh_token_in_utc",
+    "in_utc",
     "search_key",
     "set_from_db",
     "set_to_db",
     "time_from_db",
     "time_to_db",
-    "user_in_utc",
     "utc",
 ]
 
@@ -100,48 +98,31 @@ def search_key(text: str) -> str:
     return unicodedata.normalize("NFKC", text).casefold()
 
 
-def user_in_utc(user: User) -> User:
-    """``user`` with every datetime in UTC (itself when they already are)."""
-    if (
-        user.created_at.tzinfo is timezone.utc
-        and user.updated_at.tzinfo is timezone.utc
-        and (user.last_login_at is None or user.last_login_at.tzinfo is timezone.utc)
-        and (user.locked_until is None or user.locked_until.tzinfo is timezone.utc)
-    ):
-        return user
-    return attrs.evolve(
-        user,
-        created_at=utc(user.created_at),
-        updated_at=utc(user.updated_at),
-        last_login_at=optional_utc(user.last_login_at),
-        locked_until=optional_utc(user.locked_until),
-    )
+R = TypeVar("R", User, ApiKey, RefreshToken, OneTimeToken)
+
+_TIME_FIELDS: dict[type, tuple[str, ...]] = {}
 
 
-def api_key_in_utc(key: ApiKey) -> ApiKey:
-    return attrs.evolve(
-        key,
-        created_at=utc(key.created_at),
-        expires_at=optional_utc(key.expires_at),
-        last_used_at=optional_utc(key.last_used_at),
-        revoked_at=optional_utc(key.revoked_at),
-    )
+def _time_fields(cls: type) -> tuple[str, ...]:
+    """The names of a record class's datetime fields (``datetime`` or ``datetime | None``)."""
+    names = _TIME_FIELDS.get(cls)
+    if names is None:
+        names = tuple(
+            field.name
+            for field in attrs.fields(cls)
+            if field.type in (datetime, "datetime", "datetime | None")
+        )
+        _TIME_FIELDS[cls] = names
+    return names
 
 
-def refresh_token_in_utc(token: RefreshToken) -> RefreshToken:
-    return attrs.evolve(
-        token,
-        created_at=utc(token.created_at),
-        expires_at=utc(token.expires_at),
-        used_at=optional_utc(token.used_at),
-        revoked_at=optional_utc(token.revoked_at),
-    )
-
-
-def one_time_token_in_utc(token: OneTimeToken) -> OneTimeToken:
-    return attrs.evolve(
-        token,
-        created_at=utc(token.created_at),
-        expires_at=utc(token.expires_at),
-        used_at=optional_utc(token.used_at),
-    )
+def in_utc(record: R) -> R:
+    """``record`` (a user, API key, refresh or one-time token) with every datetime
+    in UTC: itself when they already are; a naive one raises ``ValueError``."""
+    changes = {
+        name: utc(value)
+        for name in _time_fields(type(record))
+        if (value := getattr(record, name)) is not None and value.tzinfo is not timezone.utc
+    }
+    # attrs.evolve cannot type-check ``**changes`` against four record classes.
+    return cast(R, attrs.evolve(cast(Any, record), **changes)) if changes else record

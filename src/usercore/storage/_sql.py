@@ -39,6 +39,7 @@ from usercore.ports import (
     UserRepository,
 )
 from usercore.storage._codec import (
+    in_utc,
     optional_time_from_db,
     optional_time_to_db,
     search_key,
@@ -47,7 +48,6 @@ from usercore.storage._codec import (
     storable,
     time_from_db,
     time_to_db,
-    user_in_utc,
 )
 from usercore.storage._sqlite_schema import ROLES_VERSION_KEY
 
@@ -512,7 +512,7 @@ class SqlUserRepository(_Repository):
     def add(self, user: User) -> User:
         uow = self._uow
         uow.writing()
-        user = user_in_utc(user)
+        user = in_utc(user)
         try:
             user_id = uow.dialect.insert_returning_id(
                 uow, self._sql.user_insert, user_params(user, 1)
@@ -528,7 +528,7 @@ class SqlUserRepository(_Repository):
         uow.writing()
         if not users:
             return []
-        stored = [user_in_utc(user) for user in users]
+        stored = [in_utc(user) for user in users]
         with uow.savepoint():
             first_id = uow.dialect.reserve_user_ids(uow, len(stored))
             stored = [
@@ -564,7 +564,7 @@ class SqlUserRepository(_Repository):
     def update(self, user: User) -> User:
         uow = self._uow
         execute = uow.writing()
-        user = user_in_utc(user)
+        user = in_utc(user)
         current = execute(self._sql.user_version_roles, (user.id,)).fetchone()
         if current is None:
             raise NotFoundError("the user does not exist")

@@ -43,12 +43,9 @@ from usercore.ports import (
     UserRepository,
 )
 from usercore.storage._codec import (
-    api_key_in_utc,
-    one_time_token_in_utc,
+    in_utc,
     optional_utc,
-    refresh_token_in_utc,
     search_key,
-    user_in_utc,
     utc,
 )
 from usercore.storage._sqlite_schema import LATEST_VERSION, ROLES_VERSION_KEY
@@ -261,7 +258,7 @@ class _Users(_Repository):
     def add(self, user: User) -> User:
         s = self._s
         s._writing()
-        user = user_in_utc(user)
+        user = in_utc(user)
         self._check_unique(user, user_id=None)
         stored = attrs.evolve(user, id=s._next_id("users"), version=1)
         s._put(s._users, stored.id, stored)
@@ -300,7 +297,7 @@ class _Users(_Repository):
     def update(self, user: User) -> User:
         s = self._s
         s._writing()
-        user = user_in_utc(user)
+        user = in_utc(user)
         current = s._users.get(user.id)
         if current is None:
             raise NotFoundError("the user does not exist")
@@ -449,7 +446,7 @@ class _RefreshTokens(_Repository):
     def add(self, token: RefreshToken) -> None:
         s = self._s
         s._writing()
-        token = refresh_token_in_utc(token)
+        token = in_utc(token)
         if token.token_hash in s._refresh_tokens:
             raise ConflictError("the token already exists", field="token_hash")
         if token.user_id not in s._users:
@@ -526,7 +523,7 @@ class _ApiKeys(_Repository):
     def add(self, key: ApiKey) -> ApiKey:
         s = self._s
         s._writing()
-        key = api_key_in_utc(key)
+        key = in_utc(key)
         if key.prefix in s._prefixes:
             raise ConflictError("an API key with this prefix already exists", field="prefix")
         if key.user_id not in s._users:
@@ -554,7 +551,7 @@ class _ApiKeys(_Repository):
     def update(self, key: ApiKey) -> ApiKey:
         s = self._s
         s._writing()
-        key = api_key_in_utc(key)
+        key = in_utc(key)
         current = s._api_keys.get(key.id)
         if current is None:
             raise NotFoundError("the API key does not exist")
@@ -585,7 +582,7 @@ class _OneTimeTokens(_Repository):
     def add(self, token: OneTimeToken) -> None:
         s = self._s
         s._writing()
-        token = one_time_token_in_utc(token)
+        token = in_utc(token)
         if token.token_hash in s._one_time_tokens:
             raise ConflictError("the token already exists", field="token_hash")
         if token.user_id not in s._users:

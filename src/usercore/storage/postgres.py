@@ -67,7 +67,7 @@ except ImportError as exc:  # pragma: no cover - exercised without the extra ins
 from usercore.domain import Role, User
 from usercore.errors import ConflictError, NotFoundError, UsercoreError
 from usercore.ports import LoginAttempts
-from usercore.storage._codec import storable, user_in_utc
+from usercore.storage._codec import in_utc, storable
 from usercore.storage._postgres_schema import (
     LATEST_VERSION,
     MIGRATIONS,
@@ -412,7 +412,7 @@ class _PostgresUserRepository(SqlUserRepository):
         with uow.savepoint():
             ids = dialect.allocate_user_ids(uow, len(users))
             stored = [
-                attrs.evolve(user_in_utc(user), id=user_id, version=1)
+                attrs.evolve(in_utc(user), id=user_id, version=1)
                 for user_id, user in zip(ids, users, strict=True)
             ]
             try:
