@@ -236,11 +236,36 @@ class _MemoryUnitOfWork:
         self.meta: MetaRepository = _Meta(store)
 
 
+TokenT = TypeVar("TokenT", RefreshToken, OneTimeToken)
+
+
 class _Repository:
     __slots__ = ("_s",)
 
     def __init__(self, store: MemoryStore) -> None:
         self._s = store
+
+    def _add_token(self, table: dict[bytes, TokenT], token: TokenT) -> None:
+        """Insert a hashed token owned by a user (refresh and one-time tokens alike)."""
+        s = self._s
+        s._writing()
+        token = in_utc(token)
+        if token.token_hash in table:
+            raise ConflictError("the token already exists", field="token_hash")
+        if token.user_id not in s._users:
+            raise NotFoundError("the user does not exist")
+        s._put(table, token.token_hash, token)
+
+    def _spend(self, table: dict[bytes, TokenT], token_hash: bytes, at: datetime) -> bool:
+        """Set ``used_at`` if unset; True only for the call that set it."""
+        s = self._s
+        s._writing()
+        at = utc(at)
+        token = table.get(token_hash)
+        if token is None or token.used_at is not None:
+            return False
+        s._put(table, token_hash, attrs.evolve(token, used_at=at))
+        return True
 
 
 def _matches(user: User, needle: str) -> bool:
@@ -444,28 +469,14 @@ class _RefreshTokens(_Repository):
     __slots__ = ()
 
     def add(self, token: RefreshToken) -> None:
-        s = self._s
-        s._writing()
-        token = in_utc(token)
-        if token.token_hash in s._refresh_tokens:
-            raise ConflictError("the token already exists", field="token_hash")
-        if token.user_id not in s._users:
-            raise NotFoundError("the user does not exist")
-        s._put(s._refresh_tokens, token.token_hash, token)
+        self._add_token(self._s._refresh_tokens, token)
 
     def get(self, token_hash: bytes) -> RefreshToken | None:
         self._s._reading()
         return self._s._refresh_tokens.get(token_hash)
 
     def mark_used(self, token_hash: bytes, at: datetime) -> bool:
-        s = self._s
-        s._writing()
-        at = utc(at)
-        token = s._refresh_tokens.get(token_hash)
-        if token is None or token.used_at is not None:
-            return False
-        s._put(s._refresh_tokens, token_hash, attrs.evolve(token, used_at=at))
-        return True
+        return self._spend(self._s._refresh_tokens, token_hash, at)
 
     def revoke_family(self, family_id: str, at: datetime) -> int:
         return self._revoke(lambda token: token.family_id == family_id, at)
@@ -580,28 +591,14 @@ class _OneTimeTokens(_Repository):
     __slots__ = ()
 
     def add(self, token: OneTimeToken) -> None:
-        s = self._s
-        s._writing()
-        token = in_utc(token)
-        if token.token_hash in s._one_time_tokens:
-            raise ConflictError("the token already exists", field="token_hash")
-        if token.user_id not in s._users:
-            raise NotFoundError("the user does not exist")
-        s._put(s._one_time_tokens, token.token_hash, token)
+        self._add_token(self._s._one_time_tokens, token)
 
     def get(self, token_hash: bytes) -> OneTimeToken | None:
         self._s._reading()
         return self._s._one_time_tokens.get(token_hash)
 
     def consume(self, token_hash: bytes, at: datetime) -> bool:
-        s = self._s
-        s._writing()
-        at = utc(at)
-        token = s._one_time_tokens.get(token_hash)
-        if token is None or token.used_at is not None:
-            return False
-        s._put(s._one_time_tokens, token_hash, attrs.evolve(token, used_at=at))
-        return True
+        return self._spend(self._s._one_time_tokens, token_hash, at)
 
     def delete_for_user(self, user_id: int, purpose: str | None = None) -> int:
         s = self._s
