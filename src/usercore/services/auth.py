@@ -142,6 +142,10 @@ class Lockout:
             self._hmac(f"client\x00{subject}\x00{client or ''}"),
         )
 
+    def decoy_key(self, key: str) -> str:
+        """The key of the throwaway row a request for an unknown account writes."""
+        return self._hmac(f"decoy\x00{key}")
+
     def _hmac(self, message: str) -> str:
         data = message.encode("utf-8", "surrogatepass")
         return hmac.new(self._secret, data, hashlib.sha256).hexdigest()
@@ -343,13 +347,26 @@ class AuthService:
         """A password-reset token to send to ``email``, or ``None`` when no active
         account has it — after the same work, so callers answer both alike."""
         ctx = self._ctx
-        key = email_key(email.strip()) if isinstance(email, str) and len(email) <= 320 else ""
+        kind, key = _identifier_key(email)
         with ctx.store.transaction() as tx:
-            user = tx.users.get_by_email(key) if key else None
+            user = tx.users.get_by_email(key) if kind == "email" and key else None
             if user is None or not user.is_active:
-                # Mirror the known path's cost: a token, its digest, a write.
+                # The known path's store work, step for step (a lookup, a
+                # delete, an insert), so timing does not tell the two apart
+                # (OWASP ASVS 4.0.3 V2.5.1 / Forgot Password Cheat Sheet:
+                # "consistent response time").  The insert is a throwaway
+                # login_attempts row (one_time_tokens rows need a user), no
+                # lock, forgotten by purge_expired.
                 token_digest(new_opaque_token())
                 tx.one_time_tokens.delete_for_user(0, PASSWORD_RESET)
+                tx.login_attempts.put(
+                    LoginAttempts(
+                        key=self._lockout.decoy_key(key),
+                        failures=0,
+                        locked_until=None,
+                        updated_at=ctx.clock(),
+                    )
+                )
                 token = None
             else:
                 token = ctx.tokens.issue_one_time(tx, user, PASSWORD_RESET)

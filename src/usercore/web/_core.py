@@ -139,6 +139,8 @@ class HttpRequest:
     body: Any = NO_BODY
     raw_body: bytes = b""
     content_type: str | None = None
+    #: Who sent the request (the remote address), for per-client lockout.
+    client: str | None = None
 
 
 @attrs.frozen

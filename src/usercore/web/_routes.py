@@ -294,7 +294,7 @@ def login(call: Call) -> HttpResponse:
         raise ValidationError.single("identifier", "give one of email, username or identifier")
     if not given:
         raise ValidationError.single("identifier", "give email, username or identifier")
-    pair = call.api.core.auth.login(body[given[0]], body["password"])
+    pair = call.api.core.auth.login(body[given[0]], body["password"], client=call.request.client)
     return _ok(pair.to_dict())
 
 
@@ -420,6 +420,7 @@ def set_user_password(call: Call) -> HttpResponse:
             call.path["user_id"],
             current_password=body["current_password"],
             new_password=body["new_password"],
+            client=call.request.client,
         )
     else:
         users.set_password(call.actor, call.path["user_id"], body["new_password"])

@@ -379,6 +379,7 @@ def _neutral_request(request: Request, body: Any = NO_BODY, raw_body: bytes = b"
         body=body,
         raw_body=raw_body,
         content_type=request.headers.get("content-type"),
+        client=request.client.host if request.client else None,
     )
 
 

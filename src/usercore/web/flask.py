@@ -101,6 +101,7 @@ def _view(api: HttpApi, name: str, reads_body: bool) -> Callable[..., flask.Resp
             query=request.args,
             raw_body=raw_body,
             content_type=request.content_type,
+            client=request.remote_addr,
         )
         return _response(api.dispatch(name, http_request))
 
