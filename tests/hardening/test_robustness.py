@@ -534,6 +534,8 @@ READ_ONLY = frozenset(
 FAILURE_MAY_WRITE = {
     "auth.login": LOGIN_FAILURE_STATE,  # failed logins count toward lockout (DESIGN §6)
     "auth.refresh": REFRESH_REVOCATION_STATE,  # a replay revokes the family (DESIGN §6)
+    # A wrong current password counts toward lockout (issue 12 item 12).
+    "users.change_password": LOGIN_FAILURE_STATE,
 }
 
 ROBUST = settings(
