@@ -124,9 +124,9 @@ class Lockout:
     in PostgreSQL, one lock in memory) and only then verified, so at most
     ``lockout_threshold`` guesses per lock window are ever evaluated, however
     many threads or processes race.  A success clears both counters.  Keys
-    include the account's token version, so a password reset, an
-    administrator's ``set_password`` or signing out everywhere starts fresh
-    counters.  Email and username of one account count separately, exactly
+    include the account's id and token version, so a password reset, an
+    administrator's ``set_password``, a deactivation or signing out
+    everywhere starts fresh counters.  Email and username of one account count separately, exactly
     as two unknown identifiers do, so lock states never link the two.
     """
 
@@ -134,8 +134,14 @@ class Lockout:
         self._ctx = ctx
         self._secret = _attempts_secret(ctx.settings)
 
-    def keys(self, kind: str, key: str, generation: int, client: str | None) -> tuple[str, ...]:
-        """The row keys of the identifier's ceiling and of its ``(identifier, client)`` counter."""
+    def keys(self, kind: str, key: str, user: User | None, client: str | None) -> tuple[str, ...]:
+        """The row keys of the identifier's ceiling and of its ``(identifier, client)`` counter.
+
+        An account's counters are its own (a new account does not inherit the
+        failures of the identifier before it existed) and belong to one token
+        version (a reset or ``logout_all`` starts fresh ones).
+        """
+        generation = "-" if user is None else f"{user.id}.{user.token_version}"
         subject = f"{kind}:{key}\x00{generation}"
         return (
             self._hmac(f"identifier\x00{subject}"),
@@ -207,7 +213,7 @@ class Lockout:
         over-long password is a mismatch after the dummy verification.
         """
         kind, key = _identifier_key(user.email or user.username or "")
-        keys = self.keys(kind, key, user.token_version, client)
+        keys = self.keys(kind, key, user, client)
         with self._ctx.store.transaction() as tx:
             reservation = self.reserve(tx, keys)
         if isinstance(reservation, AccountLocked):
@@ -263,7 +269,7 @@ class AuthService:
         # guesses per lock window, across threads and processes).
         with ctx.store.transaction() as tx:
             user = self._find(tx, kind, key) if key else None
-            keys = lockout.keys(kind, key, user.token_version if user else 0, client)
+            keys = lockout.keys(kind, key, user, client)
             reservation = lockout.reserve(tx, keys)
         if isinstance(reservation, AccountLocked):
             raise reservation
