@@ -20,6 +20,7 @@ import pytest
 from usercore import AccountLocked, InvalidCredentials, User, UserCore
 
 from ..services.conftest import PASSWORD, make_settings
+from ..services.test_postgres_facade import together
 
 THRESHOLD = 5
 WRONG = "a wrong guess, long enough"
@@ -47,23 +48,7 @@ def counted_verifications(core: UserCore) -> list[int]:
 
 def race(count: int, work: Callable[[], str]) -> list[str]:
     """``work()`` in ``count`` threads released at once; each outcome's name."""
-    outcomes: list[str] = []
-    start = threading.Barrier(count)
-    lock = threading.Lock()
-
-    def run() -> None:
-        start.wait()
-        outcome = work()
-        with lock:
-            outcomes.append(outcome)
-
-    threads = [threading.Thread(target=run) for _ in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(120)
-        assert not thread.is_alive(), "a thread is stuck"
-    return outcomes
+    return [str(outcome) for outcome in together(count, lambda _: work())]
 
 
 def guess(core: UserCore, identifier: str) -> str:
