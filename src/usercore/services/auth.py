@@ -295,8 +295,10 @@ class AuthService:
         ctx = self._ctx
         now = ctx.clock()
         with ctx.store.transaction() as tx:
-            self._lockout.clear(tx, keys)
+            # The user row first, then the counters: the order of a
+            # reservation, so two transactions never wait on each other in a cycle.
             user = found(tx.users.get(user_id), "User")
+            self._lockout.clear(tx, keys)
             user = tx.users.update(
                 attrs.evolve(
                     user,
