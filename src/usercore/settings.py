@@ -129,7 +129,8 @@ class Settings:
     # Consecutive failures for one identifier from every client together
     # before it locks for everyone (the per-client limit is lockout_threshold).
     # NIST SP 800-63B §5.2.2: no more than 100 per account; an account has at
-    # most two identifiers (email, username), so 50 each.
+    # most two identifiers (email, username), so 50 each.  Never below
+    # lockout_threshold (the larger of the two applies).
     lockout_identifier_threshold: int = attrs.field(default=50, validator=_check_at_least_one)
 
     def __attrs_post_init__(self) -> None:
@@ -163,10 +164,6 @@ class Settings:
             raise ValueError(
                 f"Settings.password_min_length ({self.password_min_length}) must not exceed "
                 f"password_max_length ({self.password_max_length})"
-            )
-        if self.lockout_identifier_threshold < self.lockout_threshold:
-            raise ValueError(
-                "Settings.lockout_identifier_threshold must not be below lockout_threshold"
             )
         if self.lockout_max < self.lockout_base:
             raise ValueError("Settings.lockout_max must not be shorter than lockout_base")

@@ -162,11 +162,14 @@ def test_guessing_from_many_clients_is_bounded_by_the_identifier_ceiling(
     assert core.auth.login("ada@example.com", PASSWORD, client=OWNER)
 
 
-def test_the_identifier_ceiling_must_not_be_below_the_threshold() -> None:
-    from usercore import Settings
-
-    with pytest.raises(ValueError, match="lockout_identifier_threshold"):
-        Settings(lockout_threshold=10, lockout_identifier_threshold=5)
+def test_a_threshold_above_the_ceiling_raises_the_ceiling(
+    open_core: Callable[..., UserCore],
+) -> None:
+    """Settings written before the ceiling existed (a threshold over 50) keep working."""
+    core = open_core(lockout_threshold=60)
+    core.users.register(email="ada@example.com", password=PASSWORD, username="ada")
+    fail(core, "ada", 59)
+    assert core.auth.login("ada", PASSWORD)
 
 
 # -- issue 12 item 12: re-authentication counts toward the lockout -------------------

@@ -163,7 +163,8 @@ class Lockout:
         order so two reservations cannot deadlock.
         """
         settings = self._ctx.settings
-        thresholds = (settings.lockout_identifier_threshold, settings.lockout_threshold)
+        ceiling = max(settings.lockout_identifier_threshold, settings.lockout_threshold)
+        thresholds = (ceiling, settings.lockout_threshold)
         now = self._ctx.clock()
         entries = [tx.login_attempts.get(key) for key in keys]
         locks = [e.locked_until for e in entries if e is not None and e.locked_until is not None]
