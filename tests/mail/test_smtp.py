@@ -96,9 +96,10 @@ def test_implicit_tls_with_auth_delivers(
 
 
 def test_a_password_reset_mail_arrives_and_its_link_resets_the_password(
-    starttls_server: Server, certificate: Certificate
+    starttls_server: Server, certificate: Certificate, caplog: pytest.LogCaptureFixture
 ) -> None:
     """The whole flow: core issues a token, the mail carries it, the link's token resets."""
+    caplog.set_level(logging.DEBUG)
     settings = Settings(
         secret_key="mail-tests-" + "k" * 32, argon2_profile=argon2.profiles.CHEAPEST
     )
@@ -130,6 +131,12 @@ def test_a_password_reset_mail_arrives_and_its_link_resets_the_password(
         core.auth.reset_password(mailed_token, NEW_PASSWORD)
 
         assert core.auth.login("ada@example.com", NEW_PASSWORD).access_token
+
+    # usercore's own logs never show the token, the link or the SMTP password.
+    ours = " ".join(r.getMessage() for r in caplog.records if r.name.startswith("usercore"))
+    assert "ada@example.com" in ours  # the mail was logged...
+    for secret in (token, quote(token, safe=""), SMTP_PASSWORD, "notes.example/reset"):
+        assert secret not in ours  # ...without its secrets
 
 
 def test_starttls_is_never_skipped_when_the_server_does_not_offer_it(

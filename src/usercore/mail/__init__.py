@@ -6,10 +6,12 @@ email verification, email-changed and password-changed notices) from
 :class:`MailTemplates` and hands them to a :class:`Mailer`:
 :class:`SmtpMailer` in production, :class:`ConsoleMailer` or
 :class:`FileMailer` in development, :class:`RecordingMailer` in tests.
-:func:`mailer_from_url` makes one from a configuration string.  See
+:func:`mailer_from_url` makes one from a configuration string, and
+:class:`BackgroundMailer` moves delivery off the request path.  See
 ``docs/mail.md``.
 """
 
+from usercore.mail._background import BackgroundMailer
 from usercore.mail._mailers import ConsoleMailer, FileMailer, Mailer, RecordingMailer
 from usercore.mail._message import MailError, MailMessage
 from usercore.mail._notifier import Notifier
@@ -19,6 +21,7 @@ from usercore.mail._url import mailer_from_url
 
 __all__ = [
     "KINDS",
+    "BackgroundMailer",
     "ConsoleMailer",
     "FileMailer",
     "MailError",
