@@ -85,6 +85,15 @@ def test_file_mailer_writes_one_private_eml_per_message(tmp_path: Path) -> None:
     assert {"ada@example.com", "bob@example.com"} == recipients
 
 
+def test_file_mailer_writes_international_addresses_as_utf8(tmp_path: Path) -> None:
+    FileMailer(tmp_path).send(message("jörg@bücher.example"))
+
+    [path] = tmp_path.glob("*.eml")
+    raw = path.read_bytes()
+    assert "To: jörg@bücher.example\r\n".encode() in raw
+    assert b"=?utf-8?q?j" not in raw  # no encoded-word inside an address
+
+
 class _FrozenDatetime:
     @staticmethod
     def now(tz: object) -> datetime:

@@ -61,6 +61,17 @@ def test_plain_smtp_delivers_both_parts_to_the_recipient(plain_server: Server) -
     assert not got.tls
 
 
+def test_an_international_address_is_delivered_with_smtputf8(plain_server: Server) -> None:
+    mailer = SmtpMailer(plain_server.host, plain_server.port, sender=SENDER, security="none")
+
+    mailer.send(message(to="jörg@bücher.example", subject="Grüße"))
+
+    [got] = plain_server.inbox.received
+    assert ["jörg@bücher.example"] == got.rcpt_tos
+    assert "jörg@bücher.example" == got.message["To"]
+    assert "Grüße" == got.message["Subject"]
+
+
 def test_starttls_with_auth_delivers_over_tls(
     starttls_server: Server, certificate: Certificate
 ) -> None:

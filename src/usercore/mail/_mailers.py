@@ -76,7 +76,11 @@ class FileMailer:
 
     def send(self, message: MailMessage) -> None:
         """Write ``message`` to a new file; ``OSError`` if the directory is not writable."""
-        data = to_mime(message, self._sender).as_bytes(policy=email.policy.SMTP)
+        # An internationalized address is written as UTF-8 (RFC 6532), as an
+        # SMTPUTF8 server would get it; encoded-words are not allowed there.
+        international = not (message.to + self._sender).isascii()
+        policy = email.policy.SMTPUTF8 if international else email.policy.SMTP
+        data = to_mime(message, self._sender).as_bytes(policy=policy)
         self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
         path = self.directory / f"{stamp}-{secrets.token_hex(4)}.eml"
