@@ -4,15 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import timedelta
-from typing import TYPE_CHECKING
 from urllib.parse import quote, urlsplit
 
 from usercore.mail._mailers import Mailer
 from usercore.mail._message import MailMessage
 from usercore.mail._templates import MailTemplates
-
-if TYPE_CHECKING:
-    from usercore.settings import Settings
+from usercore.settings import Settings
 
 __all__ = ["Notifier"]
 
@@ -70,8 +67,6 @@ class Notifier:
         settings: Settings | None = None,
     ) -> None:
         if settings is None:
-            from usercore.settings import Settings
-
             settings = Settings()
         self.mailer = mailer
         self._reset_url = _check_link_template("reset_url", reset_url)
