@@ -169,17 +169,26 @@ def _load_keys(settings: Settings) -> list[_Key]:
         secret = settings.secret_key_bytes
         if secret is None:
             raise ValueError("Settings.secret_key is required to sign access tokens")
-        return [_Key(None, secret, secret)]
+        return [_checked_hmac_key(algorithm, _Key(None, secret, secret))]
     keys = []
     for key in settings.signing_keys:
         if algorithm in HMAC_ALGORITHMS:
             assert key.private_key is not None  # checked by SigningKey
             raw = key.private_key
             hmac_key = raw.encode() if isinstance(raw, str) else raw
-            keys.append(_Key(key.kid, hmac_key, hmac_key))
+            keys.append(_checked_hmac_key(algorithm, _Key(key.kid, hmac_key, hmac_key)))
         else:
             keys.append(_Key(key.kid, *_load_asymmetric(key.private_key, key.public_key)))
     return keys
+
+
+def _checked_hmac_key(algorithm: str, key: _Key) -> _Key:
+    """RFC 7518 §3.2: an HMAC key is at least as long as the hash output (32,
+    48, 64 bytes); refused at start, so no path ever verifies with a short one."""
+    digest_size = HMAC_DIGESTS[algorithm]().digest_size
+    if len(key.verifying) < digest_size:
+        raise ValueError(f"{algorithm} needs a key of at least {digest_size} bytes (RFC 7518 §3.2)")
+    return key
 
 
 def _load_asymmetric(private_pem: str | bytes | None, public_pem: str | bytes | None) -> Any:
