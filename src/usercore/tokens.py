@@ -21,7 +21,6 @@ the precise reason goes to the ``usercore`` log, and no token text ever does.
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import hmac
 import json
@@ -81,6 +80,16 @@ MAX_USER_ID = 2**63 - 1
 HMAC_DIGESTS = {"HS256": hashlib.sha256, "HS384": hashlib.sha384, "HS512": hashlib.sha512}
 # Verified tokens remembered by their exact text (see ``AccessTokenCodec``).
 VERIFIED_CACHE_SIZE = 4096
+# Header segments that passed every header rule, with the key they name: a
+# deployment signs with one or a few headers, so the first few are all it needs.
+ACCEPTED_HEADERS_SIZE = 16
+BASE64URL = string.ascii_uppercase + string.ascii_lowercase + string.digits + "-_"
+# The last character of a canonical unpadded base64url segment leaves its
+# unused low bits zero (4 bits when length % 4 == 2, 2 bits when == 3).
+CANONICAL_LAST = {
+    2: frozenset(BASE64URL[::16]),
+    3: frozenset(BASE64URL[::4]),
+}
 # 128 bits of randomness in the jti (OWASP ASVS 4.0.3 V3.2.2 asks for at least 64).
 JTI_BYTES = 16
 # 256 bits for refresh, reset, verification tokens and API-key secrets.
@@ -275,6 +284,7 @@ class AccessTokenCodec:
         self._cache: dict[str, _Verified] = {}
         self._cache_size = cache_size
         self._cache_lock = threading.Lock()
+        self._headers: dict[str, _Key] = {}
         signer = self._keys[0]
         self._sign_headers: dict[str, Any] = {"typ": ACCESS_HEADER_TYPE}
         if signer.kid is not None:
@@ -346,15 +356,23 @@ class AccessTokenCodec:
         if not token.isascii() or COMPACT_JWS.fullmatch(token) is None:
             # base64url and dots only, no padding (RFC 7515 §2, §7.1).
             raise _reject("not a compact JWS")
-        header_segment, payload_segment, signature = token.split(".")
-        header = _json_segment(header_segment)
-        key = self._key_for(header)
+        segments = token.split(".")
+        if not all(_is_canonical(segment) for segment in segments):
+            # Unused low bits set: a second spelling of the same bytes.
+            raise _reject("non-canonical base64url")
+        header_segment, payload_segment, signature = segments
+        key = self._headers.get(header_segment)
+        if key is None:
+            key = self._key_for(_json_segment(header_segment))
+            if len(self._headers) < ACCEPTED_HEADERS_SIZE:
+                self._headers[header_segment] = key
         if self._digest is None:
             payload = self._decode_with_pyjwt(token, key)
         else:
             signing_input = token[: len(header_segment) + 1 + len(payload_segment)]
             mac = hmac.new(key.verifying, signing_input.encode("ascii"), self._digest).digest()
-            # Canonical base64url both sides, so comparing the text compares the bytes.
+            # Canonical base64url both sides (COMPACT_JWS, CANONICAL_LAST), so
+            # comparing the text compares the bytes.
             if not hmac.compare_digest(signature, _b64encode(mac)):
                 raise _reject("bad signature")
             payload = _json_segment(payload_segment)
@@ -482,17 +500,17 @@ def _b64encode(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
+def _is_canonical(segment: str) -> bool:
+    """Whether a segment of base64url characters is the one spelling of its bytes."""
+    tail = len(segment) % 4
+    return tail == 0 or (tail != 1 and segment[-1] in CANONICAL_LAST[tail])
+
+
 def _json_segment(segment: str) -> dict[str, Any]:
-    """A base64url segment holding a JSON object, decoded as pyjwt does it
-    (``json.loads`` on the bytes: same duplicate-key, whitespace and number
-    rules); anything else is refused."""
-    try:
-        raw = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
-    except binascii.Error:
-        raise _reject("not base64url") from None
-    if _b64encode(raw) != segment:
-        # Unused low bits set: a second spelling of the same bytes.
-        raise _reject("non-canonical base64url")
+    """A canonical base64url segment holding a JSON object, decoded as pyjwt
+    does it (``json.loads`` on the bytes: same duplicate-key, whitespace and
+    number rules); anything else is refused."""
+    raw = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
     try:
         value = json.loads(raw)
     except (ValueError, RecursionError):
