@@ -448,16 +448,18 @@ class AccessTokenCodec:
         )
 
     def _remember(self, token: str, verified: _Verified, now: float) -> None:
-        """Keep a verified token, bounded: expired entries go first, then the oldest."""
+        """Keep a verified token, bounded: the oldest goes first.
+
+        Every access token lives ``access_token_ttl``, so the oldest entry is
+        also the first to expire; an expired one still met is refused by the
+        time check in :meth:`verify`.
+        """
         if self._cache_size <= 0 or now >= verified.not_after:
             return
         with self._cache_lock:
             cache = self._cache
-            if len(cache) >= self._cache_size:
-                for stale in [t for t, v in cache.items() if now >= v.not_after]:
-                    del cache[stale]
-                while len(cache) >= self._cache_size:
-                    del cache[next(iter(cache))]
+            while len(cache) >= self._cache_size:
+                del cache[next(iter(cache))]
             cache[token] = verified
 
     def _claims(self, payload: Mapping[str, Any]) -> AccessClaims:
