@@ -281,6 +281,13 @@ class AccessTokenCodec:
             }
         )
         self._digest = HMAC_DIGESTS.get(settings.algorithm) if fast_path else None
+        # HMAC state after the key, per key: each token copies it instead of
+        # hashing the key again.
+        self._macs = (
+            {}
+            if self._digest is None
+            else {key.kid: hmac.new(key.verifying, digestmod=self._digest) for key in self._keys}
+        )
         self._cache: dict[str, _Verified] = {}
         self._cache_size = cache_size
         self._cache_lock = threading.Lock()
@@ -356,11 +363,14 @@ class AccessTokenCodec:
         if not token.isascii() or COMPACT_JWS.fullmatch(token) is None:
             # base64url and dots only, no padding (RFC 7515 §2, §7.1).
             raise _reject("not a compact JWS")
-        segments = token.split(".")
-        if not all(_is_canonical(segment) for segment in segments):
+        header_segment, payload_segment, signature = token.split(".")
+        if not (
+            _is_canonical(header_segment)
+            and _is_canonical(payload_segment)
+            and _is_canonical(signature)
+        ):
             # Unused low bits set: a second spelling of the same bytes.
             raise _reject("non-canonical base64url")
-        header_segment, payload_segment, signature = segments
         key = self._headers.get(header_segment)
         if key is None:
             key = self._key_for(_json_segment(header_segment))
@@ -370,10 +380,11 @@ class AccessTokenCodec:
             payload = self._decode_with_pyjwt(token, key)
         else:
             signing_input = token[: len(header_segment) + 1 + len(payload_segment)]
-            mac = hmac.new(key.verifying, signing_input.encode("ascii"), self._digest).digest()
+            mac = self._macs[key.kid].copy()
+            mac.update(signing_input.encode("ascii"))
             # Canonical base64url both sides (COMPACT_JWS, CANONICAL_LAST), so
             # comparing the text compares the bytes.
-            if not hmac.compare_digest(signature, _b64encode(mac)):
+            if not hmac.compare_digest(signature, _b64encode(mac.digest())):
                 raise _reject("bad signature")
             payload = _json_segment(payload_segment)
             self._check_registered(payload)
@@ -467,7 +478,7 @@ class AccessTokenCodec:
         if payload.get("typ") != ACCESS_TYPE:
             raise _reject("wrong token type")
         exp, nbf, iat = payload["exp"], payload["nbf"], payload["iat"]
-        if not all(_is_timestamp(value) for value in (exp, nbf, iat)):
+        if not (_is_timestamp(exp) and _is_timestamp(nbf) and _is_timestamp(iat)):
             raise _reject("time claim not a number in range")
         sub, jti, version = payload["sub"], payload["jti"], payload.get("ver")
         if (
