@@ -372,10 +372,13 @@ MAX_OPAQUE_TOKEN_LENGTH = 128
 def state_binding(purpose: str, user: User) -> str:
     """A digest of the account state a one-time token is valid for.
 
-    It covers the email and the password hash, so changing either voids every
-    outstanding reset and verification token.
+    It covers the *exact* stored email (not its case-folded key) and the
+    password hash, so changing either voids every outstanding reset and
+    verification token: a token issued for ``ceo@strasse.de`` does not verify
+    ``ceo@straße.de``, although both fold to one key (the class of Django's
+    CVE-2019-19844).
     """
-    material = "\0".join((purpose, user.email_key, user.password_hash or "", str(user.id)))
+    material = "\0".join((purpose, user.email, user.password_hash or "", str(user.id)))
     return hashlib.sha256(material.encode("utf-8", "surrogatepass")).hexdigest()
 
 
@@ -522,8 +525,17 @@ class TokenService:
         return user.id
 
     def revoke_user_sessions(self, tx: UnitOfWork, user_id: int) -> None:
-        """Revoke every refresh token of a user (the caller bumps the token version)."""
-        tx.refresh_tokens.revoke_user(user_id, self._clock())
+        """Revoke every refresh token and every API key of a user (the caller bumps
+        the token version).
+
+        Every credential change goes through here (sign-out everywhere, password
+        reset and change, an administrator's ``set_password``, deactivation), so
+        a key minted with a stolen session cannot outlive the owner's recovery
+        (OWASP ASVS 4.0.3 V3.3.3, V2.5.x).
+        """
+        now = self._clock()
+        tx.refresh_tokens.revoke_user(user_id, now)
+        tx.api_keys.revoke_user(user_id, now)
 
     def purge_expired(self) -> int:
         """Forget expired revocations, refresh tokens and one-time tokens; returns the count."""

@@ -232,6 +232,17 @@ class AuthService:
         )
         return token
 
+    def reset_recipient(self, token: str) -> str:
+        """The stored address a password-reset token must be delivered to.
+
+        Always the account's own address, never the text a requester typed: a
+        look-alike that folds to the same key (``john@straße.de`` for
+        ``john@strasse.de``) is another mailbox (Django CVE-2019-19844).
+        ``TokenError`` if the token is not a valid reset token.
+        """
+        with self._ctx.store.transaction(readonly=True) as tx:
+            return self._ctx.tokens.check_one_time(tx, token, PASSWORD_RESET).email
+
     def reset_password(self, token: str, new_password: str) -> None:
         """Set a new password with a reset token; revokes every session and lock.
 

@@ -331,7 +331,9 @@ def request_password_reset(call: Call) -> HttpResponse:
     email = call.body["email"]
     token = call.api.core.auth.request_password_reset(email)
     if token is not None:
-        call.api.deliver("password_reset", call.api.on_password_reset, email.strip(), token)
+        # The stored address, never the typed one (issue 12 item 2).
+        recipient = call.api.core.auth.reset_recipient(token)
+        call.api.deliver("password_reset", call.api.on_password_reset, recipient, token)
     return _ok(RESET_ACCEPTED, 202)
 
 
