@@ -128,6 +128,9 @@ class AccessClaims:
     issued_at: datetime
     expires_at: datetime
     roles: frozenset[str] | None = None
+    # When the user last proved a credential (OIDC Core §2 ``auth_time``): set on
+    # tokens a login issues, absent on refreshed ones (fresh authentication).
+    auth_time: datetime | None = None
 
 
 class _Key:
@@ -228,8 +231,13 @@ class AccessTokenCodec:
         user_id: int,
         token_version: int,
         roles: Iterable[str] | None = None,
+        auth_time: datetime | None = None,
     ) -> tuple[str, AccessClaims]:
-        """A signed access token for ``user_id`` and the claims it carries."""
+        """A signed access token for ``user_id`` and the claims it carries.
+
+        ``auth_time`` (when the user authenticated) is carried as the OIDC
+        ``auth_time`` claim, in whole seconds, when given.
+        """
         now = self._clock()
         expires_at = now + self._ttl
         jti = secrets.token_urlsafe(JTI_BYTES)
@@ -247,6 +255,8 @@ class AccessTokenCodec:
         role_set = None if roles is None else frozenset(roles)
         if role_set is not None:
             payload["roles"] = sorted(role_set)
+        if auth_time is not None:
+            payload["auth_time"] = _timestamp(auth_time)
         token = self._jwt.encode(
             payload,
             self._keys[0].signing,
@@ -260,6 +270,9 @@ class AccessTokenCodec:
             issued_at=datetime.fromtimestamp(payload["iat"], timezone.utc),
             expires_at=datetime.fromtimestamp(payload["exp"], timezone.utc),
             roles=role_set,
+            auth_time=None
+            if auth_time is None
+            else datetime.fromtimestamp(payload["auth_time"], timezone.utc),
         )
         return token, claims
 
@@ -323,6 +336,7 @@ class AccessTokenCodec:
             if isinstance(roles, list) and all(isinstance(r, str) for r in roles)
             else None
         )
+        auth_time: Any = payload.get("auth_time")
         return AccessClaims(
             user_id=int(sub),
             jti=jti,
@@ -330,6 +344,10 @@ class AccessTokenCodec:
             issued_at=datetime.fromtimestamp(iat, timezone.utc),
             expires_at=datetime.fromtimestamp(exp, timezone.utc),
             roles=role_set,
+            # A malformed or future auth_time is no proof of anything: not fresh.
+            auth_time=datetime.fromtimestamp(auth_time, timezone.utc)
+            if _is_number(auth_time) and 0 <= auth_time <= iat
+            else None,
         )
 
 
@@ -404,7 +422,8 @@ class TokenService:
     # -- access and refresh tokens ------------------------------------------
 
     def issue_pair(self, tx: UnitOfWork, user: User, *, family_id: str | None = None) -> TokenPair:
-        """A new access token and a refresh token opening a new family."""
+        """A new access token and a refresh token opening a new family (a login:
+        the access token carries ``auth_time``, now)."""
         now = self._clock()
         refresh = self._add_refresh(
             tx,
@@ -412,11 +431,15 @@ class TokenService:
             family_id=family_id or secrets.token_urlsafe(JTI_BYTES),
             expires_at=now + self._settings.refresh_token_ttl,
         )
-        return self._pair(user, refresh)
+        return self._pair(user, refresh, auth_time=now)
 
-    def _pair(self, user: User, refresh_token: str) -> TokenPair:
+    def _pair(
+        self, user: User, refresh_token: str, *, auth_time: datetime | None = None
+    ) -> TokenPair:
+        # A refresh proves possession of a token, not of a credential: refreshed
+        # access tokens carry no auth_time, so they are never "fresh".
         access, _ = self.codec.issue(
-            user_id=user.id, token_version=user.token_version, roles=user.roles
+            user_id=user.id, token_version=user.token_version, roles=user.roles, auth_time=auth_time
         )
         return TokenPair(
             access_token=access,
@@ -466,7 +489,12 @@ class TokenService:
             else user.roles
         )
         return Principal(
-            user_id=user.id, roles=roles, token_id=claims.jti, method="token", user=user
+            user_id=user.id,
+            roles=roles,
+            token_id=claims.jti,
+            method="token",
+            user=user,
+            auth_time=claims.auth_time,
         )
 
     def refresh(self, refresh_token: object) -> tuple[TokenPair, User]:

@@ -20,7 +20,14 @@ from usercore import validation
 from usercore.domain import Principal, TokenPair, User, email_key, username_key
 from usercore.errors import AccountLocked, InvalidCredentials, TokenError
 from usercore.ports import LoginAttempts, UnitOfWork
-from usercore.services._context import Context, check_id, found, in_id_range
+from usercore.services._context import (
+    Context,
+    check_id,
+    found,
+    in_id_range,
+    require_delegation,
+    role_table,
+)
 from usercore.settings import Settings
 from usercore.tokens import EMAIL_VERIFICATION, PASSWORD_RESET, new_opaque_token, token_digest
 
@@ -200,11 +207,13 @@ class AuthService:
         self._ctx.events.emit("token.revoked", user_id=user_id, scope="session")
 
     def logout_all(self, actor: Principal, user_id: int) -> None:
-        """End every session of a user (``users:update``, or oneself)."""
+        """End every session and API key of a user (``users:update``, or oneself;
+        ``PermissionDenied`` on an account more privileged than the actor)."""
         check_id(user_id)
         self._ctx.policy.require(actor, "users:update", owner_id=user_id)
         with self._ctx.store.transaction() as tx:
             user = found(tx.users.get(user_id) if in_id_range(user_id) else None, "User")
+            require_delegation(role_table(tx), actor, target=user)
             self._ctx.tokens.revoke_user_sessions(tx, user.id)
             tx.users.update(attrs.evolve(user, token_version=user.token_version + 1))
         self._ctx.events.emit("token.revoked", user_id=user_id, actor=actor, scope="all")
