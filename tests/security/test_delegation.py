@@ -27,7 +27,7 @@ from ..services.conftest import ADMIN_PASSWORD, PASSWORD, login_principal
 
 
 def member_of(core: UserCore, name: str, *grants: str) -> Principal:
-    """A logged-in user holding the built-in ``user`` role and a role ``name`` granting ``grants``."""
+    """A logged-in user with the roles ``user`` and ``name``, which grants ``grants``."""
     core.roles.create(SYSTEM, name, permissions=list(grants))
     core.users.create(
         SYSTEM,

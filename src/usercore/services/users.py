@@ -519,12 +519,20 @@ class UserService:
         deactivation revokes every session."""
         return self.update(actor, user_id, status=status)
 
-    def assign_roles(self, actor: Principal, user_id: int, roles: Iterable[str]) -> User:
+    def assign_roles(
+        self,
+        actor: Principal,
+        user_id: int,
+        roles: Iterable[str],
+        *,
+        current_password: str | None = None,
+    ) -> User:
         """Replace a user's roles (``users:update`` and ``roles:assign``).
 
-        Unknown roles are a ``ValidationError``.
+        Unknown roles are a ``ValidationError``; the delegation and
+        fresh-authentication rules of :meth:`update` apply.
         """
-        return self.update(actor, user_id, roles=roles)
+        return self.update(actor, user_id, roles=roles, current_password=current_password)
 
     def delete(self, actor: Principal, user_id: int) -> None:
         """Delete an account (``users:delete``, or oneself); revokes its tokens and keys.

@@ -409,7 +409,12 @@ def delete_user(call: Call) -> HttpResponse:
 
 
 def set_user_roles(call: Call) -> HttpResponse:
-    user = call.api.core.users.assign_roles(call.actor, call.path["user_id"], call.body["roles"])
+    user = call.api.core.users.assign_roles(
+        call.actor,
+        call.path["user_id"],
+        call.body["roles"],
+        current_password=call.body.get("current_password"),
+    )
     return _ok(user.to_public())
 
 
@@ -436,6 +441,7 @@ def create_api_key(call: Call) -> HttpResponse:
         name=body["name"],
         scopes=body.get("scopes"),
         expires_in=body.get("expires_in"),
+        current_password=body.get("current_password"),
     )
     return _ok({"api_key": record.to_public(), "key": key}, 201)
 
@@ -660,7 +666,8 @@ ROUTES: tuple[Route, ...] = (
         "Change some fields of a user (PUT and PATCH are both partial)",
         update_user,
         path_params=_USER_ID,
-        body=_PROFILE,
+        # current_password: fresh authentication for one's own email change.
+        body={**_PROFILE, "current_password": _STRING},
     ),
     Route(
         "delete_user",
@@ -679,7 +686,7 @@ ROUTES: tuple[Route, ...] = (
         "Replace a user's roles",
         set_user_roles,
         path_params=_USER_ID,
-        body={"roles": FieldSpec("strings", required=True)},
+        body={"roles": FieldSpec("strings", required=True), "current_password": _STRING},
     ),
     Route(
         "set_user_password",
@@ -703,6 +710,7 @@ ROUTES: tuple[Route, ...] = (
             "name": _REQUIRED_STRING,
             "scopes": FieldSpec("strings", nullable=True),
             "expires_in": FieldSpec("integer", nullable=True, minimum=1, maximum=MAX_EXPIRES_IN),
+            "current_password": _STRING,
         },
     ),
     Route(
