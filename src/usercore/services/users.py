@@ -128,18 +128,37 @@ class UserService:
 
         Raises ``ValidationError`` (every field at once) or ``ConflictError``
         (``field`` ``"email"``/``"username"``) when the address or name is taken.
+        With ``Settings.registration_enumeration_safe`` a taken email also
+        emits ``user.registration_duplicate`` (``user_id`` and the stored
+        ``email`` of the existing account), so the app can tell that address
+        while the HTTP layer answers the same as for a new account.
         """
-        user = self._insert(
-            email=email,
-            password=password,
-            username=username,
-            name=name,
-            roles=frozenset({"user"}),
-            status=UserStatus.ACTIVE,
-            password_required=True,
-        )
+        try:
+            user = self._insert(
+                email=email,
+                password=password,
+                username=username,
+                name=name,
+                roles=SELF_SERVICE_ROLES,
+                status=UserStatus.ACTIVE,
+                password_required=True,
+            )
+        except ConflictError as exc:
+            if exc.field == "email" and self._ctx.settings.registration_enumeration_safe:
+                self._notify_duplicate(email)
+            raise
         self._ctx.events.emit("user.registered", user_id=user.id)
         return user
+
+    def _notify_duplicate(self, email: object) -> None:
+        """Tell the owner of a taken address that someone tried to register it."""
+        address = validation.validate_email(email)
+        with self._ctx.store.transaction(readonly=True) as tx:
+            existing = tx.users.get_by_email(email_key(address))
+        if existing is not None:
+            self._ctx.events.emit(
+                "user.registration_duplicate", user_id=existing.id, email=existing.email
+            )
 
     def create(
         self,

@@ -17,7 +17,7 @@ from typing import Any
 import attrs
 
 from usercore.domain import SYSTEM, Page, Principal, User
-from usercore.errors import AuthenticationError, UsercoreError, ValidationError
+from usercore.errors import AuthenticationError, ConflictError, UsercoreError, ValidationError
 from usercore.services import UserCore
 from usercore.web._core import (
     NO_BODY,
@@ -62,6 +62,10 @@ RESET_ACCEPTED = {
     "message": "If an active account has this address, a password reset token was sent to it."
 }
 VERIFICATION_ACCEPTED = {"message": "A verification token was sent to your email address."}
+# Settings.registration_enumeration_safe: a new and a taken address get this same answer.
+REGISTRATION_ACCEPTED = {
+    "message": "If this address can be registered, a message was sent to it with what to do next."
+}
 
 
 @attrs.frozen
@@ -278,12 +282,23 @@ def _roles_of(body: Mapping[str, Any]) -> list[str] | None:
 
 def register(call: Call) -> HttpResponse:
     body = call.body
-    user = call.api.core.users.register(
-        email=body["email"],
-        password=body["password"],
-        username=body.get("username"),
-        name=body.get("name"),
-    )
+    core = call.api.core
+    # Enumeration-safe mode: a taken email answers exactly like a new one (the
+    # service tells the existing address through the user.registration_duplicate event).
+    safe = core.settings.registration_enumeration_safe
+    try:
+        user = core.users.register(
+            email=body["email"],
+            password=body["password"],
+            username=body.get("username"),
+            name=body.get("name"),
+        )
+    except ConflictError as exc:
+        if safe and exc.field == "email":
+            return _ok(REGISTRATION_ACCEPTED, 202)
+        raise
+    if safe:
+        return _ok(REGISTRATION_ACCEPTED, 202)
     return _ok(user.to_public(), 201)
 
 
