@@ -12,12 +12,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import attrs
-
 from usercore.domain import Principal
 from usercore.errors import AccountLocked, ReauthenticationRequired, ValidationError
 from usercore.services._context import Context, found
-from usercore.services.auth import lockout_duration
+from usercore.services.auth import AuthService
 
 __all__ = ["is_fresh", "require_fresh_auth"]
 
@@ -60,17 +58,7 @@ def require_fresh_auth(ctx: Context, actor: Principal, current_password: object 
     matched, _ = ctx.hasher.verify(user.password_hash, current_password)
     if matched:
         return
-    with ctx.store.transaction() as tx:
-        current = found(tx.users.get(user.id), "User")
-        failures = current.failed_logins + 1
-        locked_for = lockout_duration(failures, ctx.settings)
-        tx.users.update(
-            attrs.evolve(
-                current,
-                failed_logins=failures,
-                locked_until=None if locked_for is None else now + locked_for,
-            )
-        )
+    AuthService(ctx).record_password_failure(user.id)
     ctx.events.emit("auth.reauthentication_failed", user_id=user.id, actor=actor)
     raise ValidationError.single("current_password", "is incorrect")
 

@@ -141,6 +141,11 @@ class AuthService:
         ctx.events.emit("auth.login_succeeded", user_id=user_id, rehashed=new_hash is not None)
         return pair
 
+    def record_password_failure(self, user_id: int) -> None:
+        """Count a wrong password given outside login (a re-authentication's
+        ``current_password``) as a failed login: the same counter and lockout."""
+        self._record_failure(_Failure("bad_password", user_id), "username", "")
+
     def _record_failure(self, failure: _Failure, kind: str, key: str) -> InvalidCredentials:
         """Count a failed login (locking at the threshold) and return the error to raise."""
         ctx = self._ctx
