@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from typing import Any, TypeVar
 
 import attrs
 
 from usercore._policy_registry import PermissionRegistry
-from usercore.domain import Principal, User, UserStatus
+from usercore.domain import Principal, Role, User, UserStatus
 from usercore.domain.permissions import WILDCARD
 from usercore.errors import ConflictError, NotFoundError, PermissionDenied, ValidationError
 from usercore.passwords import PasswordHasher
@@ -107,7 +108,13 @@ def role_table(tx: UnitOfWork) -> CompiledPolicy:
     demoting each other at once cannot both pass the last-``*`` check.
     SQLite and the memory store serialize write transactions anyway.
     """
-    return compile_roles(tx.roles.list(), strict=False)
+    return _compiled(tuple(tx.roles.list()))
+
+
+# Roles change rarely: compile each distinct role set once (roles are frozen and hashable).
+@functools.lru_cache(maxsize=16)
+def _compiled(roles: tuple[Role, ...]) -> CompiledPolicy:
+    return compile_roles(roles, strict=False)
 
 
 def require_delegation(

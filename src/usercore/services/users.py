@@ -27,6 +27,7 @@ from usercore.domain import (
     email_key,
 )
 from usercore.errors import ConflictError, ValidationError
+from usercore.policy import CompiledPolicy
 from usercore.ports import UnitOfWork, UserFilter
 from usercore.services._context import (
     SELF_SERVICE_ROLES,
@@ -226,11 +227,13 @@ class UserService:
 
     def _require_grantable(
         self, tx: UnitOfWork, actor: Principal, roles: Iterable[str], target: User | None = None
-    ) -> None:
-        """The delegation rule for handing ``roles`` to an account (and acting on ``target``)."""
+    ) -> CompiledPolicy:
+        """The delegation rule for handing ``roles`` to an account (and acting on
+        ``target``); returns the role table it checked against."""
         table = role_table(tx)
         granted = table.effective_permissions(frozenset(roles) - SELF_SERVICE_ROLES)
         require_delegation(table, actor, grants=granted, target=target)
+        return table
 
     def _new_user(
         self,
@@ -414,7 +417,7 @@ class UserService:
             require_fresh_auth(self._ctx, actor, current_password)
         with self._ctx.store.transaction() as tx:
             current = found(tx.users.get(user_id) if in_id_range(user_id) else None, "User")
-            self._require_grantable(tx, actor, roles or (), target=current)
+            table = self._require_grantable(tx, actor, roles or (), target=current)
             updated = current
             if fields.email is not None and fields.email != current.email:
                 updated = attrs.evolve(updated, email=fields.email, email_verified=False)
@@ -432,7 +435,6 @@ class UserService:
             if updated == current:
                 return current
             saved = tx.users.update(attrs.evolve(updated, updated_at=self._ctx.clock()))
-            table = role_table(tx)
             if holds_wildcard(table, current) and not holds_wildcard(table, saved):
                 keep_a_wildcard_holder(tx, actor, "roles" if roles is not None else "status")
         changed = sorted(
