@@ -26,7 +26,7 @@ from usercore.domain import (
     UserStatus,
     email_key,
 )
-from usercore.errors import ConflictError, ValidationError
+from usercore.errors import ConflictError, ReauthenticationRequired, ValidationError
 from usercore.policy import CompiledPolicy
 from usercore.ports import UnitOfWork, UserFilter
 from usercore.services._context import (
@@ -413,13 +413,21 @@ class UserService:
             settings=self._ctx.settings,
         )
         oneself = user_id == actor.user_id
-        if ("email" in changes and oneself) or (roles is not None and not oneself):
+        # Sending one's unchanged email back (a whole profile form) needs no
+        # re-authentication; changing it does, checked again below under the lock.
+        new_email = (
+            oneself and fields.email is not None and fields.email != self._load(user_id).email
+        )
+        fresh = new_email or (roles is not None and not oneself)
+        if fresh:
             require_fresh_auth(self._ctx, actor, current_password)
         with self._ctx.store.transaction() as tx:
             current = found(tx.users.get(user_id) if in_id_range(user_id) else None, "User")
             table = self._require_grantable(tx, actor, roles or (), target=current)
             updated = current
             if fields.email is not None and fields.email != current.email:
+                if oneself and not fresh:
+                    raise ReauthenticationRequired()  # the address changed meanwhile
                 updated = attrs.evolve(updated, email=fields.email, email_verified=False)
             if "username" in changes:
                 updated = attrs.evolve(updated, username=fields.username)
