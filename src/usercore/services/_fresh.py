@@ -15,7 +15,7 @@ from datetime import timedelta
 from usercore.domain import Principal
 from usercore.errors import AccountLocked, ReauthenticationRequired, ValidationError
 from usercore.services._context import Context, found
-from usercore.services.auth import AuthService
+from usercore.services.auth import record_password_failure
 
 __all__ = ["is_fresh", "require_fresh_auth"]
 
@@ -58,7 +58,7 @@ def require_fresh_auth(ctx: Context, actor: Principal, current_password: object 
     matched, _ = ctx.hasher.verify(user.password_hash, current_password)
     if matched:
         return
-    AuthService(ctx).record_password_failure(user.id)
+    record_password_failure(ctx, user.id)
     ctx.events.emit("auth.reauthentication_failed", user_id=user.id, actor=actor)
     raise ValidationError.single("current_password", "is incorrect")
 

@@ -31,7 +31,7 @@ from usercore.services._context import (
 from usercore.settings import Settings
 from usercore.tokens import EMAIL_VERIFICATION, PASSWORD_RESET, new_opaque_token, token_digest
 
-__all__ = ["AuthService", "lockout_duration"]
+__all__ = ["AuthService", "lockout_duration", "record_password_failure"]
 
 # Identifiers longer than any valid email (RFC 5321: 254) cannot match an account.
 MAX_IDENTIFIER_LENGTH = 320
@@ -69,6 +69,13 @@ def _attempts_key(kind: str, key: str) -> str:
 class _Failure:
     reason: str
     user_id: int | None
+
+
+def record_password_failure(ctx: Context, user_id: int) -> None:
+    """Count a wrong password given outside login (a re-authentication's
+    ``current_password``) as a failed login of an existing account: the same
+    counter and lockout as :meth:`AuthService.login`."""
+    AuthService(ctx)._record_failure(_Failure("bad_password", user_id), "username", "")
 
 
 class AuthService:
@@ -140,11 +147,6 @@ class AuthService:
             pair = ctx.tokens.issue_pair(tx, user)
         ctx.events.emit("auth.login_succeeded", user_id=user_id, rehashed=new_hash is not None)
         return pair
-
-    def record_password_failure(self, user_id: int) -> None:
-        """Count a wrong password given outside login (a re-authentication's
-        ``current_password``) as a failed login: the same counter and lockout."""
-        self._record_failure(_Failure("bad_password", user_id), "username", "")
 
     def _record_failure(self, failure: _Failure, kind: str, key: str) -> InvalidCredentials:
         """Count a failed login (locking at the threshold) and return the error to raise."""
