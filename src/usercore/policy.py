@@ -441,7 +441,9 @@ class CompiledPolicy:
         the principal holds itself (:meth:`holds`; for roles and inheritance,
         pass their effective permissions), and an account whose effective
         permissions exceed the principal's may be acted on only by a holder of
-        ``*``.  ``Decision.permission`` names the first grant that is missing.
+        ``*`` (the account's ``:own`` grants do not count: they reach no
+        further than the account being acted on).  ``Decision.permission``
+        names the first grant that is missing.
         """
         if principal.is_system:
             return Decision(
@@ -458,10 +460,12 @@ class CompiledPolicy:
                 f"{', '.join(map(repr, missing))}, which it does not hold itself",
             )
         if target_roles is not None and not self.holds(principal, WILDCARD):
+            # ``:own`` grants give power over the account itself, which the actor
+            # is acting on anyway: only what the account may do to *others* counts.
             above = sorted(
                 grant
                 for grant in self.effective_permissions(target_roles)
-                if not self.holds(principal, grant)
+                if not grant.endswith(":own") and not self.holds(principal, grant)
             )
             if above:
                 return Decision(

@@ -113,6 +113,19 @@ def test_no_action_on_a_more_privileged_account(
     assert (admin_user.email, admin_user.roles, True) == (after.email, after.roles, after.is_active)
 
 
+def test_own_grants_of_the_account_do_not_make_it_more_privileged(
+    core: UserCore, ada: User
+) -> None:
+    """A helpdesk without the ``user`` role may still reset an ordinary user's
+    password: ``users:delete:own`` or ``apikeys:*:own`` give power over that
+    account only, which the helpdesk is acting on anyway."""
+    core.roles.create(SYSTEM, "helpdesk", permissions=["users:update"])
+    core.users.create(SYSTEM, email="desk@example.com", password=PASSWORD, roles=["helpdesk"])
+    desk = login_principal(core, "desk@example.com")
+    core.users.set_password(desk, ada.id, "reset by the helpdesk")
+    assert core.policy.explain_delegation(desk, target_roles=["user"])
+
+
 def test_an_admin_key_cannot_be_revoked_by_a_lesser_revoker(
     core: UserCore, admin_user: User
 ) -> None:
