@@ -24,6 +24,7 @@ from usercore import (
 )
 from usercore.errors import ReauthenticationRequired
 from usercore.services.events import Event
+from usercore.web import HttpApi, HttpRequest
 
 from ..services.conftest import PASSWORD, FakeClock, login_principal
 
@@ -142,3 +143,32 @@ def test_an_email_change_tells_the_old_address(
     changed = [event for event in events if event.name == "user.email_changed"]
     assert 1 == len(changed)
     assert {"old_email": "ada@example.com", "new_email": "ada@new.example"} == dict(changed[0].data)
+
+
+@pytest.mark.parametrize(
+    ("operation", "body"),
+    [
+        ("update_user", {"email": "attacker@evil.example"}),
+        ("create_api_key", {"name": "backdoor"}),
+    ],
+)
+def test_http_takes_the_current_password_for_a_stale_session(
+    core: UserCore, ada: User, clock: FakeClock, operation: str, body: dict[str, str]
+) -> None:
+    """The reproduction over HTTP: PATCH /users/{id} {"email"} with a stolen,
+    stale token is refused; the owner passing current_password gets through."""
+    token = core.auth.login("ada", PASSWORD).access_token
+    clock.advance(minutes=STALE)
+    api = HttpApi(core)
+
+    def call(extra: dict[str, str]) -> int:
+        request = HttpRequest(
+            method="POST" if operation == "create_api_key" else "PATCH",
+            headers={"authorization": f"Bearer {token}"},
+            path_params={"user_id": str(ada.id)},
+            body={**body, **extra},
+        )
+        return api.dispatch(operation, request).status
+
+    assert 403 == call({})
+    assert call({"current_password": PASSWORD}) in (200, 201)
