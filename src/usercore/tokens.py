@@ -344,9 +344,12 @@ class AccessTokenCodec:
             issued_at=datetime.fromtimestamp(iat, timezone.utc),
             expires_at=datetime.fromtimestamp(exp, timezone.utc),
             roles=role_set,
-            # A malformed or future auth_time is no proof of anything: not fresh.
+            # Whole seconds, as issued; a malformed or future auth_time is no
+            # proof of anything: not fresh (and bounded by iat, so never overflows).
             auth_time=datetime.fromtimestamp(auth_time, timezone.utc)
-            if _is_number(auth_time) and 0 <= auth_time <= iat
+            if isinstance(auth_time, int)
+            and not isinstance(auth_time, bool)
+            and 0 <= auth_time <= iat
             else None,
         )
 
