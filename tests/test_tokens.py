@@ -205,7 +205,7 @@ def test_rejection_reason_is_logged_without_the_token(
     forged = resign(token, lambda c: c.update(aud="x"))
     with caplog.at_level(logging.INFO, logger="usercore"), pytest.raises(TokenError) as info:
         codec.verify(forged)
-    assert "InvalidAudienceError" in caplog.text
+    assert "wrong audience" in caplog.text
     assert forged not in caplog.text
     for part in forged.split("."):
         assert part not in caplog.text
@@ -223,7 +223,7 @@ def test_tokens_interoperate_with_an_independent_jose_library(
 
     now = int(clock().timestamp())
     theirs = jose_jwt.encode(
-        {"alg": "HS256"},
+        {"alg": "HS256", "typ": "at+jwt"},
         {
             "iss": "usercore",
             "aud": "usercore",

@@ -31,6 +31,7 @@ import secrets
 import threading
 import unicodedata
 from collections.abc import Callable
+from types import ModuleType
 from typing import TYPE_CHECKING, NamedTuple
 
 import argon2
@@ -450,6 +451,27 @@ def _parse_werkzeug_scrypt(stored_hash: str) -> _Candidate | None:
     return _Candidate("werkzeug_scrypt", check)
 
 
+#: What to tell an operator whose store holds bcrypt hashes but who lacks the package.
+BCRYPT_MISSING_MESSAGE = (
+    "bcrypt password hashes cannot be verified: the bcrypt package is not installed "
+    "(pip install 'usercore[bcrypt]')"
+)
+# Acquired once and never released: the first failed import logs, later ones do not.
+_bcrypt_missing_logged = threading.Lock()
+
+
+def _import_bcrypt() -> ModuleType:
+    try:
+        import bcrypt  # optional: usercore[bcrypt]
+    except ImportError:
+        # Logged once per process, at WARNING: every login of such a user
+        # fails as a mismatch (and counts toward lockout) until it is installed.
+        if _bcrypt_missing_logged.acquire(blocking=False):
+            _log.warning(BCRYPT_MISSING_MESSAGE)
+        raise _Unverifiable("bcrypt is not installed") from None
+    return bcrypt
+
+
 def _parse_bcrypt(stored_hash: str) -> _Candidate | None:
     """bcrypt's ``$2b$`` (and ``$2a$``, PHP's ``$2y$``) modular crypt format.
 
@@ -461,14 +483,11 @@ def _parse_bcrypt(stored_hash: str) -> _Candidate | None:
         return None
 
     def check(password: str) -> bool:
-        try:
-            import bcrypt  # optional: usercore[dev] or the application's own
-        except ImportError:
-            raise _Unverifiable("bcrypt is not installed") from None
+        bcrypt = _import_bcrypt()
         secret = _utf8(password)
         if len(secret) > _BCRYPT_MAX_PASSWORD_BYTES:
             raise _Unverifiable("longer than bcrypt's 72 bytes")
         # bcrypt.checkpw compares in constant time.
-        return bcrypt.checkpw(secret, stored_hash.encode("ascii"))
+        return bool(bcrypt.checkpw(secret, stored_hash.encode("ascii")))
 
     return _Candidate("bcrypt", check)

@@ -21,7 +21,6 @@ the precise reason goes to the ``usercore`` log, and no token text ever does.
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import hmac
 import json
@@ -30,6 +29,7 @@ import math
 import re
 import secrets
 import string
+import threading
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -57,11 +57,39 @@ __all__ = [
 logger = logging.getLogger("usercore")
 
 ACCESS_TYPE = "access"
-# RFC 8725 §3.11 explicit typing; RFC 9068 names this media type for access tokens.
+# RFC 8725 §3.11 explicit typing; RFC 9068 §2.1 names this media type for access
+# tokens and §4 makes resource servers check it.  Media types compare
+# case-insensitively and may drop the "application/" prefix (RFC 7515 §4.1.9).
 ACCESS_HEADER_TYPE = "at+jwt"
+ACCEPTED_HEADER_TYPES = frozenset({ACCESS_HEADER_TYPE, "application/" + ACCESS_HEADER_TYPE})
 REQUIRED_CLAIMS = ("exp", "iat", "nbf", "sub", "jti", "iss", "aud")
 # RFC 8725 §3.10 / OWASP JWT cheat sheet: never let a token choose its own key.
-FORBIDDEN_HEADERS = frozenset({"jwk", "jku", "x5u", "x5c", "crit"})
+# ``crit`` names extensions we would have to understand (RFC 7515 §4.1.11: we
+# understand none, so any is refused) and ``b64`` asks for an unencoded payload
+# (RFC 7797), which access tokens never use.
+FORBIDDEN_HEADERS = frozenset({"jwk", "jku", "x5u", "x5c", "crit", "b64"})
+MAX_TOKEN_LENGTH = 8192
+# A JWS compact serialization (RFC 7515 §7.1): three base64url segments without
+# padding (RFC 7515 §2), the signature never empty (``alg: none`` has none).
+COMPACT_JWS = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
+# Time claims outside [1970, 9999] cannot be a real instant: refused before any
+# arithmetic or datetime conversion could overflow (exp=1e20, 2**70, NaN, inf).
+MAX_TIMESTAMP = 253_402_300_799  # 9999-12-31T23:59:59Z
+# User ids are 64-bit signed integers in every store.
+MAX_USER_ID = 2**63 - 1
+HMAC_DIGESTS = {"HS256": hashlib.sha256, "HS384": hashlib.sha384, "HS512": hashlib.sha512}
+# Verified tokens remembered by their exact text (see ``AccessTokenCodec``).
+VERIFIED_CACHE_SIZE = 4096
+# Header segments that passed every header rule, with the key they name: a
+# deployment signs with one or a few headers, so the first few are all it needs.
+ACCEPTED_HEADERS_SIZE = 16
+BASE64URL = string.ascii_uppercase + string.ascii_lowercase + string.digits + "-_"
+# The last character of a canonical unpadded base64url segment leaves its
+# unused low bits zero (4 bits when length % 4 == 2, 2 bits when == 3).
+CANONICAL_LAST = {
+    2: frozenset(BASE64URL[::16]),
+    3: frozenset(BASE64URL[::4]),
+}
 # 128 bits of randomness in the jti (OWASP ASVS 4.0.3 V3.2.2 asks for at least 64).
 JTI_BYTES = 16
 # 256 bits for refresh, reset, verification tokens and API-key secrets.
@@ -130,6 +158,9 @@ class AccessClaims:
     roles: frozenset[str] | None = None
     #: The refresh family (session) the token was issued for (``sid`` claim).
     family_id: str | None = None
+    # When the user last proved a credential (OIDC Core §2 ``auth_time``): set on
+    # tokens a login issues, absent on refreshed ones (fresh authentication).
+    auth_time: datetime | None = None
 
 
 class _Key:
@@ -152,17 +183,26 @@ def _load_keys(settings: Settings) -> list[_Key]:
         secret = settings.secret_key_bytes
         if secret is None:
             raise ValueError("Settings.secret_key is required to sign access tokens")
-        return [_Key(None, secret, secret)]
+        return [_checked_hmac_key(algorithm, _Key(None, secret, secret))]
     keys = []
     for key in settings.signing_keys:
         if algorithm in HMAC_ALGORITHMS:
             assert key.private_key is not None  # checked by SigningKey
             raw = key.private_key
             hmac_key = raw.encode() if isinstance(raw, str) else raw
-            keys.append(_Key(key.kid, hmac_key, hmac_key))
+            keys.append(_checked_hmac_key(algorithm, _Key(key.kid, hmac_key, hmac_key)))
         else:
             keys.append(_Key(key.kid, *_load_asymmetric(key.private_key, key.public_key)))
     return keys
+
+
+def _checked_hmac_key(algorithm: str, key: _Key) -> _Key:
+    """RFC 7518 §3.2: an HMAC key is at least as long as the hash output (32,
+    48, 64 bytes); refused at start, so no path ever verifies with a short one."""
+    digest_size = HMAC_DIGESTS[algorithm]().digest_size
+    if len(key.verifying) < digest_size:
+        raise ValueError(f"{algorithm} needs a key of at least {digest_size} bytes (RFC 7518 §3.2)")
+    return key
 
 
 def _load_asymmetric(private_pem: str | bytes | None, public_pem: str | bytes | None) -> Any:
@@ -190,18 +230,48 @@ def _load_asymmetric(private_pem: str | bytes | None, public_pem: str | bytes | 
     return private, public
 
 
+class _Verified:
+    """A verified token's claims and the instants between which they hold."""
+
+    __slots__ = ("claims", "not_after", "not_before")
+
+    def __init__(self, claims: AccessClaims, not_before: float, not_after: float):
+        self.claims = claims
+        self.not_before = not_before
+        self.not_after = not_after
+
+
 class AccessTokenCodec:
     """Issues and verifies access tokens for one :class:`~usercore.Settings`.
 
     Time comes from ``clock`` (aware UTC), so tests move time instead of
     sleeping; pyjwt's own clock is not used for ``exp``/``nbf``/``iat``.
+
+    Verification has two interchangeable paths behind one front (token shape)
+    and one back (header rules, :meth:`_claims`): for the HMAC algorithms a
+    narrow path on the standard library, for the others pyjwt.  pyjwt stays
+    the reference: ``fast_path=False`` uses it for every algorithm, and a
+    differential property test holds both paths to the same verdict on every
+    token.  A verified token is remembered by its exact text (at most
+    ``cache_size`` of them, until they expire): presenting it again re-checks
+    only the time window, which is the one thing that changes.  Revocation and
+    the user's state are not the codec's business; the token service checks
+    them on every call.
     """
 
-    def __init__(self, settings: Settings, clock: Clock):
+    def __init__(
+        self,
+        settings: Settings,
+        clock: Clock,
+        *,
+        fast_path: bool = True,
+        cache_size: int = VERIFIED_CACHE_SIZE,
+    ):
         self._settings = settings
         self._clock = clock
         self._keys = _load_keys(settings)
         self._by_kid = {key.kid: key for key in self._keys}
+        self._algorithm = settings.algorithm
         self._algorithms = [settings.algorithm]
         self._leeway = settings.token_leeway.total_seconds()
         self._ttl = settings.access_token_ttl
@@ -215,6 +285,18 @@ class AccessTokenCodec:
                 "enforce_minimum_key_length": True,
             }
         )
+        self._digest = HMAC_DIGESTS.get(settings.algorithm) if fast_path else None
+        # HMAC state after the key, per key: each token copies it instead of
+        # hashing the key again.
+        self._macs = (
+            {}
+            if self._digest is None
+            else {key.kid: hmac.new(key.verifying, digestmod=self._digest) for key in self._keys}
+        )
+        self._cache: dict[str, _Verified] = {}
+        self._cache_size = cache_size
+        self._cache_lock = threading.Lock()
+        self._headers: dict[str, _Key] = {}
         signer = self._keys[0]
         self._sign_headers: dict[str, Any] = {"typ": ACCESS_HEADER_TYPE}
         if signer.kid is not None:
@@ -231,12 +313,15 @@ class AccessTokenCodec:
         token_version: int,
         roles: Iterable[str] | None = None,
         family_id: str | None = None,
+        auth_time: datetime | None = None,
     ) -> tuple[str, AccessClaims]:
         """A signed access token for ``user_id`` and the claims it carries.
 
         ``family_id`` names the session (refresh family) in the ``sid`` claim
         (OpenID Connect Front-Channel Logout §3 uses ``sid`` the same way), so
         logging out with the access token alone can end the whole session.
+        ``auth_time`` (when the user authenticated) is carried as the OIDC
+        ``auth_time`` claim, in whole seconds, when given.
         """
         now = self._clock()
         expires_at = now + self._ttl
@@ -257,6 +342,8 @@ class AccessTokenCodec:
             payload["roles"] = sorted(role_set)
         if family_id is not None:
             payload["sid"] = family_id
+        if auth_time is not None:
+            payload["auth_time"] = _timestamp(auth_time)
         token = self._jwt.encode(
             payload,
             self._keys[0].signing,
@@ -271,26 +358,85 @@ class AccessTokenCodec:
             expires_at=datetime.fromtimestamp(payload["exp"], timezone.utc),
             roles=role_set,
             family_id=family_id,
+            auth_time=None
+            if auth_time is None
+            else datetime.fromtimestamp(payload["auth_time"], timezone.utc),
         )
         return token, claims
 
     def verify(self, token: object) -> AccessClaims:
         """Verify signature, header, claims and times; raise ``TokenError`` on any failure."""
-        if not isinstance(token, str) or not token or len(token) > 8192:
+        if not isinstance(token, str):
             raise _reject("not a token string")
-        if not token.isascii():
-            # A JWS compact serialization is base64url and dots only (RFC 7515 §7.1).
-            raise _reject("non-ASCII token")
-        if len(self._keys) == 1:
-            # One key: no need to read the header before verifying (a second
-            # parse of the token would cost as much as the HMAC itself).
-            key = self._keys[0]
+        now = self._clock().timestamp()
+        known = self._cache.get(token)
+        if known is None:
+            known = self._verify_signed(token)
+            self._remember(token, known, now)
+        if now >= known.not_after:
+            raise _reject("expired")
+        if now < known.not_before:
+            raise _reject("not yet valid")
+        return known.claims
+
+    def _verify_signed(self, token: str) -> _Verified:
+        if len(token) > MAX_TOKEN_LENGTH:
+            raise _reject("token too long")
+        if not token.isascii() or COMPACT_JWS.fullmatch(token) is None:
+            # base64url and dots only, no padding (RFC 7515 §2, §7.1).
+            raise _reject("not a compact JWS")
+        header_segment, payload_segment, signature = token.split(".")
+        if not (
+            _is_canonical(header_segment)
+            and _is_canonical(payload_segment)
+            and _is_canonical(signature)
+        ):
+            # Unused low bits set: a second spelling of the same bytes.
+            raise _reject("non-canonical base64url")
+        key = self._headers.get(header_segment)
+        if key is None:
+            key = self._key_for(_json_segment(header_segment))
+            if len(self._headers) < ACCEPTED_HEADERS_SIZE:
+                self._headers[header_segment] = key
+        if self._digest is None:
+            payload = self._decode_with_pyjwt(token, key)
         else:
-            kid = _peek_kid(token)
-            found = self._by_kid.get(kid) if isinstance(kid, str) else None
-            if found is None:
-                raise _reject("unknown kid")
-            key = found
+            signing_input = token[: len(header_segment) + 1 + len(payload_segment)]
+            mac = self._macs[key.kid].copy()
+            mac.update(signing_input.encode("ascii"))
+            # Canonical base64url both sides (COMPACT_JWS, CANONICAL_LAST), so
+            # comparing the text compares the bytes.
+            if not hmac.compare_digest(signature, _b64encode(mac.digest())):
+                raise _reject("bad signature")
+            payload = _json_segment(payload_segment)
+            self._check_registered(payload)
+        return self._verified(payload)
+
+    def _key_for(self, header: Mapping[str, Any]) -> _Key:
+        """The configured key a header names, after every header rule.
+
+        RFC 8725 §3.1: the algorithm is the configured one, never the token's
+        choice; §3.10: no header may carry or point at a key; §3.11 and RFC
+        9068 §4: the header's ``typ`` says "access token".
+        """
+        if header.get("alg") != self._algorithm:
+            raise _reject("algorithm not allowed")
+        forbidden = FORBIDDEN_HEADERS.intersection(header)
+        if forbidden:
+            raise _reject(f"header carries {sorted(forbidden)}")
+        typ = header.get("typ")
+        if not isinstance(typ, str) or typ.lower() not in ACCEPTED_HEADER_TYPES:
+            raise _reject("wrong header type")
+        kid = header.get("kid")
+        if "kid" in header and not isinstance(kid, str):
+            raise _reject("unknown kid")
+        key = self._by_kid.get(kid)
+        if key is None:
+            raise _reject("unknown kid")
+        return key
+
+    def _decode_with_pyjwt(self, token: str, key: _Key) -> dict[str, Any]:
+        """The reference path: signature and registered claims by pyjwt."""
         try:
             decoded = self._jwt.decode_complete(
                 token,
@@ -301,28 +447,69 @@ class AccessTokenCodec:
             )
         except jwt.PyJWTError as exc:
             raise _reject(type(exc).__name__) from None
-        header = decoded["header"]
-        # Checked on the verified header, so the two can never disagree.
-        forbidden = FORBIDDEN_HEADERS.intersection(header)
-        if forbidden:
-            raise _reject(f"header carries {sorted(forbidden)}")
-        if header.get("kid") != key.kid:
+        # The header was read before verifying, to choose the key; the same
+        # rules on the verified header, so the two can never disagree.
+        if self._key_for(decoded["header"]) is not key:
             raise _reject("unknown kid")
-        return self._claims(decoded["payload"])
+        payload: dict[str, Any] = decoded["payload"]
+        return payload
+
+    def _check_registered(self, payload: Mapping[str, Any]) -> None:
+        """pyjwt's claim rules, for the fast path: required claims present and
+        not null, ``iss`` equal, ``aud`` the audience or a list of strings
+        holding it (RFC 7519 §4.1.1, §4.1.3)."""
+        for claim in REQUIRED_CLAIMS:
+            if payload.get(claim) is None:
+                raise _reject(f"missing {claim}")
+        if payload["iss"] != self._settings.issuer:
+            raise _reject("wrong issuer")
+        audience = payload["aud"]
+        if audience != self._settings.audience and not (
+            isinstance(audience, list)
+            and all(isinstance(item, str) for item in audience)
+            and self._settings.audience in audience
+        ):
+            raise _reject("wrong audience")
+
+    def _verified(self, payload: Mapping[str, Any]) -> _Verified:
+        claims = self._claims(payload)
+        # _claims checked the three are numbers in range.
+        return _Verified(
+            claims,
+            not_before=max(payload["nbf"], payload["iat"]) - self._leeway,
+            not_after=payload["exp"] + self._leeway,
+        )
+
+    def _remember(self, token: str, verified: _Verified, now: float) -> None:
+        """Keep a verified token, bounded: the oldest goes first.
+
+        Every access token lives ``access_token_ttl``, so the oldest entry is
+        also the first to expire; an expired one still met is refused by the
+        time check in :meth:`verify`.
+        """
+        if self._cache_size <= 0 or now >= verified.not_after:
+            return
+        with self._cache_lock:
+            cache = self._cache
+            while len(cache) >= self._cache_size:
+                del cache[next(iter(cache))]
+            cache[token] = verified
 
     def _claims(self, payload: Mapping[str, Any]) -> AccessClaims:
+        """The one place a verified payload becomes :class:`AccessClaims`."""
         if payload.get("typ") != ACCESS_TYPE:
             raise _reject("wrong token type")
-        now = self._clock().timestamp()
         exp, nbf, iat = payload["exp"], payload["nbf"], payload["iat"]
-        if not all(_is_number(value) for value in (exp, nbf, iat)):
-            raise _reject("non-numeric time claim")
-        if now >= exp + self._leeway:
-            raise _reject("expired")
-        if now < nbf - self._leeway or now < iat - self._leeway:
-            raise _reject("not yet valid")
+        if not (_is_timestamp(exp) and _is_timestamp(nbf) and _is_timestamp(iat)):
+            raise _reject("time claim not a number in range")
         sub, jti, version = payload["sub"], payload["jti"], payload.get("ver")
-        if not isinstance(sub, str) or not sub.isascii() or not sub.isdigit() or len(sub) > 19:
+        if (
+            not isinstance(sub, str)
+            or not sub.isascii()
+            or not sub.isdigit()
+            or len(sub) > 19
+            or int(sub) > MAX_USER_ID
+        ):
             raise _reject("bad subject")
         if not isinstance(jti, str) or not jti:
             raise _reject("bad jti")
@@ -335,6 +522,7 @@ class AccessTokenCodec:
             else None
         )
         sid = payload.get("sid")
+        auth_time: Any = payload.get("auth_time")
         return AccessClaims(
             user_id=int(sub),
             jti=jti,
@@ -343,25 +531,47 @@ class AccessTokenCodec:
             expires_at=datetime.fromtimestamp(exp, timezone.utc),
             roles=role_set,
             family_id=sid if isinstance(sid, str) and sid else None,
+            # Whole seconds, as issued; a malformed or future auth_time is no
+            # proof of anything: not fresh (and bounded by iat, so never overflows).
+            auth_time=datetime.fromtimestamp(auth_time, timezone.utc)
+            if isinstance(auth_time, int)
+            and not isinstance(auth_time, bool)
+            and 0 <= auth_time <= iat
+            else None,
         )
 
 
-def _peek_kid(token: str) -> object:
-    """The ``kid`` of a token's header, unverified, or ``None`` if unreadable.
+def _b64encode(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
-    Only used to choose among configured keys; the header is verified with the
-    signature right after.
-    """
-    segment = token.split(".", 1)[0]
+
+def _is_canonical(segment: str) -> bool:
+    """Whether a segment of base64url characters is the one spelling of its bytes."""
+    tail = len(segment) % 4
+    return tail == 0 or (tail != 1 and segment[-1] in CANONICAL_LAST[tail])
+
+
+def _json_segment(segment: str) -> dict[str, Any]:
+    """A canonical base64url segment holding a JSON object, decoded as pyjwt
+    does it (``json.loads`` on the bytes: same duplicate-key, whitespace and
+    number rules); anything else is refused."""
+    raw = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
     try:
-        header = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
-    except (ValueError, binascii.Error):
-        return None
-    return header.get("kid") if isinstance(header, dict) else None
+        value = json.loads(raw)
+    except (ValueError, RecursionError):
+        raise _reject("segment is not JSON") from None
+    if not isinstance(value, dict):
+        raise _reject("segment is not a JSON object")
+    return value
 
 
-def _is_number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+def _is_timestamp(value: object) -> bool:
+    # Compared before any arithmetic: 2**70 + 30.0 or fromtimestamp(1e20) would overflow.
+    return (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and 0 <= value <= MAX_TIMESTAMP
+    )
 
 
 def _reject(reason: str) -> TokenError:
@@ -385,10 +595,13 @@ MAX_OPAQUE_TOKEN_LENGTH = 128
 def state_binding(purpose: str, user: User) -> str:
     """A digest of the account state a one-time token is valid for.
 
-    It covers the email and the password hash, so changing either voids every
-    outstanding reset and verification token.
+    It covers the *exact* stored email (not its case-folded key) and the
+    password hash, so changing either voids every outstanding reset and
+    verification token: a token issued for ``ceo@strasse.de`` does not verify
+    ``ceo@straße.de``, although both fold to one key (the class of Django's
+    CVE-2019-19844).
     """
-    material = "\0".join((purpose, user.email_key, user.password_hash or "", str(user.id)))
+    material = "\0".join((purpose, user.email, user.password_hash or "", str(user.id)))
     return hashlib.sha256(material.encode("utf-8", "surrogatepass")).hexdigest()
 
 
@@ -414,17 +627,31 @@ class TokenService:
     # -- access and refresh tokens ------------------------------------------
 
     def issue_pair(self, tx: UnitOfWork, user: User, *, family_id: str | None = None) -> TokenPair:
-        """A new access token and a refresh token opening a new family."""
+        """A new access token and a refresh token opening a new family (a login:
+        the access token carries ``auth_time``, now)."""
         now = self._clock()
         family = family_id or secrets.token_urlsafe(JTI_BYTES)
         refresh = self._add_refresh(
             tx, user, family_id=family, expires_at=now + self._settings.refresh_token_ttl
         )
-        return self._pair(user, refresh, family)
+        return self._pair(user, refresh, family, auth_time=now)
 
-    def _pair(self, user: User, refresh_token: str, family_id: str) -> TokenPair:
+    def _pair(
+        self,
+        user: User,
+        refresh_token: str,
+        family_id: str,
+        *,
+        auth_time: datetime | None = None,
+    ) -> TokenPair:
+        # A refresh proves possession of a token, not of a credential: refreshed
+        # access tokens carry no auth_time, so they are never "fresh".
         access, _ = self.codec.issue(
-            user_id=user.id, token_version=user.token_version, roles=user.roles, family_id=family_id
+            user_id=user.id,
+            token_version=user.token_version,
+            roles=user.roles,
+            family_id=family_id,
+            auth_time=auth_time,
         )
         return TokenPair(
             access_token=access,
@@ -474,7 +701,12 @@ class TokenService:
             else user.roles
         )
         return Principal(
-            user_id=user.id, roles=roles, token_id=claims.jti, method="token", user=user
+            user_id=user.id,
+            roles=roles,
+            token_id=claims.jti,
+            method="token",
+            user=user,
+            auth_time=claims.auth_time,
         )
 
     def refresh(self, refresh_token: object) -> tuple[TokenPair, User]:
@@ -540,8 +772,17 @@ class TokenService:
         return user.id
 
     def revoke_user_sessions(self, tx: UnitOfWork, user_id: int) -> None:
-        """Revoke every refresh token of a user (the caller bumps the token version)."""
-        tx.refresh_tokens.revoke_user(user_id, self._clock())
+        """Revoke every refresh token and every API key of a user (the caller bumps
+        the token version).
+
+        Every credential change goes through here (sign-out everywhere, password
+        reset and change, an administrator's ``set_password``, deactivation), so
+        a key minted with a stolen session cannot outlive the owner's recovery
+        (OWASP ASVS 4.0.3 V3.3.3, V2.5.x).
+        """
+        now = self._clock()
+        tx.refresh_tokens.revoke_user(user_id, now)
+        tx.api_keys.revoke_user(user_id, now)
 
     def purge_expired(self) -> int:
         """Forget expired revocations, refresh tokens and one-time tokens; returns the count."""

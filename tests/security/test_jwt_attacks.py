@@ -151,3 +151,115 @@ def test_every_attack_gets_the_same_opaque_error(core: UserCore, token: str) -> 
             core.auth.authenticate(forged)
         errors.append((info.value.code, info.value.message, info.value.details))
     assert 1 == len(set(map(repr, errors)))
+
+
+# -- issue 12 item 14: explicit typing and numbers no datetime can hold --------
+
+
+def retyped(token: str, header: dict[str, Any]) -> str:
+    """The token's claims re-signed with the right key under another header
+    (signed by hand: pyjwt refuses to write some of these headers)."""
+    signing_input = f"{b64(json.dumps({'alg': 'HS256', **header}).encode())}.{token.split('.')[1]}"
+    signature = hmac.new(SECRET.encode(), signing_input.encode(), hashlib.sha256).digest()
+    return f"{signing_input}.{b64(signature)}"
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        pytest.param({}, id="typ missing"),
+        pytest.param({"typ": None}, id="typ null"),
+        pytest.param({"typ": "JWT"}, id="typ JWT"),
+        pytest.param({"typ": "refresh+jwt"}, id="another token type"),
+        pytest.param({"typ": "application/jwt"}, id="application/jwt"),
+        pytest.param({"typ": ["at+jwt"]}, id="typ a list"),
+    ],
+)
+def test_a_token_without_the_access_token_type_is_rejected(
+    core: UserCore, token: str, header: dict[str, Any]
+) -> None:
+    """RFC 8725 §3.11 (explicit typing) and RFC 9068 §4: a resource server
+    checks ``typ`` is ``at+jwt``, so an ID token or any other JWT signed with
+    the same key is no access token."""
+    with pytest.raises(TokenError):
+        core.auth.authenticate(retyped(token, header))
+
+
+@pytest.mark.parametrize("typ", ["at+jwt", "application/at+jwt", "AT+JWT"])
+def test_the_access_token_media_type_is_accepted_in_every_spelling(
+    core: UserCore, ada: User, token: str, typ: str
+) -> None:
+    """RFC 7515 §4.1.9: media types compare case-insensitively and may omit
+    the ``application/`` prefix."""
+    assert ada.id == core.auth.authenticate(retyped(token, {"typ": typ})).user_id
+
+
+@pytest.mark.parametrize("claim", ["exp", "nbf", "iat"])
+@pytest.mark.parametrize(
+    "value",
+    [
+        pytest.param(1e20, id="1e20"),
+        pytest.param(2**70, id="2**70"),
+        pytest.param(10**400, id="10**400"),
+        pytest.param(1e308, id="1e308"),
+        pytest.param(float("inf"), id="Infinity"),
+        pytest.param(float("-inf"), id="-Infinity"),
+        pytest.param(float("nan"), id="NaN"),
+        pytest.param(-(2**70), id="-2**70"),
+        pytest.param(-1, id="before 1970"),
+        pytest.param(253_402_300_800, id="year 10000"),
+    ],
+)
+def test_a_time_claim_no_datetime_can_hold_is_an_invalid_token_never_a_crash(
+    core: UserCore, token: str, claim: str, value: float
+) -> None:
+    """Issue 12 item 14: a signed ``exp=1e20`` gave ``OverflowError`` (HTTP 500).
+    RFC 8725 §3.8 asks to validate every claim; RFC 7519 §2 NumericDate is
+    seconds since 1970 (json.loads also accepts NaN and Infinity)."""
+    with pytest.raises(TokenError) as info:
+        core.auth.authenticate(resigned(token, lambda c: c.update({claim: value})))
+    assert "invalid_token" == info.value.code
+
+
+def test_a_subject_beyond_64_bits_is_an_invalid_token_never_a_store_error(
+    core: UserCore, token: str
+) -> None:
+    """User ids are 64-bit in every store: a larger ``sub`` must not reach a
+    query (SQLite raises ``OverflowError`` binding it)."""
+    with pytest.raises(TokenError):
+        core.auth.authenticate(resigned(token, lambda c: c.update(sub=str(2**63))))
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        pytest.param({"crit": ["exp"]}, id="crit"),
+        pytest.param({"b64": False, "crit": ["b64"]}, id="b64 false"),
+        pytest.param({"kid": None}, id="kid null"),
+        pytest.param({"kid": 0}, id="kid a number"),
+    ],
+)
+def test_a_header_extension_or_key_id_we_do_not_use_is_rejected(
+    core: UserCore, token: str, header: dict[str, Any]
+) -> None:
+    """RFC 7515 §4.1.11: an unknown critical extension is refused; RFC 7797's
+    unencoded payload is not used by access tokens; ``kid`` is a string or absent."""
+    with pytest.raises(TokenError):
+        core.auth.authenticate(retyped(token, {"typ": "at+jwt", **header}))
+
+
+def test_padding_and_a_second_base64_spelling_of_the_signature_are_rejected(
+    core: UserCore, token: str
+) -> None:
+    """One token, one spelling (RFC 7515 §2: base64url without padding): a
+    re-spelt signature would slip past a cache or a deny list keyed by the text."""
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    # A 32-byte HMAC is 43 characters; the last one carries 2 unused low bits,
+    # so setting one spells the same bytes differently.
+    respelt = token[:-1] + alphabet[alphabet.index(token[-1]) ^ 1]
+    assert base64.urlsafe_b64decode(respelt.split(".")[2] + "=") == base64.urlsafe_b64decode(
+        token.split(".")[2] + "="
+    )
+    for forged in (f"{token}=", respelt):
+        with pytest.raises(TokenError):
+            core.auth.authenticate(forged)
