@@ -274,7 +274,11 @@ def _read_body() -> bytes | None:
         return None
     try:
         raw: bytes = request.stream.read(MAX_BODY_BYTES + 1)
-    except RequestEntityTooLarge:  # the app's MAX_CONTENT_LENGTH is lower
+        # A chunked body under the app's MAX_CONTENT_LENGTH stops at the limit
+        # without an error: one more byte tells whether there was more.
+        if length is None and len(raw) <= MAX_BODY_BYTES and request.stream.read(1):
+            return None
+    except RequestEntityTooLarge:  # over the app's MAX_CONTENT_LENGTH
         return None
     return None if len(raw) > MAX_BODY_BYTES else raw
 
