@@ -191,9 +191,14 @@ class Auth:
         ) -> Principal | None:
             return self._principal(request)
 
+        # One dependency each (not one on top of the other): every level of
+        # dependencies costs each request a solving pass.
         def principal(
-            found: Annotated[Principal | None, Depends(optional_principal)],
+            request: Request,
+            _token: Annotated[str | None, SecurityParam(token_scheme)],
+            _key: Annotated[str | None, SecurityParam(key_scheme)],
         ) -> Principal:
+            found = self._principal(request)
             if found is None:
                 raise AuthenticationError("Authentication required.")
             return found
@@ -523,7 +528,18 @@ def create_router(
     api = Api(
         core, on_password_reset=on_password_reset, on_email_verification=on_email_verification
     )
-    auth = Auth(core, prefix=prefix, sessions=sessions)
+    _add_routes(router, api, prefix, sessions, routes)
+    return router
+
+
+def _add_routes(
+    router: APIRouter,
+    api: Api,
+    prefix: str,
+    sessions: CookieSessions | None,
+    routes: Sequence[tuple[str, str, str]],
+) -> None:
+    auth = Auth(api.core, prefix=prefix, sessions=sessions)
     endpoints: dict[str, Callable[..., Any]] = {}
     for method, path, name in routes:
         operation = OPERATIONS[name]
@@ -544,7 +560,6 @@ def create_router(
             summary=operation.summary,
             **extra,
         )
-    return router
 
 
 _LOGIN_BODY = {
@@ -631,13 +646,9 @@ def create_app(
         cors_allow_credentials=cors_allow_credentials,
         format_all_errors=True,
     )
-    app.include_router(
-        create_router(
-            core,
-            prefix=prefix,
-            on_password_reset=on_password_reset,
-            on_email_verification=on_email_verification,
-            sessions=sessions,
-        )
+    api = Api(
+        core, on_password_reset=on_password_reset, on_email_verification=on_email_verification
     )
+    # Straight onto the app's router: an included router is matched twice per request.
+    _add_routes(app.router, api, prefix, sessions, V1_ROUTES)
     return app
