@@ -15,7 +15,7 @@ import logging
 import re
 import secrets
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal, Protocol
 
 import attrs
@@ -42,12 +42,14 @@ __all__ = [
     "CsrfFailed",
     "HeaderLookup",
     "HttpResponse",
+    "answer_headers",
     "authenticate",
     "bearer_token",
     "credential_of",
     "encode_json",
     "error_response",
     "http_error_response",
+    "identify",
     "internal_error_response",
     "principal_of",
     "request_id_of",
@@ -208,6 +210,13 @@ class Cors:
     sessions: CookieSessions | None = None
     max_age: int = 600
 
+    @classmethod
+    def of(
+        cls, origins: Sequence[str], allow_credentials: bool, sessions: CookieSessions | None
+    ) -> Cors | None:
+        """The CORS policy for ``origins``, ``None`` (no cross-origin access) when empty."""
+        return cls(tuple(origins), allow_credentials, sessions) if origins else None
+
     def _allowed(self, headers: HeaderLookup) -> str | None:
         origin = headers.get("origin")
         return origin if origin is not None and origin in self.origins else None
@@ -241,6 +250,14 @@ class Cors:
                 "Access-Control-Max-Age": str(self.max_age),
             },
         )
+
+
+def answer_headers(cors: Cors | None, headers: HeaderLookup) -> dict[str, str]:
+    """The headers every answer of usercore's routes carries: security and CORS."""
+    extra = dict(SECURITY_HEADERS)
+    if cors is not None:
+        extra.update(cors.headers(headers))
+    return extra
 
 
 # -- credentials ------------------------------------------------------------------
@@ -305,10 +322,24 @@ def authenticate(
     must pass the CSRF check (``CsrfFailed``, 403).  Credentials that are
     present but not valid raise ``TokenError`` (never silently anonymous).
     """
+    return identify(core, headers, cookies, method=method, sessions=sessions)[1]
+
+
+def identify(
+    core: UserCore,
+    headers: HeaderLookup,
+    cookies: CookieLookup | None,
+    *,
+    method: str,
+    sessions: CookieSessions | None,
+) -> tuple[Credential | None, Principal | None]:
+    """The request's credential and the principal it stands for (see :func:`authenticate`)."""
     credential = credential_of(headers, cookies, sessions)
     if credential is None:
-        return None
-    return principal_of(core, credential, headers, cookies, method=method, sessions=sessions)
+        return None, None
+    return credential, principal_of(
+        core, credential, headers, cookies, method=method, sessions=sessions
+    )
 
 
 def principal_of(

@@ -53,11 +53,11 @@ from usercore.web._core import (
     CookieSessions,
     Cors,
     HttpResponse,
-    credential_of,
+    answer_headers,
     error_response,
     http_error_response,
+    identify,
     internal_error_response,
-    principal_of,
     request_id_of,
 )
 from usercore.web._operations import (
@@ -211,20 +211,14 @@ class Auth:
         if hasattr(state, _PRINCIPAL):
             found: Principal | None = getattr(state, _PRINCIPAL)
             return found
-        credential = credential_of(request.headers, request.cookies, self.sessions)
-        setattr(state, _CREDENTIAL, credential)
-        found = (
-            None
-            if credential is None
-            else principal_of(
-                self.core,
-                credential,
-                request.headers,
-                request.cookies,
-                method=request.method,
-                sessions=self.sessions,
-            )
+        credential, found = identify(
+            self.core,
+            request.headers,
+            request.cookies,
+            method=request.method,
+            sessions=self.sessions,
         )
+        setattr(state, _CREDENTIAL, credential)
         setattr(state, _PRINCIPAL, found)
         return found
 
@@ -376,13 +370,12 @@ class _Guard:
             await self.app(scope, receive, send)
             return
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
-        extra = dict(SECURITY_HEADERS)
         if self.cors is not None:
             preflight = self.cors.preflight(scope["method"], headers)
             if preflight is not None:
                 await _Guard._send(send, preflight)
                 return
-            extra.update(self.cors.headers(headers))
+        extra = answer_headers(self.cors, headers)
         length = headers.get("content-length", "")
         if length.isdigit() and int(length) > MAX_BODY_BYTES:
             await _Guard._send(send, http_error_response(413), extra)
@@ -599,7 +592,7 @@ def init_app(
     app.state.usercore = core
     app.state.usercore_auth = auth
     _install_error_handlers(app, format_all_errors)
-    cors = Cors(tuple(cors_origins), cors_allow_credentials, sessions) if cors_origins else None
+    cors = Cors.of(cors_origins, cors_allow_credentials, sessions)
     # With format_all_errors (create_app), the app is usercore's: every answer is guarded.
     app.add_middleware(_Guard, prefix=prefix, cors=cors, everywhere=format_all_errors)
     return auth

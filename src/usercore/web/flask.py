@@ -40,15 +40,14 @@ from usercore.services import UserCore
 from usercore.web._core import (
     MAX_BODY_BYTES,
     NO_STORE_HEADERS,
-    SECURITY_HEADERS,
     CookieSessions,
     Cors,
     HttpResponse,
-    credential_of,
+    answer_headers,
     error_response,
     http_error_response,
+    identify,
     internal_error_response,
-    principal_of,
     request_id_of,
 )
 from usercore.web._operations import (
@@ -135,20 +134,14 @@ class Auth:
             found: Principal | None = flask.g.get(_PRINCIPAL)
             return found
         request = flask.request
-        credential = credential_of(request.headers, request.cookies, self.sessions)
-        setattr(flask.g, _CREDENTIAL, credential)
-        found = (
-            None
-            if credential is None
-            else principal_of(
-                self.core,
-                credential,
-                request.headers,
-                request.cookies,
-                method=request.method,
-                sessions=self.sessions,
-            )
+        credential, found = identify(
+            self.core,
+            request.headers,
+            request.cookies,
+            method=request.method,
+            sessions=self.sessions,
         )
+        setattr(flask.g, _CREDENTIAL, credential)
         setattr(flask.g, _PRINCIPAL, found)
         return found
 
@@ -447,7 +440,7 @@ def init_app(
     if format_all_errors:
         app.register_error_handler(HTTPException, _http_error)
         app.register_error_handler(Exception, _unexpected_error)
-    cors = Cors(tuple(cors_origins), cors_allow_credentials, sessions) if cors_origins else None
+    cors = Cors.of(cors_origins, cors_allow_credentials, sessions)
 
     def guarded() -> bool:
         return format_all_errors or flask.request.path.startswith(prefix)
@@ -460,10 +453,7 @@ def init_app(
 
     def secure(response: flask.Response) -> flask.Response:
         if guarded():
-            extra = dict(SECURITY_HEADERS)
-            if cors is not None:
-                extra.update(cors.headers(flask.request.headers))
-            for key, value in extra.items():
+            for key, value in answer_headers(cors, flask.request.headers).items():
                 response.headers.setdefault(key, value)
         return response
 
