@@ -23,7 +23,7 @@ synchronous; FastAPI runs them in its thread pool).
 
 import inspect
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Annotated, Any
 
 try:
@@ -52,12 +52,15 @@ from usercore.web._core import (
     SECURITY_HEADERS,
     CookieSessions,
     Cors,
+    Credential,
     HttpResponse,
     answer_headers,
+    credential_of,
     error_response,
     http_error_response,
     identify,
     internal_error_response,
+    principal_of,
     request_id_of,
 )
 from usercore.web._operations import (
@@ -203,6 +206,14 @@ class Auth:
                 raise AuthenticationError("Authentication required.")
             return found
 
+        async def credential(
+            request: Request,
+            _token: Annotated[str | None, SecurityParam(token_scheme)],
+            _key: Annotated[str | None, SecurityParam(key_scheme)],
+        ) -> Credential | None:
+            return credential_of(request.headers, request.cookies, self.sessions)
+
+        self.credential: Callable[..., Awaitable[Credential | None]] = credential
         self.optional_principal: Callable[..., Principal | None] = optional_principal
         self.principal: Callable[..., Principal] = principal
 
@@ -437,12 +448,13 @@ def _endpoint(
                 annotation=Annotated[kind, Path(description=description)],
             )
         )
-    principal_dependency = auth.principal if operation.auth else auth.optional_principal
+    # The credential is read on the event loop (no I/O) and authenticated in
+    # the endpoint's thread, so a request crosses into the thread pool once.
     parameters.append(
         inspect.Parameter(
-            "principal",
+            "credential",
             inspect.Parameter.KEYWORD_ONLY,
-            annotation=Annotated[Principal | None, Depends(principal_dependency)],
+            annotation=Annotated[Credential | None, Depends(auth.credential)],
         )
     )
     model = operation.input
@@ -461,12 +473,22 @@ def _endpoint(
 
     def endpoint(**kwargs: Any) -> Response:
         request: Request = kwargs.pop("request")
-        principal = kwargs.pop("principal")
+        credential = kwargs.pop("credential")
         value = kwargs.pop("value", None)
         try:
+            principal = None
+            if credential is not None:
+                principal = principal_of(
+                    api.core,
+                    credential,
+                    request.headers,
+                    request.cookies,
+                    method=request.method,
+                    sessions=sessions,
+                )
             if operation.name == "login":
                 value = login_input(_body_of(request), request.headers.get("content-type"))
-            call = Call(api, getattr(request.state, _CREDENTIAL, None))
+            call = Call(api, credential)
             if sessions is not None:
                 value = fill_refresh_token(
                     sessions, operation, value, request.method, request.headers, request.cookies

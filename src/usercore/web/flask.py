@@ -334,8 +334,8 @@ def _view(
                 if raw and operation.name != "login":
                     # A body that does not parse is refused before anything else, as FastAPI does.
                     body_value(raw, request.content_type)
-            principal = auth.principal() if operation.auth else auth.optional_principal()
             value, path = _input(operation, raw, path_params)
+            principal = auth.optional_principal()
             if sessions is not None:
                 value = fill_refresh_token(
                     sessions, operation, value, request.method, request.headers, request.cookies
