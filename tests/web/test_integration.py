@@ -207,13 +207,10 @@ def test_the_host_apps_own_errors_are_left_alone(host: HostClient, core: UserCor
     """Issue 14: init_app formats usercore's errors only; the app's 409 and 422 stay its own."""
     status, body, _ = host.request("POST", "/notes", json={"title": "groceries"})
     assert status == 409
-    assert "error" not in (body or {}) or body["error"] != {
-        "code": "http_error",
-        "message": "The request could not be served.",
-        "details": {},
-    }
     if host.adapter == "fastapi":
         assert body == {"detail": "a note with this title exists"}
+    else:  # werkzeug's own 409 page, not usercore's envelope
+        assert body is None
     status, body, _ = host.request("POST", "/notes", json={"title": 5})
     assert status == 422
     assert "error" not in body
