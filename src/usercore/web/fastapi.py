@@ -156,6 +156,30 @@ def _response(response: HttpResponse, extra: Mapping[str, str] | None = None) ->
 # -- protecting routes ------------------------------------------------------------
 
 
+_API_KEY_SCHEME = APIKeyHeader(name="X-API-Key", scheme_name="usercore_api_key", auto_error=False)
+
+
+class _CredentialScheme(OAuth2PasswordBearer):
+    """The OAuth2 password scheme of the document (Swagger's "Authorize" logs in at
+    the real prefix), whose value is the request's credential of any kind.
+
+    usercore's own endpoints depend on it alone: one dependency that declares
+    both security schemes and reads the credential without I/O; the endpoint
+    authenticates it in its thread.
+    """
+
+    def __init__(self, token_url: str, sessions: CookieSessions | None):
+        super().__init__(tokenUrl=token_url, scheme_name="usercore_token", auto_error=False)
+        self.sessions = sessions
+
+    async def __call__(  # type: ignore[override]
+        self,
+        request: Request,
+        _key: Annotated[str | None, SecurityParam(_API_KEY_SCHEME)] = None,
+    ) -> Credential | None:
+        return credential_of(request.headers, request.cookies, self.sessions)
+
+
 class Auth:
     """usercore's dependencies for an app's own routes (returned by :func:`init_app`).
 
@@ -183,9 +207,7 @@ class Auth:
         token_scheme = OAuth2PasswordBearer(
             tokenUrl=f"{prefix}/auth/login", scheme_name="usercore_token", auto_error=False
         )
-        key_scheme = APIKeyHeader(
-            name="X-API-Key", scheme_name="usercore_api_key", auto_error=False
-        )
+        key_scheme = _API_KEY_SCHEME
 
         def optional_principal(
             request: Request,
@@ -206,14 +228,9 @@ class Auth:
                 raise AuthenticationError("Authentication required.")
             return found
 
-        async def credential(
-            request: Request,
-            _token: Annotated[str | None, SecurityParam(token_scheme)],
-            _key: Annotated[str | None, SecurityParam(key_scheme)],
-        ) -> Credential | None:
-            return credential_of(request.headers, request.cookies, self.sessions)
-
-        self.credential: Callable[..., Awaitable[Credential | None]] = credential
+        self.credential: Callable[..., Awaitable[Credential | None]] = _CredentialScheme(
+            f"{prefix}/auth/login", sessions
+        )
         self.optional_principal: Callable[..., Principal | None] = optional_principal
         self.principal: Callable[..., Principal] = principal
 
