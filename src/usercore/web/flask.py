@@ -40,6 +40,7 @@ from usercore.services import UserCore
 from usercore.web._core import (
     MAX_BODY_BYTES,
     NO_STORE_HEADERS,
+    SECURITY_HEADERS,
     CookieSessions,
     Cors,
     HttpResponse,
@@ -319,7 +320,8 @@ def _view(
     sessions: CookieSessions | None,
     paths: Sequence[str],
 ) -> Callable[..., flask.Response]:
-    secret_headers = NO_STORE_HEADERS if operation.issues_secrets else {}
+    # Set with the answer: cheaper than adding them one by one afterwards.
+    secret_headers = {**SECURITY_HEADERS, **(NO_STORE_HEADERS if operation.issues_secrets else {})}
     reads_body = operation.source == "body" and operation.input is not None
 
     def view(**path_params: str) -> flask.Response:
@@ -347,7 +349,7 @@ def _view(
                     operation.status,
                     render(result),
                     secret_headers,
-                    session_cookies(sessions, operation, result, _mount_prefix(paths)),
+                    () if sessions is None else _cookies(sessions, operation, result, paths),
                 )
             )
         except UsercoreError as exc:
@@ -357,6 +359,12 @@ def _view(
 
     view.__name__ = operation.name
     return view
+
+
+def _cookies(
+    sessions: CookieSessions, operation: Operation, result: Any, paths: Sequence[str]
+) -> tuple[str, ...]:
+    return session_cookies(sessions, operation, result, _mount_prefix(paths))
 
 
 def _mount_prefix(paths: Sequence[str]) -> str:
@@ -452,9 +460,14 @@ def init_app(
         return None if answer is None else _response(answer)
 
     def secure(response: flask.Response) -> flask.Response:
-        if guarded():
-            for key, value in answer_headers(cors, flask.request.headers).items():
-                response.headers.setdefault(key, value)
+        if not guarded():
+            return response
+        headers = response.headers
+        if cors is None and "X-Content-Type-Options" in headers:
+            return response  # a usercore view's answer: already complete
+        for key, value in answer_headers(cors, flask.request.headers).items():
+            if key not in headers:
+                headers[key] = value
         return response
 
     app.before_request(preflight)
