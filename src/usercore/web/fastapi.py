@@ -380,6 +380,10 @@ def _install_error_handlers(app: FastAPI, format_all_errors: bool) -> None:
         app.add_exception_handler(Exception, _unexpected)
 
 
+# The only request headers the guard looks at.
+_GUARD_READS = frozenset({b"content-length", b"origin", b"access-control-request-method"})
+
+
 class _Guard:
     """ASGI middleware under ``prefix``: security headers on every answer, CORS,
     and the 1 MiB body cap counted while the body streams in (a chunked body
@@ -397,7 +401,11 @@ class _Guard:
         ):
             await self.app(scope, receive, send)
             return
-        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        headers = {
+            key.decode("latin-1"): value.decode("latin-1")
+            for key, value in scope["headers"]
+            if key in _GUARD_READS
+        }
         if self.cors is not None:
             preflight = self.cors.preflight(scope["method"], headers)
             if preflight is not None:
@@ -408,6 +416,7 @@ class _Guard:
         if length.isdigit() and int(length) > MAX_BODY_BYTES:
             await _Guard._send(send, http_error_response(413), extra)
             return
+        raw_extra = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in extra.items()]
         received = 0
 
         async def capped_receive() -> Message:
@@ -421,13 +430,10 @@ class _Guard:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                present = {k.lower() for k, _ in message.get("headers", [])}
-                added = [
-                    (k.lower().encode("latin-1"), v.encode("latin-1"))
-                    for k, v in extra.items()
-                    if k.lower().encode("latin-1") not in present
-                ]
-                message = {**message, "headers": [*message.get("headers", []), *added]}
+                sent = message.get("headers", [])
+                present = {key.lower() for key, _ in sent}
+                added = [(key, value) for key, value in raw_extra if key not in present]
+                message = {**message, "headers": [*sent, *added]}
             await send(message)
 
         await self.app(scope, capped_receive, send_with_headers)
