@@ -49,7 +49,7 @@ from usercore.storage._codec import (
     time_from_db,
     time_to_db,
 )
-from usercore.storage._sqlite_schema import ROLES_VERSION_KEY
+from usercore.storage._schema import ROLES_VERSION_KEY
 
 __all__ = ["BATCH_SIZE", "Cursor", "Dialect", "SqlUnitOfWork", "Statements"]
 
@@ -389,9 +389,16 @@ class _Savepoint:
         self._uow.writing()("SAVEPOINT usercore_atomic")
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        if exc_type is not None:
+        if exc_type is None:
+            self._uow.execute("RELEASE SAVEPOINT usercore_atomic")
+            return
+        try:
             self._uow.execute("ROLLBACK TO SAVEPOINT usercore_atomic")
-        self._uow.execute("RELEASE SAVEPOINT usercore_atomic")
+            self._uow.execute("RELEASE SAVEPOINT usercore_atomic")
+        except Exception:  # noqa: S110 - the error in flight says more
+            # Some faults (a full disk, a lost connection) end the whole
+            # transaction, savepoints included; the store rolls back the rest.
+            pass
 
 
 def _batches(rows: Iterable[T], size: int) -> Iterator[list[T]]:

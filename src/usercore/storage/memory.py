@@ -48,7 +48,7 @@ from usercore.storage._codec import (
     search_key,
     utc,
 )
-from usercore.storage._sqlite_schema import LATEST_VERSION, ROLES_VERSION_KEY
+from usercore.storage._schema import ROLES_VERSION_KEY, conflict
 
 __all__ = ["MemoryStore"]
 
@@ -56,6 +56,7 @@ K = TypeVar("K")
 V = TypeVar("V")
 
 _MISSING = object()
+_SCHEMA_VERSION = 1
 
 
 def _restore(table: MutableMapping[K, V], key: K, old: object) -> None:
@@ -251,7 +252,7 @@ class _Repository:
         s._writing()
         token = in_utc(token)
         if token.token_hash in table:
-            raise ConflictError("the token already exists", field="token_hash")
+            raise conflict("refresh_tokens", "token_hash")
         if token.user_id not in s._users:
             raise NotFoundError("the user does not exist")
         s._put(table, token.token_hash, token)
@@ -410,12 +411,12 @@ class _Users(_Repository):
         # Email first: the order SQLite checks its unique indexes in.
         owner = self._s._emails.get(user.email_key)
         if owner is not None and owner != user_id:
-            raise ConflictError("a user with this email already exists", field="email")
+            raise conflict("users", "email_key")
         username_key = user.username_key
         if username_key is not None:
             owner = self._s._usernames.get(username_key)
             if owner is not None and owner != user_id:
-                raise ConflictError("a user with this username already exists", field="username")
+                raise conflict("users", "username_key")
 
 
 class _Roles(_Repository):
@@ -425,7 +426,7 @@ class _Roles(_Repository):
         s = self._s
         s._writing()
         if role.name in s._roles:
-            raise ConflictError("a role with this name already exists", field="name")
+            raise conflict("roles", "name")
         s._put(s._roles, role.name, role)
         self._bump()
         return role
@@ -536,7 +537,7 @@ class _ApiKeys(_Repository):
         s._writing()
         key = in_utc(key)
         if key.prefix in s._prefixes:
-            raise ConflictError("an API key with this prefix already exists", field="prefix")
+            raise conflict("api_keys", "prefix")
         if key.user_id not in s._users:
             raise NotFoundError("the user does not exist")
         stored = attrs.evolve(key, id=s._next_id("api_keys"))
@@ -673,5 +674,5 @@ class _Meta(_Repository):
 
     def schema_version(self) -> int:
         self._s._reading()
-        # Memory has no schema to migrate; it behaves as the latest one.
-        return LATEST_VERSION
+        # Memory has no schema to migrate: its data model is version 1, for good.
+        return _SCHEMA_VERSION

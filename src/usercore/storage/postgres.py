@@ -65,7 +65,7 @@ except ImportError as exc:  # pragma: no cover - exercised without the extra ins
     ) from exc
 
 from usercore.domain import Role, User
-from usercore.errors import ConflictError, NotFoundError, UsercoreError
+from usercore.errors import NotFoundError, UsercoreError
 from usercore.ports import LoginAttempts
 from usercore.storage._codec import in_utc, storable
 from usercore.storage._postgres_schema import (
@@ -74,6 +74,7 @@ from usercore.storage._postgres_schema import (
     MIGRATIONS_TABLE,
     OUR_TABLES,
 )
+from usercore.storage._schema import ROLES_VERSION_KEY, UNIQUE_RULES
 from usercore.storage._sql import (
     Cursor,
     Dialect,
@@ -84,7 +85,6 @@ from usercore.storage._sql import (
     SqlUserRepository,
     user_params,
 )
-from usercore.storage._sqlite_schema import ROLES_VERSION_KEY
 
 __all__ = ["PostgresStore"]
 
@@ -176,15 +176,8 @@ _LOCKED_READS = (
     "meta_get",
 )
 
-# "unique constraint <name>" -> (field named by ConflictError, message)
-_UNIQUE_FIELDS = {
-    "users_email_key": ("email", "a user with this email already exists"),
-    "users_username_key": ("username", "a user with this username already exists"),
-    "roles_pkey": ("name", "a role with this name already exists"),
-    "api_keys_prefix": ("prefix", "an API key with this prefix already exists"),
-    "refresh_tokens_pkey": ("token_hash", "the token already exists"),
-    "one_time_tokens_pkey": ("token_hash", "the token already exists"),
-}
+# unique constraint name -> the rule it keeps
+_UNIQUE_RULES = {rule.constraint: rule for rule in UNIQUE_RULES}
 
 _NEXT_USER_IDS = "SELECT nextval(pg_get_serial_sequence('users', 'id')) FROM generate_series(1, %s)"
 # A transaction-scoped lock on one key of one table, in this schema: a row that
@@ -274,9 +267,9 @@ class PostgresDialect(Dialect):
 
     def translate(self, exc: Exception) -> Exception | None:
         if isinstance(exc, pg_errors.UniqueViolation):
-            known = _UNIQUE_FIELDS.get(exc.diag.constraint_name or "")
-            if known is not None:
-                return ConflictError(known[1], field=known[0])
+            rule = _UNIQUE_RULES.get(exc.diag.constraint_name or "")
+            if rule is not None:
+                return rule.error()
         elif isinstance(exc, pg_errors.ForeignKeyViolation):
             return NotFoundError("the user does not exist")
         return None
