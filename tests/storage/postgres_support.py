@@ -143,7 +143,6 @@ def dump_postgres(store: Any) -> dict[str, list[dict[str, Any]]]:
     if stats.get("pool_available", 0) != stats.get("pool_size", 0):
         raise AssertionError(f"{store!r} has a connection out of the pool: {stats}")
     result: dict[str, list[dict[str, Any]]] = {}
-    # A pooled connection has the store's text codec: NUL comes back as NUL.
     with store._pool.connection() as connection:
         connection.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
         try:

@@ -39,6 +39,7 @@ from usercore.ports import (
     UserRepository,
 )
 from usercore.storage._codec import (
+    check_text,
     in_utc,
     optional_time_from_db,
     optional_time_to_db,
@@ -91,6 +92,7 @@ _API_KEY_COLUMNS = (
     "id, user_id, name, prefix, scopes, secret_hash, created_at, expires_at, "
     "last_used_at, revoked_at"
 )
+_ROLE_JOIN = "user_roles r JOIN users u ON u.id = r.user_id"
 _ONE_TIME_COLUMNS = "token_hash, purpose, user_id, binding, created_at, expires_at, used_at"
 
 
@@ -215,6 +217,8 @@ class Dialect:
     integrity_error: type[Exception] = Exception
     revoked_upsert: str = ""
     """Insert a ``(jti, expires_at)``; on a duplicate keep the later expiry."""
+    role_walk: str = _ROLE_JOIN
+    """The ``FROM`` of a page of users filtered by role, walked in ``r.user_id`` order."""
 
     def __init__(self) -> None:
         self.statements = Statements().translated(self.prepare)
@@ -236,8 +240,30 @@ class Dialect:
         """Run an INSERT into a table with an integer ``id`` and return the new id."""
         raise NotImplementedError
 
-    def reserve_user_ids(self, uow: SqlUnitOfWork, count: int) -> int:
-        """Reserve ``count`` consecutive user ids for a bulk insert; returns the first."""
+    def insert_users(self, uow: SqlUnitOfWork, users: Sequence[User]) -> list[User]:
+        """Insert ``users`` (in UTC, checked) with new ids, inside the caller's
+        savepoint; returns them as stored (``id`` set, ``version`` 1).
+
+        This default runs batched ``executemany`` calls with ids taken by
+        :meth:`next_user_ids`; a dialect may load the rows faster its own way.
+        """
+        ids = self.next_user_ids(uow, len(users))
+        stored = [
+            attrs.evolve(user, id=user_id, version=1)
+            for user_id, user in zip(ids, users, strict=True)
+        ]
+        uow.write_many(
+            self.statements.user_insert_with_id,
+            ((user.id, *user_params(user, 1)) for user in stored),
+        )
+        uow.write_many(
+            self.statements.user_roles_insert,
+            ((user.id, role) for user in stored for role in user.roles),
+        )
+        return stored
+
+    def next_user_ids(self, uow: SqlUnitOfWork, count: int) -> Sequence[int]:
+        """``count`` new, increasing user ids, never handed out before."""
         raise NotImplementedError
 
     def schema_version(self, uow: SqlUnitOfWork) -> int:
@@ -268,7 +294,7 @@ class Dialect:
         # index, in id order; without one by the users primary key (or the
         # (status, id) index).  Either way LIMIT stops the scan early.
         order = "r.user_id" if role else "u.id"
-        source = "user_roles r JOIN users u ON u.id = r.user_id" if role else "users u"
+        source = (self.role_walk if kind == "list" else _ROLE_JOIN) if role else "users u"
         conditions = []
         if role:
             conditions.append("r.role = ?")
@@ -519,6 +545,7 @@ class SqlUserRepository(_Repository):
     def add(self, user: User) -> User:
         uow = self._uow
         uow.writing()
+        check_text(user)
         user = in_utc(user)
         try:
             user_id = uow.dialect.insert_returning_id(
@@ -535,22 +562,11 @@ class SqlUserRepository(_Repository):
         uow.writing()
         if not users:
             return []
+        for user in users:
+            check_text(user)
         stored = [in_utc(user) for user in users]
         with uow.savepoint():
-            first_id = uow.dialect.reserve_user_ids(uow, len(stored))
-            stored = [
-                attrs.evolve(user, id=user_id, version=1)
-                for user_id, user in zip(itertools.count(first_id), stored)
-            ]
-            uow.write_many(
-                self._sql.user_insert_with_id,
-                ((user.id, *user_params(user, 1)) for user in stored),
-            )
-            uow.write_many(
-                self._sql.user_roles_insert,
-                ((user.id, role) for user in stored for role in user.roles),
-            )
-        return stored
+            return uow.dialect.insert_users(uow, stored)
 
     def get(self, user_id: int) -> User | None:
         row = self._uow.reading()(self._sql.user_by_id, (user_id,)).fetchone()
@@ -571,6 +587,7 @@ class SqlUserRepository(_Repository):
     def update(self, user: User) -> User:
         uow = self._uow
         execute = uow.writing()
+        check_text(user)
         user = in_utc(user)
         current = execute(self._sql.user_version_roles, (user.id,)).fetchone()
         if current is None:
@@ -638,6 +655,7 @@ class SqlRoleRepository(_Repository):
     __slots__ = ()
 
     def add(self, role: Role) -> Role:
+        check_text(role)
         self._uow.write(
             self._sql.role_insert,
             (role.name, set_to_db(role.permissions), set_to_db(role.inherits), role.description),
@@ -655,6 +673,7 @@ class SqlRoleRepository(_Repository):
         return [role_from_row(row) for row in self._uow.reading()(self._sql.role_list).fetchall()]
 
     def update(self, role: Role) -> Role:
+        check_text(role)
         cursor = self._uow.write(
             self._sql.role_update,
             (set_to_db(role.permissions), set_to_db(role.inherits), role.description, role.name),
@@ -665,7 +684,8 @@ class SqlRoleRepository(_Repository):
         return role
 
     def delete(self, name: str) -> bool:
-        if self._uow.write(self._sql.role_delete, (name,)).rowcount != 1:
+        self._uow.writing()
+        if not storable(name) or self._uow.write(self._sql.role_delete, (name,)).rowcount != 1:
             return False
         self._bump()
         return True
@@ -682,6 +702,7 @@ class SqlRefreshTokenRepository(_Repository):
     __slots__ = ()
 
     def add(self, token: RefreshToken) -> None:
+        check_text(token)
         self._uow.write(
             self._sql.refresh_insert,
             (
@@ -707,6 +728,9 @@ class SqlRefreshTokenRepository(_Repository):
         return self._uow.write(self._sql.refresh_mark_used, params).rowcount == 1
 
     def revoke_family(self, family_id: str, at: datetime) -> int:
+        self._uow.writing()
+        if not storable(family_id):
+            return 0
         params = (time_to_db(at), family_id)
         return self._uow.write(self._sql.refresh_revoke_family, params).rowcount
 
@@ -722,10 +746,12 @@ class SqlRevokedTokenRepository(_Repository):
     __slots__ = ()
 
     def add(self, jti: str, expires_at: datetime) -> None:
+        check_text(jti=jti)
         self._uow.write(self._uow.dialect.revoked_upsert, (jti, time_to_db(expires_at)))
 
     def is_revoked(self, jti: str) -> bool:
-        return self._uow.reading()(self._sql.revoked_exists, (jti,)).fetchone() is not None
+        execute = self._uow.reading()
+        return storable(jti) and execute(self._sql.revoked_exists, (jti,)).fetchone() is not None
 
     def purge_expired(self, now: datetime) -> int:
         return self._uow.write(self._sql.revoked_purge, (time_to_db(now),)).rowcount
@@ -737,6 +763,7 @@ class SqlApiKeyRepository(_Repository):
     def add(self, key: ApiKey) -> ApiKey:
         uow = self._uow
         uow.writing()
+        check_text(key)
         params = (
             key.user_id,
             key.name,
@@ -759,7 +786,10 @@ class SqlApiKeyRepository(_Repository):
         return None if row is None else api_key_from_row(row)
 
     def get_by_prefix(self, prefix: str) -> ApiKey | None:
-        row = self._uow.reading()(self._sql.api_key_by_prefix, (prefix,)).fetchone()
+        execute = self._uow.reading()
+        if not storable(prefix):
+            return None
+        row = execute(self._sql.api_key_by_prefix, (prefix,)).fetchone()
         return None if row is None else api_key_from_row(row)
 
     def list_for_user(self, user_id: int) -> list[ApiKey]:
@@ -767,6 +797,7 @@ class SqlApiKeyRepository(_Repository):
         return [api_key_from_row(row) for row in rows]
 
     def update(self, key: ApiKey) -> ApiKey:
+        check_text(key)
         params = (
             key.name,
             None if key.scopes is None else set_to_db(key.scopes),
@@ -791,6 +822,7 @@ class SqlOneTimeTokenRepository(_Repository):
     __slots__ = ()
 
     def add(self, token: OneTimeToken) -> None:
+        check_text(token)
         self._uow.write(
             self._sql.one_time_insert,
             (
@@ -815,6 +847,8 @@ class SqlOneTimeTokenRepository(_Repository):
     def delete_for_user(self, user_id: int, purpose: str | None = None) -> int:
         if purpose is None:
             return self._uow.write(self._sql.one_time_delete_user, (user_id,)).rowcount
+        if not storable(purpose):
+            return 0
         params = (user_id, purpose)
         return self._uow.write(self._sql.one_time_delete_user_purpose, params).rowcount
 
@@ -826,7 +860,10 @@ class SqlLoginAttemptRepository(_Repository):
     __slots__ = ()
 
     def get(self, key: str) -> LoginAttempts | None:
-        row = self._uow.reading()(self._sql.login_get, (key,)).fetchone()
+        execute = self._uow.reading()
+        if not storable(key):
+            return None
+        row = execute(self._sql.login_get, (key,)).fetchone()
         if row is None:
             return None
         return LoginAttempts(
@@ -837,6 +874,7 @@ class SqlLoginAttemptRepository(_Repository):
         )
 
     def put(self, attempts: LoginAttempts) -> None:
+        check_text(attempts)
         self._uow.write(
             self._sql.login_put,
             (
@@ -848,7 +886,9 @@ class SqlLoginAttemptRepository(_Repository):
         )
 
     def delete(self, key: str) -> None:
-        self._uow.write(self._sql.login_delete, (key,))
+        self._uow.writing()
+        if storable(key):
+            self._uow.write(self._sql.login_delete, (key,))
 
     def purge_expired(self, now: datetime) -> int:
         return self._uow.write(self._sql.login_purge, (time_to_db(now),)).rowcount
@@ -858,10 +898,14 @@ class SqlMetaRepository(_Repository):
     __slots__ = ()
 
     def get(self, key: str) -> str | None:
-        row = self._uow.reading()(self._sql.meta_get, (key,)).fetchone()
+        execute = self._uow.reading()
+        if not storable(key):
+            return None
+        row = execute(self._sql.meta_get, (key,)).fetchone()
         return None if row is None else str(row[0])
 
     def set(self, key: str, value: str) -> None:
+        check_text(key=key, value=value)
         self._uow.write(self._sql.meta_set, (key, value))
 
     def schema_version(self) -> int:

@@ -43,6 +43,7 @@ from usercore.ports import (
     UserRepository,
 )
 from usercore.storage._codec import (
+    check_text,
     in_utc,
     optional_utc,
     search_key,
@@ -250,6 +251,7 @@ class _Repository:
         """Insert a hashed token owned by a user (refresh and one-time tokens alike)."""
         s = self._s
         s._writing()
+        check_text(token)
         token = in_utc(token)
         if token.token_hash in table:
             raise conflict("refresh_tokens", "token_hash")
@@ -284,6 +286,7 @@ class _Users(_Repository):
     def add(self, user: User) -> User:
         s = self._s
         s._writing()
+        check_text(user)
         user = in_utc(user)
         self._check_unique(user, user_id=None)
         stored = attrs.evolve(user, id=s._next_id("users"), version=1)
@@ -323,6 +326,7 @@ class _Users(_Repository):
     def update(self, user: User) -> User:
         s = self._s
         s._writing()
+        check_text(user)
         user = in_utc(user)
         current = s._users.get(user.id)
         if current is None:
@@ -425,6 +429,7 @@ class _Roles(_Repository):
     def add(self, role: Role) -> Role:
         s = self._s
         s._writing()
+        check_text(role)
         if role.name in s._roles:
             raise conflict("roles", "name")
         s._put(s._roles, role.name, role)
@@ -442,6 +447,7 @@ class _Roles(_Repository):
     def update(self, role: Role) -> Role:
         s = self._s
         s._writing()
+        check_text(role)
         if role.name not in s._roles:
             raise NotFoundError("the role does not exist")
         s._put(s._roles, role.name, role)
@@ -510,6 +516,7 @@ class _RevokedTokens(_Repository):
     def add(self, jti: str, expires_at: datetime) -> None:
         s = self._s
         s._writing()
+        check_text(jti=jti)
         expires_at = utc(expires_at)
         current = s._revoked_tokens.get(jti)
         if current is None or current < expires_at:
@@ -535,6 +542,7 @@ class _ApiKeys(_Repository):
     def add(self, key: ApiKey) -> ApiKey:
         s = self._s
         s._writing()
+        check_text(key)
         key = in_utc(key)
         if key.prefix in s._prefixes:
             raise conflict("api_keys", "prefix")
@@ -563,6 +571,7 @@ class _ApiKeys(_Repository):
     def update(self, key: ApiKey) -> ApiKey:
         s = self._s
         s._writing()
+        check_text(key)
         key = in_utc(key)
         current = s._api_keys.get(key.id)
         if current is None:
@@ -633,6 +642,7 @@ class _LoginAttempts(_Repository):
     def put(self, attempts: LoginAttempts) -> None:
         s = self._s
         s._writing()
+        check_text(attempts)
         attempts = attrs.evolve(
             attempts,
             locked_until=optional_utc(attempts.locked_until),
@@ -670,6 +680,7 @@ class _Meta(_Repository):
     def set(self, key: str, value: str) -> None:
         s = self._s
         s._writing()
+        check_text(key=key, value=value)
         s._put(s._meta, key, value)
 
     def schema_version(self) -> int:

@@ -97,7 +97,7 @@ class SQLiteDialect(Dialect):
         assert new_id is not None  # an INSERT into a rowid table always sets it
         return new_id
 
-    def reserve_user_ids(self, uow: SqlUnitOfWork, count: int) -> int:
+    def next_user_ids(self, uow: SqlUnitOfWork, count: int) -> range:
         # Under BEGIN IMMEDIATE nobody else inserts; explicit ids above both the
         # AUTOINCREMENT high-water mark and the current maximum keep ids unique
         # and never reused (SQLite raises the high-water mark to the ids used).
@@ -105,7 +105,8 @@ class SQLiteDialect(Dialect):
             "SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'users'), 0), "
             "coalesce((SELECT max(id) FROM users), 0))"
         ).fetchone()
-        return int(row[0]) + 1
+        first = int(row[0]) + 1
+        return range(first, first + count)
 
     def schema_version(self, uow: SqlUnitOfWork) -> int:
         return int(uow.execute("PRAGMA user_version").fetchone()[0])

@@ -371,7 +371,7 @@ def error_response(exc: UsercoreError) -> HttpResponse:
     a ``Retry-After``.  A 5xx error is logged and answered generically.
     """
     status = exc.http_status
-    if status >= 500:
+    if status >= 500 and status != 503:  # 503: StoreUnavailable, transient and said so
         logger.error("usercore error %s answered as 500: %s", exc.code, exc.message)
         return internal_error_response(uuid.uuid4().hex)
     headers: dict[str, str] = {}
@@ -379,8 +379,8 @@ def error_response(exc: UsercoreError) -> HttpResponse:
         headers["WWW-Authenticate"] = (
             'Bearer error="invalid_token"' if isinstance(exc, TokenError) else "Bearer"
         )
-    if isinstance(exc, AccountLocked):
-        headers["Retry-After"] = str(exc.retry_after)
+    if isinstance(exc, AccountLocked) or status == 503:
+        headers["Retry-After"] = str(getattr(exc, "retry_after", 1))
     return HttpResponse(status, {"error": exc.to_dict()}, headers)
 
 
