@@ -43,6 +43,7 @@ from usercore.domain import (
     ApiKey,
     OneTimeToken,
     RefreshToken,
+    RevokedToken,
     Role,
     User,
     UserStatus,
@@ -176,6 +177,10 @@ class RefreshTokenRepository(Protocol):
 
     def get(self, token_hash: bytes) -> RefreshToken | None: ...
 
+    def list_for_user(self, user_id: int) -> list[RefreshToken]:
+        """The user's tokens, spent and revoked ones included, by ``created_at``
+        then ``token_hash``."""
+
     def mark_used(self, token_hash: bytes, at: datetime) -> bool:
         """Set ``used_at`` if it is unset; True only for the call that set it
         (an atomic compare-and-set, so two concurrent refreshes cannot both win)."""
@@ -195,6 +200,9 @@ class RevokedTokenRepository(Protocol):
         """Refuse ``jti`` until ``expires_at``; adding it again keeps the later expiry."""
 
     def is_revoked(self, jti: str) -> bool: ...
+
+    def list(self) -> list[RevokedToken]:
+        """Every revocation, by ``jti``."""
 
     def purge_expired(self, now: datetime) -> int:
         """Forget revocations whose token would have expired anyway."""
@@ -230,6 +238,9 @@ class OneTimeTokenRepository(Protocol):
 
     def get(self, token_hash: bytes) -> OneTimeToken | None: ...
 
+    def list_for_user(self, user_id: int) -> list[OneTimeToken]:
+        """The user's tokens, used ones included, by ``created_at`` then ``token_hash``."""
+
     def consume(self, token_hash: bytes, at: datetime) -> bool:
         """Mark used if unused; True only for the call that did (single use)."""
 
@@ -248,6 +259,9 @@ class LoginAttemptRepository(Protocol):
 
     def delete(self, key: str) -> None: ...
 
+    def list(self) -> list[LoginAttempts]:
+        """Every entry, by ``key``."""
+
     def purge_expired(self, now: datetime) -> int:
         """Forget entries that are not locked at ``now`` (``locked_until`` unset or
         ``<= now``); returns how many."""
@@ -262,6 +276,9 @@ class MetaRepository(Protocol):
     def get(self, key: str) -> str | None: ...
 
     def set(self, key: str, value: str) -> None: ...
+
+    def items(self) -> dict[str, str]:
+        """Every key and its value, in key order."""
 
     def schema_version(self) -> int:
         """The version of the schema the store runs (SQLite: ``PRAGMA user_version``)."""

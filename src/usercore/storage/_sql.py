@@ -24,7 +24,7 @@ from typing import Any, Literal, Protocol, TypeVar
 
 import attrs
 
-from usercore.domain import ApiKey, OneTimeToken, RefreshToken, Role, User
+from usercore.domain import ApiKey, OneTimeToken, RefreshToken, RevokedToken, Role, User
 from usercore.errors import ConflictError, NotFoundError
 from usercore.ports import (
     ApiKeyRepository,
@@ -138,6 +138,10 @@ class Statements:
         f"INSERT INTO refresh_tokens ({_REFRESH_COLUMNS}) VALUES ({', '.join('?' * 8)})"
     )
     refresh_get: str = f"SELECT {_REFRESH_COLUMNS} FROM refresh_tokens WHERE token_hash = ?"
+    refresh_for_user: str = (
+        f"SELECT {_REFRESH_COLUMNS} FROM refresh_tokens WHERE user_id = ? "
+        "ORDER BY created_at, token_hash"
+    )
     refresh_mark_used: str = (
         "UPDATE refresh_tokens SET used_at = ? WHERE token_hash = ? AND used_at IS NULL"
     )
@@ -150,6 +154,7 @@ class Statements:
     refresh_purge: str = "DELETE FROM refresh_tokens WHERE expires_at <= ?"
 
     revoked_exists: str = "SELECT 1 FROM revoked_tokens WHERE jti = ?"
+    revoked_list: str = "SELECT jti, expires_at FROM revoked_tokens ORDER BY jti"
     revoked_purge: str = "DELETE FROM revoked_tokens WHERE expires_at <= ?"
 
     api_key_insert: str = (
@@ -171,6 +176,10 @@ class Statements:
         f"INSERT INTO one_time_tokens ({_ONE_TIME_COLUMNS}) VALUES ({', '.join('?' * 7)})"
     )
     one_time_get: str = f"SELECT {_ONE_TIME_COLUMNS} FROM one_time_tokens WHERE token_hash = ?"
+    one_time_for_user: str = (
+        f"SELECT {_ONE_TIME_COLUMNS} FROM one_time_tokens WHERE user_id = ? "
+        "ORDER BY created_at, token_hash"
+    )
     one_time_consume: str = (
         "UPDATE one_time_tokens SET used_at = ? WHERE token_hash = ? AND used_at IS NULL"
     )
@@ -189,9 +198,13 @@ class Statements:
         "locked_until = excluded.locked_until, updated_at = excluded.updated_at"
     )
     login_delete: str = "DELETE FROM login_attempts WHERE key = ?"
+    login_list: str = (
+        "SELECT key, failures, locked_until, updated_at FROM login_attempts ORDER BY key"
+    )
     login_purge: str = "DELETE FROM login_attempts WHERE locked_until IS NULL OR locked_until <= ?"
 
     meta_get: str = "SELECT value FROM meta WHERE key = ?"
+    meta_items: str = "SELECT key, value FROM meta ORDER BY key"
     meta_set: str = (
         "INSERT INTO meta (key, value) VALUES (?, ?) "
         "ON CONFLICT (key) DO UPDATE SET value = excluded.value"
@@ -721,6 +734,10 @@ class SqlRefreshTokenRepository(_Repository):
         row = self._uow.reading()(self._sql.refresh_get, (token_hash,)).fetchone()
         return None if row is None else refresh_from_row(row)
 
+    def list_for_user(self, user_id: int) -> list[RefreshToken]:
+        rows = self._uow.reading()(self._sql.refresh_for_user, (user_id,)).fetchall()
+        return [refresh_from_row(row) for row in rows]
+
     def mark_used(self, token_hash: bytes, at: datetime) -> bool:
         # Compare-and-set in one statement: of two concurrent refreshes with
         # the same token, exactly one sees rowcount 1.
@@ -752,6 +769,10 @@ class SqlRevokedTokenRepository(_Repository):
     def is_revoked(self, jti: str) -> bool:
         execute = self._uow.reading()
         return storable(jti) and execute(self._sql.revoked_exists, (jti,)).fetchone() is not None
+
+    def list(self) -> list[RevokedToken]:
+        rows = self._uow.reading()(self._sql.revoked_list).fetchall()
+        return [RevokedToken(jti=row[0], expires_at=time_from_db(row[1])) for row in rows]
 
     def purge_expired(self, now: datetime) -> int:
         return self._uow.write(self._sql.revoked_purge, (time_to_db(now),)).rowcount
@@ -840,6 +861,10 @@ class SqlOneTimeTokenRepository(_Repository):
         row = self._uow.reading()(self._sql.one_time_get, (token_hash,)).fetchone()
         return None if row is None else one_time_from_row(row)
 
+    def list_for_user(self, user_id: int) -> list[OneTimeToken]:
+        rows = self._uow.reading()(self._sql.one_time_for_user, (user_id,)).fetchall()
+        return [one_time_from_row(row) for row in rows]
+
     def consume(self, token_hash: bytes, at: datetime) -> bool:
         params = (time_to_db(at), token_hash)
         return self._uow.write(self._sql.one_time_consume, params).rowcount == 1
@@ -864,14 +889,11 @@ class SqlLoginAttemptRepository(_Repository):
         if not storable(key):
             return None
         row = execute(self._sql.login_get, (key,)).fetchone()
-        if row is None:
-            return None
-        return LoginAttempts(
-            key=row[0],
-            failures=row[1],
-            locked_until=optional_time_from_db(row[2]),
-            updated_at=time_from_db(row[3]),
-        )
+        return None if row is None else _login_from_row(row)
+
+    def list(self) -> list[LoginAttempts]:
+        rows = self._uow.reading()(self._sql.login_list).fetchall()
+        return [_login_from_row(row) for row in rows]
 
     def put(self, attempts: LoginAttempts) -> None:
         check_text(attempts)
@@ -894,6 +916,15 @@ class SqlLoginAttemptRepository(_Repository):
         return self._uow.write(self._sql.login_purge, (time_to_db(now),)).rowcount
 
 
+def _login_from_row(row: Sequence[Any]) -> LoginAttempts:
+    return LoginAttempts(
+        key=row[0],
+        failures=row[1],
+        locked_until=optional_time_from_db(row[2]),
+        updated_at=time_from_db(row[3]),
+    )
+
+
 class SqlMetaRepository(_Repository):
     __slots__ = ()
 
@@ -907,6 +938,9 @@ class SqlMetaRepository(_Repository):
     def set(self, key: str, value: str) -> None:
         check_text(key=key, value=value)
         self._uow.write(self._sql.meta_set, (key, value))
+
+    def items(self) -> dict[str, str]:
+        return {str(k): str(v) for k, v in self._uow.reading()(self._sql.meta_items).fetchall()}
 
     def schema_version(self) -> int:
         self._uow.reading()

@@ -28,7 +28,7 @@ from typing import TypeVar, cast
 
 import attrs
 
-from usercore.domain import ApiKey, OneTimeToken, RefreshToken, Role, User
+from usercore.domain import ApiKey, OneTimeToken, RefreshToken, RevokedToken, Role, User
 from usercore.errors import ConflictError, NotFoundError
 from usercore.ports import (
     ApiKeyRepository,
@@ -259,6 +259,12 @@ class _Repository:
             raise NotFoundError("the user does not exist")
         s._put(table, token.token_hash, token)
 
+    def _owned_by(self, table: dict[bytes, TokenT], user_id: int) -> list[TokenT]:
+        """A user's tokens, by ``created_at`` then ``token_hash`` (as the SQL stores)."""
+        self._s._reading()
+        owned = [token for token in table.values() if token.user_id == user_id]
+        return sorted(owned, key=lambda token: (token.created_at, token.token_hash))
+
     def _spend(self, table: dict[bytes, TokenT], token_hash: bytes, at: datetime) -> bool:
         """Set ``used_at`` if unset; True only for the call that set it."""
         s = self._s
@@ -482,6 +488,9 @@ class _RefreshTokens(_Repository):
         self._s._reading()
         return self._s._refresh_tokens.get(token_hash)
 
+    def list_for_user(self, user_id: int) -> list[RefreshToken]:
+        return self._owned_by(self._s._refresh_tokens, user_id)
+
     def mark_used(self, token_hash: bytes, at: datetime) -> bool:
         return self._spend(self._s._refresh_tokens, token_hash, at)
 
@@ -525,6 +534,11 @@ class _RevokedTokens(_Repository):
     def is_revoked(self, jti: str) -> bool:
         self._s._reading()
         return jti in self._s._revoked_tokens
+
+    def list(self) -> list[RevokedToken]:
+        self._s._reading()
+        revoked = self._s._revoked_tokens
+        return [RevokedToken(jti=jti, expires_at=revoked[jti]) for jti in sorted(revoked)]
 
     def purge_expired(self, now: datetime) -> int:
         s = self._s
@@ -607,6 +621,9 @@ class _OneTimeTokens(_Repository):
         self._s._reading()
         return self._s._one_time_tokens.get(token_hash)
 
+    def list_for_user(self, user_id: int) -> list[OneTimeToken]:
+        return self._owned_by(self._s._one_time_tokens, user_id)
+
     def consume(self, token_hash: bytes, at: datetime) -> bool:
         return self._spend(self._s._one_time_tokens, token_hash, at)
 
@@ -656,6 +673,11 @@ class _LoginAttempts(_Repository):
         if key in s._login_attempts:
             s._pop(s._login_attempts, key)
 
+    def list(self) -> list[LoginAttempts]:
+        self._s._reading()
+        attempts = self._s._login_attempts
+        return [attempts[key] for key in sorted(attempts)]
+
     def purge_expired(self, now: datetime) -> int:
         s = self._s
         s._writing()
@@ -682,6 +704,10 @@ class _Meta(_Repository):
         s._writing()
         check_text(key=key, value=value)
         s._put(s._meta, key, value)
+
+    def items(self) -> dict[str, str]:
+        self._s._reading()
+        return dict(sorted(self._s._meta.items()))
 
     def schema_version(self) -> int:
         self._s._reading()

@@ -649,6 +649,38 @@ class StoreContract:
             assert key == tx.api_keys.get_by_prefix(text)
             assert tx.users.count(filter=EVERYONE) == 1
 
+    def test_every_record_can_be_listed(self, store: Store) -> None:
+        """The listings a backup, an export or a full comparison reads."""
+        ada = self.add_user(store, "ada@example.com")
+        grace = self.add_user(store, "grace@example.com")
+        later = a_refresh_token(b"b" * 32, ada.id, created_at=T0 + HOUR)
+        early = a_refresh_token(b"c" * 32, ada.id)
+        first = a_refresh_token(b"a" * 32, ada.id)
+        reset = a_one_time_token(b"r" * 32, ada.id)
+        locked = LoginAttempts(key="k2", failures=5, locked_until=T0 + HOUR, updated_at=T0)
+        counted = LoginAttempts(key="k1", failures=1, locked_until=None, updated_at=T0)
+        with store.transaction() as tx:
+            for token in (later, early, first):
+                tx.refresh_tokens.add(token)
+            tx.refresh_tokens.add(a_refresh_token(b"g" * 32, grace.id))
+            tx.one_time_tokens.add(reset)
+            tx.revoked_tokens.add("j2", T0)
+            tx.revoked_tokens.add("j1", T0 + HOUR)
+            tx.login_attempts.put(locked)
+            tx.login_attempts.put(counted)
+            tx.meta.set("z", "last")
+            tx.meta.set("a", "first")
+        with store.transaction(readonly=True) as tx:
+            assert [first, early, later] == tx.refresh_tokens.list_for_user(ada.id)
+            assert [reset] == tx.one_time_tokens.list_for_user(ada.id)
+            assert [] == tx.one_time_tokens.list_for_user(grace.id)
+            assert ["j1", "j2"] == [revoked.jti for revoked in tx.revoked_tokens.list()]
+            assert T0 + HOUR == tx.revoked_tokens.list()[0].expires_at
+            assert [counted, locked] == tx.login_attempts.list()
+            items = tx.meta.items()
+            assert ("first", "last") == (items["a"], items["z"])
+            assert list(items) == sorted(items)
+
     @pytest.mark.parametrize("text", UNSTORABLE, ids=repr)
     def test_unstorable_text_is_refused_and_found_nowhere(self, store: Store, text: str) -> None:
         """The ports promise valid Unicode without NUL: every write of other text
