@@ -24,9 +24,18 @@ Rules every adapter keeps (``StoreContract`` checks them):
 - A record that names a user (refresh and one-time tokens, API keys) needs
   that user to exist, else ``NotFoundError``; deleting the user deletes them.
 - Ids are never reused, even after the row is deleted.
+- Text is valid Unicode without NUL: a write of text holding NUL or a lone
+  surrogate raises :class:`~usercore.errors.ValidationError` naming each such
+  field and changes nothing; a lookup, search or delete by such text finds
+  nothing.  (Validation never lets either into a field; PostgreSQL ``text``
+  cannot hold NUL and UTF-8 cannot encode a lone surrogate.)
+- A transient fault (connection lost, no pooled connection in time, the
+  database locked past the timeout, disk full, read-only database) raises
+  :class:`~usercore.errors.StoreUnavailable`; the unit of work is rolled back.
 
 Adapters: :class:`usercore.storage.memory.MemoryStore`,
-:class:`usercore.storage.sqlite.SQLiteStore`; every adapter passes
+:class:`usercore.storage.sqlite.SQLiteStore`,
+:class:`usercore.storage.postgres.PostgresStore`; every adapter passes
 :class:`usercore.testing.StoreContract`.
 """
 
@@ -281,7 +290,8 @@ class MetaRepository(Protocol):
         """Every key and its value, in key order."""
 
     def schema_version(self) -> int:
-        """The version of the schema the store runs (SQLite: ``PRAGMA user_version``)."""
+        """The version of the schema the store runs (SQLite: ``PRAGMA user_version``;
+        PostgreSQL: the latest row of ``usercore_migrations``; memory: 1)."""
 
 
 class UnitOfWork(Protocol):

@@ -137,7 +137,7 @@ def dump_postgres(store: Any) -> dict[str, list[dict[str, Any]]]:
     store must be at rest: no unit of work open in this thread, every pooled
     connection idle.
     """
-    if getattr(store._local, "session", None) is not None:
+    if getattr(store._local, "uow", None) is not None:
         raise AssertionError(f"{store!r} left a transaction open")
     stats = store._pool.get_stats()
     if stats.get("pool_available", 0) != stats.get("pool_size", 0):

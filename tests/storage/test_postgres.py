@@ -39,7 +39,7 @@ from tests.storage.postgres_support import (
 )
 from tests.storage.test_stateful import StoresAgree, snapshot
 from usercore.domain import ApiKey, OneTimeToken, RefreshToken, Role, User, UserStatus
-from usercore.errors import ConflictError, UsercoreError, ValidationError
+from usercore.errors import ConflictError, StoreUnavailable, UsercoreError, ValidationError
 from usercore.ports import LoginAttempts, Store, UnitOfWork, UserFilter
 from usercore.storage import MemoryStore
 from usercore.storage._postgres_schema import LATEST_VERSION, MIGRATIONS_TABLE
@@ -638,13 +638,15 @@ def test_threads_wait_for_a_free_connection(schemas: Schemas) -> None:
     assert len(set(results)) == 8
 
 
-def test_an_exhausted_pool_is_a_retryable_error_after_the_timeout(schemas: Schemas) -> None:
+def test_an_exhausted_pool_is_store_unavailable_after_the_timeout(
+    schemas: Schemas, caplog: pytest.LogCaptureFixture
+) -> None:
     store = schemas.open(min_size=1, max_size=1, timeout=0.3)
     with store.transaction():
         result = in_threads(1, lambda _: _add(store, "ada@example.com"))[0]
-    assert isinstance(result, UsercoreError)
-    assert result.details == {"retryable": True}
-    assert "became free within 0.3 s" in result.message
+    assert isinstance(result, StoreUnavailable)
+    assert result.http_status == 503
+    assert "became free within 0.3 s" in caplog.text  # in the log, not the message
 
 
 def test_a_write_transactions_read_waits_for_another_writers_lock(store: PostgresStore) -> None:
@@ -834,7 +836,7 @@ def test_dropped_pool_connections_are_replaced_on_begin(schemas: Schemas) -> Non
         assert _add(store, f"after{number}@example.com").id > 0
 
 
-def test_a_connection_lost_mid_unit_is_rolled_back_with_a_retryable_error(
+def test_a_connection_lost_mid_unit_is_rolled_back_and_store_unavailable(
     schemas: Schemas,
 ) -> None:
     name = f"usercore_lost_{time.monotonic_ns()}"
@@ -846,9 +848,10 @@ def test_a_connection_lost_mid_unit_is_rolled_back_with_a_retryable_error(
             terminate_backends(name)
             tx.meta.set("other", "half")
 
-    with pytest.raises(UsercoreError, match="lost during a transaction") as caught:
+    with pytest.raises(StoreUnavailable) as caught:
         lose_the_connection()
-    assert caught.value.details == {"retryable": True}
+    assert caught.value.retry_after >= 1
+    assert isinstance(caught.value.__cause__, psycopg.OperationalError)
     with store.transaction(readonly=True) as tx:
         assert tx.meta.get("half") is None
 

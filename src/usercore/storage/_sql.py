@@ -51,6 +51,7 @@ from usercore.storage._codec import (
     time_to_db,
 )
 from usercore.storage._schema import ROLES_VERSION_KEY
+from usercore.storage._transaction import UnitOfWorkState
 
 __all__ = ["BATCH_SIZE", "Cursor", "Dialect", "SqlUnitOfWork", "Statements"]
 
@@ -348,7 +349,7 @@ def user_query_params(after: int | None, filter: UserFilter) -> list[Any]:
     return params
 
 
-class SqlUnitOfWork:
+class SqlUnitOfWork(UnitOfWorkState):
     """One connection's unit of work: the repositories and the transaction state
     they check.
 
@@ -363,12 +364,11 @@ class SqlUnitOfWork:
         execute: Callable[..., Cursor],
         executemany: Callable[[str, Iterable[Sequence[Any]]], object],
     ) -> None:
+        super().__init__()
         self.dialect = dialect
         self.sql = dialect.statements
         self.execute = execute
         self.executemany = executemany
-        self.depth = 0
-        self.readonly = False
         self.users: UserRepository = SqlUserRepository(self)
         self.roles: RoleRepository = SqlRoleRepository(self)
         self.refresh_tokens: RefreshTokenRepository = SqlRefreshTokenRepository(self)
@@ -380,16 +380,12 @@ class SqlUnitOfWork:
 
     def reading(self) -> Callable[..., Cursor]:
         """``execute``, after checking that a transaction is open."""
-        if self.depth == 0:
-            raise RuntimeError("this unit of work is used outside its transaction")
+        self.check_reading()
         return self.execute
 
     def writing(self) -> Callable[..., Cursor]:
         """``execute``, after checking that a writable transaction is open."""
-        if self.depth == 0:
-            raise RuntimeError("this unit of work is used outside its transaction")
-        if self.readonly:
-            raise RuntimeError("cannot write inside a read-only transaction")
+        self.check_writing()
         return self.execute
 
     def write(self, sql: str, params: Sequence[Any]) -> Cursor:

@@ -7,8 +7,10 @@ keys), cascades, id sequences and transaction semantics as
 side by side.  Good for tests, demos and single-process apps that need no
 persistence.
 
-Transactions are serialized by one re-entrant lock held from ``__enter__`` to
-``__exit__``, so the store is thread-safe.  Every write appends its inverse to
+Transactions are serialized by one lock held from the outermost transaction's
+start to its end, so the store is thread-safe; nesting, read-only checks and
+use-after-close errors are the state machine all stores share
+(``_transaction.py``).  Every write appends its inverse to
 an undo log; a rollback replays the log backwards to the transaction's (or
 savepoint's) mark, which restores the previous state exactly, and a commit
 just forgets the log.  Entities are frozen, so the log holds references, not
@@ -50,6 +52,7 @@ from usercore.storage._codec import (
     utc,
 )
 from usercore.storage._schema import ROLES_VERSION_KEY, conflict
+from usercore.storage._transaction import Transaction, TransactionHooks, UnitOfWorkState
 
 __all__ = ["MemoryStore"]
 
@@ -74,9 +77,7 @@ class MemoryStore:
     """
 
     def __init__(self) -> None:
-        self._lock = threading.RLock()
-        self._depth = 0
-        self._readonly = False
+        self._lock = threading.RLock()  # re-entrant: close() from inside a transaction
         self._owner: int | None = None
         self._closed = False
         self._undo: list[Callable[[], object]] = []
@@ -95,13 +96,14 @@ class MemoryStore:
         self._login_attempts: dict[str, LoginAttempts] = {}
         self._meta: dict[str, str] = {ROLES_VERSION_KEY: "0"}
         self._uow = _MemoryUnitOfWork(self)
+        self._transactions = _MemoryTransactions(self)
 
-    def transaction(self, *, readonly: bool = False) -> _MemoryTransaction:
+    def transaction(self, *, readonly: bool = False) -> Transaction[_MemoryUnitOfWork]:
         """Open a unit of work (see :meth:`usercore.ports.Store.transaction`).
 
         Transactions of all threads run one at a time.
         """
-        return _MemoryTransaction(self, readonly)
+        return Transaction(self._transactions, readonly)
 
     def close(self) -> None:
         """Drop the data; the store is unusable afterwards."""
@@ -143,13 +145,13 @@ class MemoryStore:
     # -- used by the repositories ------------------------------------------
 
     def _reading(self) -> None:
-        if self._depth == 0 or self._owner != threading.get_ident():
+        if self._owner != threading.get_ident():
             raise RuntimeError("this unit of work is used outside its transaction")
+        self._uow.check_reading()
 
     def _writing(self) -> None:
         self._reading()
-        if self._readonly:
-            raise RuntimeError("cannot write inside a read-only transaction")
+        self._uow.check_writing()
 
     def _put(self, table: MutableMapping[K, V], key: K, value: V) -> None:
         old = table.get(key, _MISSING)
@@ -181,53 +183,52 @@ class MemoryStore:
             undo.pop()()
 
 
-class _MemoryTransaction:
-    __slots__ = ("_mark", "_previous_readonly", "_readonly", "_store")
+class _MemoryTransactions(TransactionHooks["_MemoryUnitOfWork"]):
+    """The memory store's steps of the shared transaction state machine: one
+    lock held from the outermost ``begin`` to ``finish``, undo-log marks as
+    savepoints."""
 
-    def __init__(self, store: MemoryStore, readonly: bool) -> None:
+    __slots__ = ("_store",)
+
+    def __init__(self, store: MemoryStore) -> None:
         self._store = store
-        self._readonly = readonly
 
-    def __enter__(self) -> _MemoryUnitOfWork:
+    def current(self) -> _MemoryUnitOfWork | None:
+        store = self._store
+        # Only this thread sets _owner to its own id, so the unlocked read is sound.
+        return store._uow if store._owner == threading.get_ident() else None
+
+    def begin(self, readonly: bool) -> _MemoryUnitOfWork:
         store = self._store
         store._lock.acquire()
-        try:
-            if store._closed:
-                raise RuntimeError("the store is closed")
-            if store._depth and store._readonly and not self._readonly:
-                raise RuntimeError("cannot open a write transaction inside a read-only one")
-        except BaseException:
+        if store._closed:
             store._lock.release()
-            raise
-        self._mark = len(store._undo)
-        self._previous_readonly = store._readonly
-        store._readonly = store._readonly or self._readonly
-        store._depth += 1
+            raise RuntimeError("the store is closed")
         store._owner = threading.get_ident()
         return store._uow
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def finish(self, uow: _MemoryUnitOfWork, exc: BaseException | None) -> None:
         store = self._store
         try:
-            store._depth -= 1
-            store._readonly = self._previous_readonly
-            if exc_type is not None:
-                store._rollback_to(self._mark)
-            elif store._depth == 0:
-                store._undo.clear()
+            if exc is not None:
+                store._rollback_to(0)
+            store._undo.clear()
         finally:
-            if store._depth == 0:
-                store._owner = None
+            store._owner = None
             store._lock.release()
 
+    def savepoint(self, uow: _MemoryUnitOfWork, readonly: bool) -> int:
+        return len(self._store._undo)
 
-class _MemoryUnitOfWork:
+    def end_savepoint(self, uow: _MemoryUnitOfWork, savepoint: object, failed: bool) -> None:
+        if failed:
+            assert isinstance(savepoint, int)
+            self._store._rollback_to(savepoint)
+
+
+class _MemoryUnitOfWork(UnitOfWorkState):
     def __init__(self, store: MemoryStore) -> None:
+        super().__init__()
         self.users: UserRepository = _Users(store)
         self.roles: RoleRepository = _Roles(store)
         self.refresh_tokens: RefreshTokenRepository = _RefreshTokens(store)

@@ -83,6 +83,7 @@ from usercore.storage._sql import (
     SqlUnitOfWork,
     user_params,
 )
+from usercore.storage._transaction import Transaction, TransactionHooks
 
 __all__ = ["PostgresStore"]
 
@@ -423,14 +424,52 @@ def _retryable(message: str) -> UsercoreError:
     return UsercoreError(message, details={"retryable": True})
 
 
-class _Session:
-    """A thread's open unit of work and the connection it holds."""
+class _PostgresTransactions(TransactionHooks[_PostgresUnitOfWork]):
+    """PostgreSQL's steps of the shared transaction state machine (``_transaction.py``):
+    a pooled connection per top-level unit of work, every nested one a savepoint
+    (read-only ones too: a failed statement must not abort the outer one)."""
 
-    __slots__ = ("connection", "uow")
+    __slots__ = ("_store",)
 
-    def __init__(self, connection: psycopg.Connection[TupleRow], uow: _PostgresUnitOfWork):
-        self.connection = connection
-        self.uow = uow
+    def __init__(self, store: PostgresStore) -> None:
+        self._store = store
+
+    def current(self) -> _PostgresUnitOfWork | None:
+        uow: _PostgresUnitOfWork | None = getattr(self._store._local, "uow", None)
+        return uow
+
+    def begin(self, readonly: bool) -> _PostgresUnitOfWork:
+        store = self._store
+        if store._closed:
+            raise RuntimeError("the store is closed")
+        connection = store._begin(readonly)
+        try:
+            uow = _PostgresUnitOfWork(_READING if readonly else _WRITING, connection)
+        except BaseException:
+            store._rollback(connection)
+            store._pool.putconn(connection)
+            raise
+        store._local.uow = uow
+        return uow
+
+    def finish(self, uow: _PostgresUnitOfWork, exc: BaseException | None) -> None:
+        self._store._local.uow = None
+        self._store._finish(uow, exc)
+
+    def savepoint(self, uow: _PostgresUnitOfWork, readonly: bool) -> str:
+        name = f"usercore_{uow.depth:d}"
+        uow.control.execute(f"SAVEPOINT {name}")
+        return name
+
+    def end_savepoint(self, uow: _PostgresUnitOfWork, savepoint: object, failed: bool) -> None:
+        if uow.connection.broken:
+            return  # the outer transaction reports the lost connection
+        if failed:
+            try:
+                uow.control.execute(f"ROLLBACK TO SAVEPOINT {savepoint}")
+            except psycopg.Error:
+                return  # the exception in flight says more; the outer block rolls back
+        uow.control.execute(f"RELEASE SAVEPOINT {savepoint}")
 
 
 class PostgresStore:
@@ -484,6 +523,7 @@ class PostgresStore:
             "connect_timeout": connect_timeout,
         }
         self._incidents = Incidents(logger, self._where)
+        self._transactions = _PostgresTransactions(self)
         self._local = threading.local()
         self._closed = False
         self._migrate()
@@ -505,7 +545,7 @@ class PostgresStore:
                 f"within {timeout:g} s"
             ) from exc
 
-    def transaction(self, *, readonly: bool = False) -> _Transaction:
+    def transaction(self, *, readonly: bool = False) -> Transaction[_PostgresUnitOfWork]:
         """Open a unit of work (see :meth:`usercore.ports.Store.transaction`).
 
         It holds one pooled connection until it ends: keep it short, and do
@@ -514,7 +554,7 @@ class PostgresStore:
         raises ``UsercoreError`` with ``details["retryable"]``; the caller may
         run the whole operation again.
         """
-        return _Transaction(self, readonly)
+        return Transaction(self._transactions, readonly)
 
     def close(self) -> None:
         """Close the pool; the store is unusable afterwards.
@@ -574,9 +614,9 @@ class PostgresStore:
         reason = f"could not start a transaction after {ATTEMPTS} attempts"
         raise self._incidents.unavailable(reason, failure) from failure
 
-    def _finish(self, session: _Session, exc: BaseException | None) -> None:
+    def _finish(self, uow: _PostgresUnitOfWork, exc: BaseException | None) -> None:
         """Commit or roll back a top-level unit of work and return its connection."""
-        connection = session.connection
+        connection = uow.connection
         try:
             if exc is None:
                 self._commit(connection)
@@ -592,7 +632,7 @@ class PostgresStore:
                         "rolled back, the operation may be retried"
                     ) from exc
         finally:
-            session.uow.close()
+            uow.close()
             self._pool.putconn(connection)
 
     def _commit(self, connection: psycopg.Connection[TupleRow]) -> None:
@@ -744,72 +784,3 @@ class PostgresStore:
                 f"create ({', '.join(clashes)}); give usercore a schema of its own "
                 f"({_HINT_OWN_SCHEMA})"
             )
-
-
-class _Transaction:
-    """The context manager :meth:`PostgresStore.transaction` returns."""
-
-    __slots__ = ("_previous_readonly", "_readonly", "_savepoint", "_session", "_store")
-
-    def __init__(self, store: PostgresStore, readonly: bool) -> None:
-        self._store = store
-        self._readonly = readonly
-
-    def __enter__(self) -> SqlUnitOfWork:
-        store = self._store
-        session: _Session | None = getattr(store._local, "session", None)
-        if session is None:
-            if store._closed:
-                raise RuntimeError("the store is closed")
-            connection = store._begin(self._readonly)
-            try:
-                uow = _PostgresUnitOfWork(_READING if self._readonly else _WRITING, connection)
-            except BaseException:
-                store._rollback(connection)
-                store._pool.putconn(connection)
-                raise
-            session = _Session(connection, uow)
-            store._local.session = session
-            self._savepoint: str | None = None
-            self._previous_readonly = False
-            uow.readonly = self._readonly
-        else:
-            uow = session.uow
-            if uow.readonly and not self._readonly:
-                raise RuntimeError("cannot open a write transaction inside a read-only one")
-            # A nested transaction is a savepoint, read-only ones too: a failed
-            # statement inside it must not abort the outer transaction.
-            self._savepoint = f"usercore_{uow.depth:d}"
-            uow.control.execute(f"SAVEPOINT {self._savepoint}")
-            self._previous_readonly = uow.readonly
-            uow.readonly = uow.readonly or self._readonly
-        self._session = session
-        uow.depth += 1
-        return uow
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        session = self._session
-        uow = session.uow
-        uow.depth -= 1
-        uow.readonly = self._previous_readonly
-        if uow.depth > 0:
-            self._end_savepoint(session, failed=exc_type is not None)
-            return
-        self._store._local.session = None
-        self._store._finish(session, exc)
-
-    def _end_savepoint(self, session: _Session, *, failed: bool) -> None:
-        if session.connection.broken or self._savepoint is None:
-            return  # the outer transaction reports the lost connection
-        control = session.uow.control
-        if failed:
-            try:
-                control.execute(f"ROLLBACK TO SAVEPOINT {self._savepoint}")
-            except psycopg.Error:
-                return  # the exception in flight says more; the outer block rolls back
-        control.execute(f"RELEASE SAVEPOINT {self._savepoint}")

@@ -46,6 +46,7 @@ from usercore.storage._faults import Incidents
 from usercore.storage._schema import UNIQUE_RULES
 from usercore.storage._sql import Dialect, SqlUnitOfWork
 from usercore.storage._sqlite_schema import APPLICATION_ID, LATEST_VERSION, MIGRATIONS
+from usercore.storage._transaction import Transaction, TransactionHooks
 
 __all__ = ["SQLiteStore"]
 
@@ -174,12 +175,14 @@ def _create_private(path: str) -> None:
 class _Connection:
     """A thread's connection and the unit of work bound to it."""
 
-    __slots__ = ("connection", "thread", "uow")
+    __slots__ = ("connection", "thread", "uow", "writer")
 
     def __init__(self, connection: sqlite3.Connection, thread: threading.Thread) -> None:
         self.connection = connection
         self.thread = weakref.ref(thread)
         self.uow = SqlUnitOfWork(_DIALECT, connection.execute, connection.executemany)
+        self.writer: threading.Lock | None = None
+        """The process's writer lock, while this connection's write transaction holds it."""
 
 
 class SQLiteStore:
@@ -220,6 +223,7 @@ class SQLiteStore:
         self._timeout = timeout
         self._connection_class = connection_class
         self._incidents = Incidents(logger, repr(path))
+        self._transactions = _SQLiteTransactions(self)
         self._local = threading.local()
         self._lock = threading.Lock()
         self._connections: list[_Connection] = []
@@ -237,14 +241,14 @@ class SQLiteStore:
     def path(self) -> str:
         return self._path
 
-    def transaction(self, *, readonly: bool = False) -> _Transaction:
+    def transaction(self, *, readonly: bool = False) -> Transaction[SqlUnitOfWork]:
         """Open a unit of work (see :meth:`usercore.ports.Store.transaction`).
 
         A write transaction holds the database's write lock from its first
         line to its end: keep it short, and do slow work (hashing a password)
         before opening it.
         """
-        return _Transaction(self, readonly)
+        return Transaction(self._transactions, readonly)
 
     def close(self) -> None:
         """Close every thread's connection; the store is unusable afterwards.
@@ -498,64 +502,35 @@ class SQLiteStore:
         self._writer = _writer_lock(self._path)
 
 
-class _Transaction:
-    """The context manager :meth:`SQLiteStore.transaction` returns."""
+class _SQLiteTransactions(TransactionHooks[SqlUnitOfWork]):
+    """SQLite's steps of the shared transaction state machine (see ``_transaction.py``)."""
 
-    __slots__ = ("_entry", "_previous_readonly", "_readonly", "_savepoint", "_store", "_writer")
+    __slots__ = ("_store",)
 
-    def __init__(self, store: SQLiteStore, readonly: bool) -> None:
+    def __init__(self, store: SQLiteStore) -> None:
         self._store = store
-        self._readonly = readonly
-        self._writer: threading.Lock | None = None
 
-    def __enter__(self) -> SqlUnitOfWork:
+    def current(self) -> SqlUnitOfWork | None:
+        uow = self._store._thread_connection_or_unavailable().uow
+        return uow if uow.depth else None
+
+    def begin(self, readonly: bool) -> SqlUnitOfWork:
         store = self._store
         entry = store._thread_connection_or_unavailable()
-        uow = entry.uow
-        self._previous_readonly = uow.readonly
-        if uow.depth == 0:
-            self._savepoint = None
-            if self._readonly:
-                entry = store._begin_read(entry)
-                uow = entry.uow
-            else:
-                self._writer = store._begin_write(entry)
-            uow.readonly = self._readonly
+        if readonly:
+            entry = store._begin_read(entry)
         else:
-            if uow.readonly and not self._readonly:
-                raise RuntimeError("cannot open a write transaction inside a read-only one")
-            # A nested transaction is a savepoint; a read-only one writes nothing.
-            self._savepoint = None if self._readonly else f"usercore_{uow.depth:d}"
-            if self._savepoint is not None:
-                entry.connection.execute(f"SAVEPOINT {self._savepoint}")
-            uow.readonly = uow.readonly or self._readonly
-        self._entry = entry
-        uow.depth += 1
-        return uow
+            entry.writer = store._begin_write(entry)
+        return entry.uow
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        entry = self._entry
-        uow = entry.uow
-        connection = entry.connection
-        uow.depth -= 1
-        uow.readonly = self._previous_readonly
-        if uow.depth > 0:
-            if self._savepoint is not None and connection.in_transaction:
-                # (a full disk ends the whole transaction, savepoints included)
-                if exc_type is not None:
-                    connection.execute(f"ROLLBACK TO SAVEPOINT {self._savepoint}")
-                connection.execute(f"RELEASE SAVEPOINT {self._savepoint}")
-            return
+    def finish(self, uow: SqlUnitOfWork, exc: BaseException | None) -> None:
         store = self._store
+        entry: _Connection = store._local.entry
+        writer, entry.writer = entry.writer, None
         try:
             if exc is None:
                 try:
-                    connection.execute("COMMIT")
+                    entry.connection.execute("COMMIT")
                 except BaseException as failure:
                     store._rollback(entry)
                     store._raise_if_transient(failure)
@@ -565,9 +540,23 @@ class _Transaction:
                 store._rollback(entry)  # some errors (disk full) already rolled back
                 store._raise_if_transient(exc)
         finally:
-            if self._writer is not None:
-                self._writer.release()
-                self._writer = None
+            if writer is not None:
+                writer.release()
+
+    def savepoint(self, uow: SqlUnitOfWork, readonly: bool) -> str | None:
+        if readonly:
+            return None  # a read-only transaction writes nothing to undo
+        name = f"usercore_{uow.depth:d}"
+        uow.execute(f"SAVEPOINT {name}")
+        return name
+
+    def end_savepoint(self, uow: SqlUnitOfWork, savepoint: object, failed: bool) -> None:
+        entry: _Connection = self._store._local.entry
+        if not entry.connection.in_transaction:
+            return  # a full disk ends the whole transaction, savepoints included
+        if failed:
+            uow.execute(f"ROLLBACK TO SAVEPOINT {savepoint}")
+        uow.execute(f"RELEASE SAVEPOINT {savepoint}")
 
 
 _stores: weakref.WeakSet[SQLiteStore] | None = None
