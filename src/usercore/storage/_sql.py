@@ -231,10 +231,10 @@ class Dialect:
     integrity_error: type[Exception] = Exception
     revoked_upsert: str = ""
     """Insert a ``(jti, expires_at)``; on a duplicate keep the later expiry."""
-    role_walk: str = _ROLE_JOIN
-    """The ``FROM`` of a page of users filtered by role, walked in ``r.user_id`` order."""
 
     def __init__(self) -> None:
+        self.role_walk = _ROLE_JOIN
+        """The ``FROM`` of a page of users filtered by role, walked in ``r.user_id`` order."""
         self.statements = Statements().translated(self.prepare)
         self._user_queries: dict[tuple[str, bool, bool, bool, bool], str] = {}
 

@@ -69,7 +69,10 @@ class TransactionHooks(Generic[S]):
         raise NotImplementedError
 
     def end_savepoint(self, uow: S, savepoint: object, failed: bool) -> None:
-        """Release the savepoint, rolling back to it first when ``failed``."""
+        """Release the savepoint, rolling back to it first when ``failed``.
+
+        ``uow.depth`` is back to what it was when :meth:`savepoint` ran, so a
+        name built from it names the same savepoint."""
         raise NotImplementedError
 
 

@@ -167,10 +167,9 @@ class PostgresDialect(Dialect):
         "DO UPDATE SET expires_at = greatest(revoked_tokens.expires_at, excluded.expires_at)"
     )
 
-    role_walk = _ROLE_LOOP
-
     def __init__(self, *, locking: bool) -> None:
         super().__init__()
+        self.role_walk = _ROLE_LOOP
         self.locking = locking
         changes = {"user_roles_holders": _ROLE_HOLDERS}
         if locking:
@@ -466,10 +465,10 @@ class _PostgresTransactions(TransactionHooks[_PostgresUnitOfWork]):
             return  # the outer transaction reports the lost connection
         if failed:
             try:
-                uow.control.execute(f"ROLLBACK TO SAVEPOINT {savepoint}")
+                uow.control.execute(f"ROLLBACK TO SAVEPOINT usercore_{uow.depth:d}")
             except psycopg.Error:
                 return  # the exception in flight says more; the outer block rolls back
-        uow.control.execute(f"RELEASE SAVEPOINT {savepoint}")
+        uow.control.execute(f"RELEASE SAVEPOINT usercore_{uow.depth:d}")
 
 
 class PostgresStore:

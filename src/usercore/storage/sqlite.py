@@ -555,8 +555,8 @@ class _SQLiteTransactions(TransactionHooks[SqlUnitOfWork]):
         if not entry.connection.in_transaction:
             return  # a full disk ends the whole transaction, savepoints included
         if failed:
-            uow.execute(f"ROLLBACK TO SAVEPOINT {savepoint}")
-        uow.execute(f"RELEASE SAVEPOINT {savepoint}")
+            uow.execute(f"ROLLBACK TO SAVEPOINT usercore_{uow.depth:d}")
+        uow.execute(f"RELEASE SAVEPOINT usercore_{uow.depth:d}")
 
 
 _stores: weakref.WeakSet[SQLiteStore] | None = None
