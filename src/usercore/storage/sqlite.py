@@ -169,6 +169,8 @@ def _create_private(path: str) -> None:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
         return
+    except OSError:
+        return  # an unwritable directory: sqlite3 reports it in its own words
     os.close(fd)
 
 
