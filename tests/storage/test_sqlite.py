@@ -283,6 +283,37 @@ def test_a_read_only_database_is_store_unavailable_for_writes_only(path: Path) -
             assert tx.users.count(filter=EVERYONE) == 1
 
 
+@pytest.mark.parametrize("failures", [1, 2])
+def test_a_read_that_cannot_start_is_retried_once_on_a_fresh_connection(
+    path: Path, failures: int
+) -> None:
+    class Flaky(sqlite3.Connection):
+        left = 0
+        opened = 0
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            Flaky.opened += 1
+
+        def execute(self, sql: str, parameters: Any = (), /) -> sqlite3.Cursor:
+            if sql == "BEGIN" and Flaky.left:
+                Flaky.left -= 1
+                raise sqlite3.OperationalError("disk I/O error")
+            return super().execute(sql, parameters)
+
+    with SQLiteStore(path, connection_class=Flaky) as store:
+        Flaky.left, opened = failures, Flaky.opened
+        if failures == 1:
+            with store.transaction(readonly=True) as tx:  # the retry succeeds
+                assert tx.users.count(filter=EVERYONE) == 0
+        else:
+            with pytest.raises(StoreUnavailable), store.transaction(readonly=True):
+                pass
+        assert Flaky.opened == opened + 1  # one fresh connection, no more
+        with store.transaction(readonly=True) as tx:
+            assert tx.users.count(filter=EVERYONE) == 0
+
+
 @pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root ignores modes")
 def test_a_read_only_file_is_store_unavailable(path: Path) -> None:
     with SQLiteStore(path) as store, store.transaction() as tx:

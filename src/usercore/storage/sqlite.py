@@ -127,6 +127,8 @@ def _primary_code(exc: sqlite3.Error) -> int | None:
         return 8
     if "database or disk is full" in message:
         return 13
+    if "disk I/O error" in message:
+        return 10
     return None
 
 
