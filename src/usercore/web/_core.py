@@ -370,6 +370,12 @@ def request_id_of(headers: HeaderLookup) -> str:
     return uuid.uuid4().hex
 
 
+def is_unexpected(exc: UsercoreError) -> bool:
+    """A 5xx other than 503: a bug, logged and answered generically.  A 503
+    (``StoreUnavailable``, a failed mail delivery) is transient and said so."""
+    return exc.http_status >= 500 and exc.http_status != 503
+
+
 def error_response(exc: UsercoreError) -> HttpResponse:
     """The envelope ``{"error": {"code", "message", "details"}}`` at the error's status.
 
@@ -377,7 +383,7 @@ def error_response(exc: UsercoreError) -> HttpResponse:
     a ``Retry-After``.  A 5xx error is logged and answered generically.
     """
     status = exc.http_status
-    if status >= 500:
+    if is_unexpected(exc):
         logger.error("usercore error %s answered as 500: %s", exc.code, exc.message)
         return internal_error_response(uuid.uuid4().hex)
     headers: dict[str, str] = {}
@@ -385,8 +391,8 @@ def error_response(exc: UsercoreError) -> HttpResponse:
         headers["WWW-Authenticate"] = (
             'Bearer error="invalid_token"' if isinstance(exc, TokenError) else "Bearer"
         )
-    if isinstance(exc, AccountLocked):
-        headers["Retry-After"] = str(exc.retry_after)
+    if isinstance(exc, AccountLocked) or status == 503:
+        headers["Retry-After"] = str(getattr(exc, "retry_after", 1))
     return HttpResponse(status, {"error": exc.to_dict()}, headers)
 
 

@@ -60,6 +60,7 @@ from usercore.web._core import (
     http_error_response,
     identify,
     internal_error_response,
+    is_unexpected,
     principal_of,
     request_id_of,
 )
@@ -332,7 +333,7 @@ def _unexpected(request: Request, exc: BaseException) -> Response:
 
 
 def _usercore_response(request: Request, exc: UsercoreError) -> Response:
-    if exc.http_status >= 500:
+    if is_unexpected(exc):
         return _unexpected(request, exc)
     return _response(error_response(exc), SECURITY_HEADERS)
 
@@ -523,7 +524,7 @@ def _endpoint(
                 session_cookies(sessions, operation, result, prefix),
             )
         except UsercoreError as exc:
-            if exc.http_status >= 500:
+            if is_unexpected(exc):
                 return _unexpected(request, exc)
             answer = error_response(exc)
         except Exception as exc:

@@ -49,6 +49,7 @@ from usercore.web._core import (
     http_error_response,
     identify,
     internal_error_response,
+    is_unexpected,
     request_id_of,
 )
 from usercore.web._operations import (
@@ -227,7 +228,7 @@ def permission_required(
 
 
 def _error(exc: UsercoreError) -> flask.Response:
-    if exc.http_status >= 500:
+    if is_unexpected(exc):
         return _unexpected_error(exc)
     return _response(error_response(exc))
 
