@@ -88,7 +88,7 @@ def test_a_header_allowed_once_cannot_be_given_twice() -> None:
 
 
 def test_an_encoded_word_in_the_sender_is_refused_at_configuration() -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="sender"):
         SmtpMailer(
             "mail.example",
             sender="=?utf-8?q?App=0D=0ABcc=3A_v=40evil.example?= <app@example.com>",
@@ -98,14 +98,14 @@ def test_an_encoded_word_in_the_sender_is_refused_at_configuration() -> None:
 @pytest.mark.parametrize("helo", ["evil\r\nRCPT TO:<v@evil.example>", "a b", ""])
 def test_the_helo_name_cannot_inject_smtp_commands(helo: str) -> None:
     # smtplib refuses CR LF with a ValueError at send time: a 500, not a MailError.
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="HELO"):
         SmtpMailer("mail.example", sender=SENDER, local_hostname=helo)
 
 
 @pytest.mark.parametrize("timeout", [float("inf"), float("nan"), 0.0, -1.0])
 def test_the_timeout_is_a_finite_positive_number(timeout: float) -> None:
     # inf reached socket.settimeout as an OverflowError at send time.
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="timeout"):
         SmtpMailer("mail.example", sender=SENDER, timeout=timeout)
 
 
