@@ -147,3 +147,15 @@ def test_close_honours_its_timeout_when_the_queue_is_full() -> None:
         stuck.release.set()
         closer.join(10)
     assert mailer.close(timeout=10) is True
+
+
+@pytest.mark.parametrize(
+    "address",
+    ["=?utf-8?q?bob?=@example.com", "a=?x?q?b?=@example.com", "=?utf-8?b?Ym9i?=@x.example"],
+)
+def test_an_account_address_cannot_hold_an_encoded_word(address: str) -> None:
+    """Registration refuses what no mail could be sent to as written (RFC 2047 §5:
+    no encoded word in an addr-spec), so one mailbox cannot verify many accounts."""
+    from usercore.validation import email_problems
+
+    assert email_problems(address)
