@@ -80,8 +80,8 @@ MAX_USER_ID = 2**63 - 1
 HMAC_DIGESTS = {"HS256": hashlib.sha256, "HS384": hashlib.sha384, "HS512": hashlib.sha512}
 # Verified tokens remembered by their exact text (see ``AccessTokenCodec``).
 VERIFIED_CACHE_SIZE = 4096
-# Header segments that passed every header rule, with the key they name: a
-# deployment signs with one or a few headers, so the first few are all it needs.
+# Header segments of verified tokens, with the key they name: a deployment
+# signs with one or a few headers, so the first few are all it needs.
 ACCEPTED_HEADERS_SIZE = 16
 BASE64URL = string.ascii_uppercase + string.ascii_lowercase + string.digits + "-_"
 # The last character of a canonical unpadded base64url segment leaves its
@@ -346,6 +346,9 @@ class AccessTokenCodec:
         """Verify signature, header, claims and times; raise ``TokenError`` on any failure."""
         if not isinstance(token, str):
             raise _reject("not a token string")
+        if len(token) > MAX_TOKEN_LENGTH:
+            # Before the cache lookup hashes it: the size is the attacker's choice.
+            raise _reject("token too long")
         now = self._clock().timestamp()
         known = self._cache.get(token)
         if known is None:
@@ -358,8 +361,6 @@ class AccessTokenCodec:
         return known.claims
 
     def _verify_signed(self, token: str) -> _Verified:
-        if len(token) > MAX_TOKEN_LENGTH:
-            raise _reject("token too long")
         if not token.isascii() or COMPACT_JWS.fullmatch(token) is None:
             # base64url and dots only, no padding (RFC 7515 §2, §7.1).
             raise _reject("not a compact JWS")
@@ -372,10 +373,9 @@ class AccessTokenCodec:
             # Unused low bits set: a second spelling of the same bytes.
             raise _reject("non-canonical base64url")
         key = self._headers.get(header_segment)
+        new_header = key is None
         if key is None:
             key = self._key_for(_json_segment(header_segment))
-            if len(self._headers) < ACCEPTED_HEADERS_SIZE:
-                self._headers[header_segment] = key
         if self._digest is None:
             payload = self._decode_with_pyjwt(token, key)
         else:
@@ -388,7 +388,13 @@ class AccessTokenCodec:
                 raise _reject("bad signature")
             payload = _json_segment(payload_segment)
             self._check_registered(payload)
-        return self._verified(payload)
+        verified = self._verified(payload)
+        if new_header and len(self._headers) < ACCEPTED_HEADERS_SIZE:
+            # Only after the signature and every claim held: a header memo
+            # filled by forgers (any header passing the rules, with a wrong
+            # MAC) would be switched off for every genuine token.
+            self._headers[header_segment] = key
+        return verified
 
     def _key_for(self, header: Mapping[str, Any]) -> _Key:
         """The configured key a header names, after every header rule.
