@@ -127,3 +127,51 @@ def test_concurrent_verification_and_eviction_stay_consistent() -> None:
         thread.join(60)
     assert not errors, errors[:3]
     assert len(codec._cache) <= 8
+
+
+# The group orders of the NIST curves behind ES256 and ES384 (SEC 2 §2.4.2, §2.5.1).
+CURVES = {
+    "ES256": ("secp256r1", 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551),
+    "ES384": (
+        "secp384r1",
+        0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFC7634D81F4372DDF581A0DB248B0A77AECEC196ACCC52973,
+    ),
+}
+
+
+@pytest.mark.parametrize("algorithm", sorted(CURVES))
+def test_an_ecdsa_token_has_one_text(algorithm: str) -> None:
+    """ECDSA signatures are malleable: (r, s) and (r, n - s) both verify, so
+    anyone holding a token can spell a second valid text of it, which a
+    deny list or cache keyed by the text would not recognise.  The docs
+    promise one text per token; issued tokens carry the low s, and a high s
+    is refused."""
+    pytest.importorskip("cryptography")
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from usercore import SigningKey
+
+    curve_name, order = CURVES[algorithm]
+    private = ec.generate_private_key(getattr(ec, curve_name.upper())())
+    pem = private.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    settings = Settings(
+        algorithm=algorithm,
+        signing_keys=[SigningKey(kid="k", algorithm=algorithm, private_key=pem)],
+    )
+    codec = AccessTokenCodec(settings, Clock(), cache_size=0)
+    size = (order.bit_length() + 7) // 8
+    for _ in range(8):  # a random s is high half the time
+        token, _ = codec.issue(user_id=1, token_version=0)
+        head, _, signature = token.rpartition(".")
+        raw = base64.urlsafe_b64decode(signature + "=" * (-len(signature) % 4))
+        r, s = raw[:size], int.from_bytes(raw[size:], "big")
+        assert s <= order // 2, "issued with a high s"
+        twin = f"{head}.{b64(r + (order - s).to_bytes(size, 'big'))}"
+        assert codec.verify(token).user_id == 1
+        with pytest.raises(TokenError):
+            codec.verify(twin)
