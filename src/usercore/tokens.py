@@ -78,6 +78,18 @@ MAX_TIMESTAMP = 253_402_300_799  # 9999-12-31T23:59:59Z
 # User ids are 64-bit signed integers in every store.
 MAX_USER_ID = 2**63 - 1
 HMAC_DIGESTS = {"HS256": hashlib.sha256, "HS384": hashlib.sha384, "HS512": hashlib.sha512}
+# ECDSA signatures are malleable: with (r, s), (r, n - s) verifies too, so
+# anyone holding a token could spell a second text of it.  Tokens are issued
+# with the low s and a high s is refused, keeping one text per token.  The
+# group orders n of P-256 and P-384 (SEC 2 §2.4.2, §2.5.1).
+ECDSA_ORDERS = {
+    "ES256": 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551,
+    "ES384": int(
+        "FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFC7634D81F4372DDF"
+        "581A0DB248B0A77AECEC196ACCC52973",
+        16,
+    ),
+}
 # Verified tokens remembered by their exact text (see ``AccessTokenCodec``).
 VERIFIED_CACHE_SIZE = 4096
 # Header segments of verified tokens, with the key they name: a deployment
@@ -326,11 +338,14 @@ class AccessTokenCodec:
         role_set = None if roles is None else frozenset(roles)
         if role_set is not None:
             payload["roles"] = sorted(role_set)
-        token = self._jwt.encode(
-            payload,
-            self._keys[0].signing,
-            algorithm=self._settings.algorithm,
-            headers=self._sign_headers,
+        token = _low_s(
+            self._jwt.encode(
+                payload,
+                self._keys[0].signing,
+                algorithm=self._settings.algorithm,
+                headers=self._sign_headers,
+            ),
+            ECDSA_ORDERS.get(self._algorithm),
         )
         claims = AccessClaims(
             user_id=user_id,
@@ -377,6 +392,9 @@ class AccessTokenCodec:
         if key is None:
             key = self._key_for(_json_segment(header_segment))
         if self._digest is None:
+            order = ECDSA_ORDERS.get(self._algorithm)
+            if order is not None and _low_s(token, order) != token:
+                raise _reject("high-s ECDSA signature")
             payload = self._decode_with_pyjwt(token, key)
         else:
             signing_input = token[: len(header_segment) + 1 + len(payload_segment)]
@@ -513,6 +531,23 @@ class AccessTokenCodec:
             expires_at=datetime.fromtimestamp(exp, timezone.utc),
             roles=role_set,
         )
+
+
+def _low_s(token: str, order: int | None) -> str:
+    """``token`` with its ECDSA signature ``r || s`` (RFC 7518 §3.4) in the
+    low-s form (s at most n/2); unchanged for other algorithms, or when the
+    signature has not the curve's length (then it fails to verify anyway)."""
+    if order is None:
+        return token
+    head, _, signature = token.rpartition(".")
+    raw = base64.urlsafe_b64decode(signature + "=" * (-len(signature) % 4))
+    size = (order.bit_length() + 7) // 8
+    if len(raw) != 2 * size:
+        return token
+    s = int.from_bytes(raw[size:], "big")
+    if s <= order // 2:
+        return token
+    return f"{head}.{_b64encode(raw[:size] + (order - s).to_bytes(size, 'big'))}"
 
 
 def _b64encode(data: bytes) -> str:
