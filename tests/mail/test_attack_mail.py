@@ -159,3 +159,13 @@ def test_an_account_address_cannot_hold_an_encoded_word(address: str) -> None:
     from usercore.validation import email_problems
 
     assert email_problems(address)
+
+
+@pytest.mark.parametrize("name", ["Resent-To", "Resent-Date", "resent-bcc", "Resent-Sender"])
+def test_resent_headers_cannot_redirect_delivery(name: str) -> None:
+    """smtplib's send_message takes the recipients from Resent-To/-Cc/-Bcc when
+    the mail has one Resent-Date: extra Resent-* headers would send the
+    reset link to another mailbox than ``to``."""
+    with pytest.raises(ValidationError) as caught:
+        MailMessage(to="ada@example.com", subject="s", text="b", headers={name: "eve@evil.example"})
+    assert "headers" in caught.value.errors
