@@ -48,6 +48,10 @@ _RESERVED_HEADERS = frozenset(
     }
 )
 
+# With one Resent-Date, smtplib's send_message takes sender and recipients
+# from the Resent-* headers (RFC 5322 §3.6.6): they would redirect the mail.
+_RESENT_PREFIX = "resent-"
+
 
 class MailError(UsercoreError):
     """A mail could not be delivered (connection, TLS, authentication, refusal).
@@ -172,7 +176,7 @@ class MailMessage:
 def _header_problems(name: object, value: object) -> list[str]:
     if not isinstance(name, str) or not _HEADER_NAME.fullmatch(name):
         return ["a header name must be printable ASCII without a colon"]
-    if name.lower() in _RESERVED_HEADERS:
+    if name.lower() in _RESERVED_HEADERS or name.lower().startswith(_RESENT_PREFIX):
         return [f"the {name} header is set by the mailer"]
     if not isinstance(value, str) or _has_line_break_or_control(value):
         return [f"the {name} header must not contain line breaks or control characters"]
