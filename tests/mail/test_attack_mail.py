@@ -10,8 +10,9 @@ import threading
 
 import pytest
 
+from tests.mail.test_background import GatedMailer
 from usercore.errors import ValidationError
-from usercore.mail import BackgroundMailer, MailMessage, RecordingMailer, SmtpMailer
+from usercore.mail import BackgroundMailer, MailMessage, SmtpMailer
 from usercore.mail._message import to_mime
 
 SENDER = "app@example.com"
@@ -109,22 +110,10 @@ def test_the_timeout_is_a_finite_positive_number(timeout: float) -> None:
         SmtpMailer("mail.example", sender=SENDER, timeout=timeout)
 
 
-class _Stuck(RecordingMailer):
-    def __init__(self) -> None:
-        super().__init__()
-        self.release = threading.Event()
-        self.entered = threading.Event()
-
-    def send(self, message: MailMessage) -> None:
-        self.entered.set()
-        assert self.release.wait(30)
-        super().send(message)
-
-
 def test_close_honours_its_timeout_when_the_queue_is_full() -> None:
     """A full queue and a hung SMTP server made close(timeout) block until the
     whole queue drained, holding the lock every send() needs."""
-    stuck = _Stuck()
+    stuck = GatedMailer()
     mailer = BackgroundMailer(stuck, max_queued=2)
     message = MailMessage(to="ada@example.com", subject="s", text="b")
     mailer.send(message)
@@ -144,7 +133,7 @@ def test_close_honours_its_timeout_when_the_queue_is_full() -> None:
         assert finished.wait(10), "close(timeout=0.2) blocked on the full queue"
         assert result == [False]
     finally:
-        stuck.release.set()
+        stuck.gate.set()
         closer.join(10)
     assert mailer.close(timeout=10) is True
 
