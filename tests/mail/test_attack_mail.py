@@ -158,3 +158,14 @@ def test_resent_headers_cannot_redirect_delivery(name: str) -> None:
     with pytest.raises(ValidationError) as caught:
         MailMessage(to="ada@example.com", subject="s", text="b", headers={name: "eve@evil.example"})
     assert "headers" in caught.value.errors
+
+
+@pytest.mark.parametrize("placeholder", ["token", "link"])
+def test_a_subject_template_cannot_carry_the_secret(placeholder: str) -> None:
+    """The subject is in MailMessage's repr, hence in the delivery logs
+    (and in mail-server logs and lock-screen previews): the reset token or
+    link there would be a bearer secret in a log (OWASP ASVS 4.0.3 V7.1.1)."""
+    from usercore.mail import MailTemplates
+
+    with pytest.raises(ValueError, match=placeholder):
+        MailTemplates({"password_reset.subject": f"Your code: ${{{placeholder}}}"})
