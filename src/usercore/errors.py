@@ -19,6 +19,7 @@ __all__ = [
     "InvalidCredentials",
     "NotFoundError",
     "PermissionDenied",
+    "ReauthenticationRequired",
     "TokenError",
     "UsercoreError",
     "ValidationError",
@@ -158,3 +159,17 @@ class PermissionDenied(UsercoreError):
     def __init__(self, message: str | None = None, *, permission: str | None = None):
         super().__init__(message, details={"permission": permission} if permission else None)
         self.permission = permission
+
+
+class ReauthenticationRequired(PermissionDenied):
+    """A sensitive change needs fresh authentication (OWASP ASVS 4.0.3 V3.7.1).
+
+    Raised when the session did not log in within ``Settings.fresh_auth_window``
+    and no ``current_password`` was given; API keys are never fresh.  Log in
+    again, or repeat the call with the current password.
+    """
+
+    code = "reauthentication_required"
+    default_message = (
+        "This change needs recent authentication: log in again or give your current password."
+    )

@@ -52,6 +52,7 @@ __all__ = [
     "RoleLoader",
     "VersionProbe",
     "compile_roles",
+    "covers",
     "find_cycle",
 ]
 
@@ -219,6 +220,23 @@ def _probes(permission: str) -> _Probes | None:
         _PROBES.clear()
     pair = _PROBES[permission] = (probes.anyone, probes.own)
     return pair
+
+
+def covers(held: Iterable[str], grant: str) -> bool:
+    """Whether a set of grants includes everything ``grant`` gives.
+
+    Wildcards count (``users:*`` covers ``users:update`` and
+    ``users:update:own``; ``*`` covers everything), while an ``:own`` grant
+    covers only ``:own`` grants (``users:update:own`` does not cover
+    ``users:update``).  A malformed ``grant`` is covered by nothing.
+    """
+    probes = check_probes(grant)
+    if probes is None:
+        return False
+    # For an unscoped grant ``anyone`` holds exactly the grants that include it;
+    # for an ``:own`` one, check_probes already folds the ``:own`` forms in.
+    held_set = held if isinstance(held, (set, frozenset)) else frozenset(held)
+    return not probes.anyone.isdisjoint(held_set)
 
 
 def _grant_rank(grant: str) -> tuple[bool, bool, bool, str]:
@@ -395,6 +413,70 @@ class CompiledPolicy:
             grant=grant,
             chain=(*chain, grant),
             rule=rule + note,
+        )
+
+    def holds(self, principal: Principal, grant: str) -> bool:
+        """Whether ``principal`` holds everything ``grant`` gives (see :func:`covers`).
+
+        Its roles must cover the grant and, for an API key, so must its scopes.
+        :data:`~usercore.domain.SYSTEM` holds everything.
+        """
+        if principal.is_system:
+            return True
+        if not covers(self.effective_permissions(principal.roles), grant):
+            return False
+        return principal.scopes is None or covers(principal.scopes, grant)
+
+    def explain_delegation(
+        self,
+        principal: Principal,
+        *,
+        grants: Iterable[str] = (),
+        target_roles: Iterable[str] | None = None,
+    ) -> Decision:
+        """Whether ``principal`` may hand out ``grants`` and act on an account
+        holding ``target_roles``, and which rule refuses if not.
+
+        Two rules ("cannot grant what you do not hold"): every grant must be one
+        the principal holds itself (:meth:`holds`; for roles and inheritance,
+        pass their effective permissions), and an account whose effective
+        permissions exceed the principal's may be acted on only by a holder of
+        ``*`` (the account's ``:own`` grants do not count: they reach no
+        further than the account being acted on).  ``Decision.permission``
+        names the first grant that is missing.
+        """
+        if principal.is_system:
+            return Decision(
+                allowed=True,
+                permission=WILDCARD,
+                rule="allowed: SYSTEM is the trusted in-process principal; every check passes",
+            )
+        missing = sorted({grant for grant in grants if not self.holds(principal, grant)})
+        if missing:
+            return Decision(
+                allowed=False,
+                permission=missing[0],
+                rule="denied by the delegation rule: the principal cannot grant "
+                f"{', '.join(map(repr, missing))}, which it does not hold itself",
+            )
+        if target_roles is not None and not self.holds(principal, WILDCARD):
+            # ``:own`` grants give power over the account itself, which the actor
+            # is acting on anyway: only what the account may do to *others* counts.
+            above = sorted(
+                grant
+                for grant in self.effective_permissions(target_roles)
+                if not grant.endswith(":own") and not self.holds(principal, grant)
+            )
+            if above:
+                return Decision(
+                    allowed=False,
+                    permission=above[0],
+                    rule="denied by the privilege rule: the account holds "
+                    f"{', '.join(map(repr, above))}, which the principal does not; only a "
+                    "holder of '*' may act on a more privileged account",
+                )
+        return Decision(
+            allowed=True, permission="", rule="allowed: the principal holds every grant involved"
         )
 
     def _denial(
@@ -592,3 +674,17 @@ class Policy:
     def effective_permissions(self, roles: Iterable[str]) -> frozenset[str]:
         """Every grant the given roles hold, inherited ones included."""
         return self.compiled.effective_permissions(roles)
+
+    def holds(self, principal: Principal, grant: str) -> bool:
+        """Whether ``principal`` holds ``grant``; see :meth:`CompiledPolicy.holds`."""
+        return self.compiled.holds(principal, grant)
+
+    def explain_delegation(
+        self,
+        principal: Principal,
+        *,
+        grants: Iterable[str] = (),
+        target_roles: Iterable[str] | None = None,
+    ) -> Decision:
+        """The delegation rules' answer; see :meth:`CompiledPolicy.explain_delegation`."""
+        return self.compiled.explain_delegation(principal, grants=grants, target_roles=target_roles)

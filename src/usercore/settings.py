@@ -126,6 +126,14 @@ class Settings:
     policy_refresh_interval: timedelta = attrs.field(
         default=timedelta(seconds=1), validator=_check_positive
     )
+    # How long after a login the session counts as freshly authenticated for
+    # sensitive changes (OWASP ASVS 4.0.3 V3.7.1); otherwise pass the current password.
+    fresh_auth_window: timedelta = attrs.field(
+        default=timedelta(minutes=5), validator=_check_positive
+    )
+    # Registration answers a taken email exactly like a new one and tells the
+    # existing address instead (no account enumeration); off by default.
+    registration_enumeration_safe: bool = False
 
     def __attrs_post_init__(self) -> None:
         if self.algorithm not in SUPPORTED_ALGORITHMS:

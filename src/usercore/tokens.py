@@ -168,6 +168,9 @@ class AccessClaims:
     issued_at: datetime
     expires_at: datetime
     roles: frozenset[str] | None = None
+    # When the user last proved a credential (OIDC Core §2 ``auth_time``): set on
+    # tokens a login issues, absent on refreshed ones (fresh authentication).
+    auth_time: datetime | None = None
 
 
 class _Key:
@@ -319,8 +322,13 @@ class AccessTokenCodec:
         user_id: int,
         token_version: int,
         roles: Iterable[str] | None = None,
+        auth_time: datetime | None = None,
     ) -> tuple[str, AccessClaims]:
-        """A signed access token for ``user_id`` and the claims it carries."""
+        """A signed access token for ``user_id`` and the claims it carries.
+
+        ``auth_time`` (when the user authenticated) is carried as the OIDC
+        ``auth_time`` claim, in whole seconds, when given.
+        """
         now = self._clock()
         expires_at = now + self._ttl
         jti = secrets.token_urlsafe(JTI_BYTES)
@@ -338,6 +346,8 @@ class AccessTokenCodec:
         role_set = None if roles is None else frozenset(roles)
         if role_set is not None:
             payload["roles"] = sorted(role_set)
+        if auth_time is not None:
+            payload["auth_time"] = _timestamp(auth_time)
         token = _low_s(
             self._jwt.encode(
                 payload,
@@ -354,6 +364,9 @@ class AccessTokenCodec:
             issued_at=datetime.fromtimestamp(payload["iat"], timezone.utc),
             expires_at=datetime.fromtimestamp(payload["exp"], timezone.utc),
             roles=role_set,
+            auth_time=None
+            if auth_time is None
+            else datetime.fromtimestamp(payload["auth_time"], timezone.utc),
         )
         return token, claims
 
@@ -523,6 +536,7 @@ class AccessTokenCodec:
             if isinstance(roles, list) and all(isinstance(r, str) for r in roles)
             else None
         )
+        auth_time: Any = payload.get("auth_time")
         return AccessClaims(
             user_id=int(sub),
             jti=jti,
@@ -530,6 +544,13 @@ class AccessTokenCodec:
             issued_at=datetime.fromtimestamp(iat, timezone.utc),
             expires_at=datetime.fromtimestamp(exp, timezone.utc),
             roles=role_set,
+            # Whole seconds, as issued; a malformed or future auth_time is no
+            # proof of anything: not fresh (and bounded by iat, so never overflows).
+            auth_time=datetime.fromtimestamp(auth_time, timezone.utc)
+            if isinstance(auth_time, int)
+            and not isinstance(auth_time, bool)
+            and 0 <= auth_time <= iat
+            else None,
         )
 
 
@@ -604,10 +625,13 @@ MAX_OPAQUE_TOKEN_LENGTH = 128
 def state_binding(purpose: str, user: User) -> str:
     """A digest of the account state a one-time token is valid for.
 
-    It covers the email and the password hash, so changing either voids every
-    outstanding reset and verification token.
+    It covers the *exact* stored email (not its case-folded key) and the
+    password hash, so changing either voids every outstanding reset and
+    verification token: a token issued for ``ceo@strasse.de`` does not verify
+    ``ceo@straße.de``, although both fold to one key (the class of Django's
+    CVE-2019-19844).
     """
-    material = "\0".join((purpose, user.email_key, user.password_hash or "", str(user.id)))
+    material = "\0".join((purpose, user.email, user.password_hash or "", str(user.id)))
     return hashlib.sha256(material.encode("utf-8", "surrogatepass")).hexdigest()
 
 
@@ -633,7 +657,8 @@ class TokenService:
     # -- access and refresh tokens ------------------------------------------
 
     def issue_pair(self, tx: UnitOfWork, user: User, *, family_id: str | None = None) -> TokenPair:
-        """A new access token and a refresh token opening a new family."""
+        """A new access token and a refresh token opening a new family (a login:
+        the access token carries ``auth_time``, now)."""
         now = self._clock()
         refresh = self._add_refresh(
             tx,
@@ -641,11 +666,15 @@ class TokenService:
             family_id=family_id or secrets.token_urlsafe(JTI_BYTES),
             expires_at=now + self._settings.refresh_token_ttl,
         )
-        return self._pair(user, refresh)
+        return self._pair(user, refresh, auth_time=now)
 
-    def _pair(self, user: User, refresh_token: str) -> TokenPair:
+    def _pair(
+        self, user: User, refresh_token: str, *, auth_time: datetime | None = None
+    ) -> TokenPair:
+        # A refresh proves possession of a token, not of a credential: refreshed
+        # access tokens carry no auth_time, so they are never "fresh".
         access, _ = self.codec.issue(
-            user_id=user.id, token_version=user.token_version, roles=user.roles
+            user_id=user.id, token_version=user.token_version, roles=user.roles, auth_time=auth_time
         )
         return TokenPair(
             access_token=access,
@@ -695,7 +724,12 @@ class TokenService:
             else user.roles
         )
         return Principal(
-            user_id=user.id, roles=roles, token_id=claims.jti, method="token", user=user
+            user_id=user.id,
+            roles=roles,
+            token_id=claims.jti,
+            method="token",
+            user=user,
+            auth_time=claims.auth_time,
         )
 
     def refresh(self, refresh_token: object) -> tuple[TokenPair, User]:
@@ -754,8 +788,17 @@ class TokenService:
         return user.id
 
     def revoke_user_sessions(self, tx: UnitOfWork, user_id: int) -> None:
-        """Revoke every refresh token of a user (the caller bumps the token version)."""
-        tx.refresh_tokens.revoke_user(user_id, self._clock())
+        """Revoke every refresh token and every API key of a user (the caller bumps
+        the token version).
+
+        Every credential change goes through here (sign-out everywhere, password
+        reset and change, an administrator's ``set_password``, deactivation), so
+        a key minted with a stolen session cannot outlive the owner's recovery
+        (OWASP ASVS 4.0.3 V3.3.3, V2.5.x).
+        """
+        now = self._clock()
+        tx.refresh_tokens.revoke_user(user_id, now)
+        tx.api_keys.revoke_user(user_id, now)
 
     def purge_expired(self) -> int:
         """Forget expired revocations, refresh tokens and one-time tokens; returns the count."""

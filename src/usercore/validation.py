@@ -52,6 +52,8 @@ __all__ = [
     "common_passwords",
     "email_problems",
     "is_common_password",
+    "is_single_script",
+    "letter_script",
     "name_problems",
     "password_problems",
     "username_problems",
@@ -109,6 +111,9 @@ _EMAIL_WHITESPACE: Final = "must not contain whitespace or control characters"
 _USERNAME_CHARACTERS: Final = "may contain only letters, digits, '.', '_' and '-'"
 _USERNAME_START: Final = "must start with a letter or digit"
 _USERNAME_AT_SIGN: Final = "must not contain '@'"
+_USERNAME_MIXED_SCRIPTS: Final = (
+    "must not mix letters of different scripts (e.g. Latin and Cyrillic look-alikes)"
+)
 _NAME_CHARACTERS: Final = "must not contain control or invisible formatting characters"
 _PW_UNSAFE: Final = "must not contain NUL or unpaired surrogate characters"
 _PW_COMMON: Final = "is too common"
@@ -226,7 +231,53 @@ def _check_username(value: object) -> tuple[str | None, list[str]]:
         problems.append(_USERNAME_CHARACTERS)
     if text and not text[0].isalnum():
         problems.append(_USERNAME_START)
+    if not problems and not is_single_script(text):
+        problems.append(_USERNAME_MIXED_SCRIPTS)
     return (None if problems else text), problems
+
+
+# UTS #39 §5.1 "Highly Restrictive": one script, or Latin with the scripts that
+# Chinese, Japanese and Korean writing mix with it.
+_SCRIPT_COMBINATIONS: Final = (
+    frozenset({"LATIN", "HAN", "HIRAGANA", "KATAKANA"}),
+    frozenset({"LATIN", "HAN", "BOPOMOFO"}),
+    frozenset({"LATIN", "HAN", "HANGUL"}),
+)
+# Name prefixes of characters whose script is Common (shared by scripts) or
+# that name another script than their first word says.
+_COMMON_PREFIXES: Final = frozenset({"MODIFIER", "KATAKANA-HIRAGANA", "DIGIT"})
+_HAN_PREFIXES: Final = frozenset({"CJK", "IDEOGRAPHIC"})
+
+
+def letter_script(char: str) -> str | None:
+    """The script of a letter or digit as the first word of its Unicode name
+    (``LATIN``, ``CYRILLIC``, ``GREEK``, ``ARMENIAN``, ``CHEROKEE``...), or
+    ``None`` for characters every script shares (ASCII digits, ``._-``,
+    combining marks, modifier letters).
+
+    The standard library has no Script property; a letter's Unicode name
+    starts with its script for every script a username can be written in,
+    which is all a mixed-script check needs (no table to keep up to date).
+    """
+    if not char.isalnum() or unicodedata.category(char).startswith("M"):
+        return None
+    word = unicodedata.name(char, "UNKNOWN").split(" ", 1)[0]
+    if word in _COMMON_PREFIXES:
+        return None
+    return "HAN" if word in _HAN_PREFIXES else word
+
+
+def is_single_script(text: str) -> bool:
+    """Whether ``text`` keeps to one script (UTS #39 mixed-script detection).
+
+    Characters shared by all scripts (ASCII digits, punctuation, marks) do
+    not count; Latin may mix with Han, Hiragana and Katakana (Japanese), Han
+    and Bopomofo (Chinese) or Han and Hangul (Korean), as UTS #39 §5.1
+    "Highly Restrictive" allows.  So ``аlice`` with a Cyrillic ``а`` is
+    mixed, while ``алиса`` and ``alice`` are each single-script.
+    """
+    scripts = {script for script in map(letter_script, text) if script is not None}
+    return len(scripts) <= 1 or any(scripts <= allowed for allowed in _SCRIPT_COMBINATIONS)
 
 
 def username_problems(value: object) -> list[str]:
@@ -235,7 +286,8 @@ def username_problems(value: object) -> list[str]:
     A username is 3-32 characters after NFKC normalization: letters and digits
     of any script, ``.``, ``_`` and ``-``, starting with a letter or digit.  It
     never contains ``@``, so a login identifier is an email or a username,
-    never both.
+    never both.  It keeps to one script (:func:`is_single_script`, UTS #39),
+    so ``аlice`` with a Cyrillic ``а`` cannot sit beside ``alice``.
     """
     return _check_username(value)[1]
 

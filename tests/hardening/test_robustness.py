@@ -493,6 +493,7 @@ CALLS: dict[str, Call] = {
         a.principal(), a.user_id()
     ),
     "auth.verify_email": lambda c, a: c.auth.verify_email(a.token()),
+    "auth.reset_recipient": lambda c, a: c.auth.reset_recipient(a.token()),
     "api_keys.create": lambda c, a: c.api_keys.create(
         a.principal(),
         a.user_id(),
@@ -511,6 +512,12 @@ CALLS: dict[str, Call] = {
     "policy.explain": lambda c, a: c.policy.explain(
         a.principal(), a.permission(), owner_id=a.user_id(optional=True)
     ),
+    "policy.holds": lambda c, a: c.policy.holds(a.principal(), a.permission()),
+    "policy.explain_delegation": lambda c, a: c.policy.explain_delegation(
+        a.principal(),
+        grants=a.permissions(optional=True) or (),
+        target_roles=a.permissions(optional=True),
+    ),
 }
 
 # Methods that never write, whatever the outcome.
@@ -527,6 +534,9 @@ READ_ONLY = frozenset(
         "policy.is_allowed",
         "policy.require",
         "policy.explain",
+        "policy.holds",
+        "policy.explain_delegation",
+        "auth.reset_recipient",
     }
 )
 

@@ -164,9 +164,12 @@ def test_a_scoped_key_can_do_no_more_than_its_scopes(
 
 
 def test_a_key_never_does_more_than_its_user(core: UserCore, ada: User, ada_p: Principal) -> None:
-    _, key = core.api_keys.create(ada_p, ada.id, name="greedy", scopes=["users:*"])
+    with pytest.raises(PermissionDenied):  # the delegation rule: scopes the user holds only
+        core.api_keys.create(ada_p, ada.id, name="greedy", scopes=["users:*"])
+    _, key = core.api_keys.create(ada_p, ada.id, name="own", scopes=["users:delete:own"])
     principal = core.auth.authenticate_api_key(key)
     assert not core.policy.is_allowed(principal, "users:delete", owner_id=ada.id + 1)
+    assert core.policy.is_allowed(principal, "users:delete", owner_id=ada.id)
 
 
 def test_keys_expire_and_revoke(

@@ -194,6 +194,9 @@ class Principal:
     token_id: str | None = None
     method: str = "token"
     user: User | None = attrs.field(default=None, repr=False, eq=False)
+    auth_time: datetime | None = None
+    """When the user last proved a credential (a login), for fresh-authentication
+    checks; ``None`` for refreshed tokens, API keys and hand-made principals."""
 
     @property
     def is_system(self) -> bool:

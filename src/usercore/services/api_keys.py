@@ -21,7 +21,10 @@ from usercore.services._context import (
     check_id,
     found,
     in_id_range,
+    require_delegation,
+    role_table,
 )
+from usercore.services._fresh import require_fresh_auth
 
 __all__ = ["ApiKeyService"]
 
@@ -71,11 +74,19 @@ class ApiKeyService:
         name: str,
         scopes: Iterable[str] | None = None,
         expires_in: timedelta | int | None = None,
+        current_password: str | None = None,
     ) -> tuple[ApiKey, str]:
         """Create a key for ``user_id`` (``apikeys:create``, or for oneself).
 
         Returns the record and the key text, which is never shown again.
         ``scopes`` limits what the key may do (``None``: whatever its user may).
+
+        A key is a long-lived credential, so creating one needs fresh
+        authentication: a login within ``Settings.fresh_auth_window`` or the
+        actor's ``current_password`` (``ReauthenticationRequired``).  An API
+        key is never fresh, so keys cannot mint keys.  The delegation rules
+        apply (``PermissionDenied``): every scope must be one the actor holds,
+        and the user must not be more privileged than the actor.
         """
         check_id(user_id)
         self._ctx.policy.require(actor, "apikeys:create", owner_id=user_id)
@@ -96,9 +107,14 @@ class ApiKeyService:
             problems.update(exc.errors)
         if problems:
             raise ValidationError(problems)
+        if scope_set is None and actor.scopes is not None:
+            # A scoped principal's key is bounded by its own scopes, never unrestricted.
+            scope_set = actor.scopes
+        require_fresh_auth(self._ctx, actor, current_password)
         expires_at = None if lifetime is None else self._ctx.clock() + lifetime
         with self._ctx.store.transaction() as tx:
             user = found(tx.users.get(user_id) if in_id_range(user_id) else None, "User")
+            require_delegation(role_table(tx), actor, grants=scope_set or (), target=user)
             if len(tx.api_keys.list_for_user(user_id)) >= MAX_KEYS_PER_USER:
                 raise ValidationError.single(
                     "name", f"a user may hold at most {MAX_KEYS_PER_USER} API keys"
@@ -121,7 +137,10 @@ class ApiKeyService:
             return tx.api_keys.list_for_user(user_id)
 
     def revoke(self, actor: Principal, key_id: int) -> None:
-        """Revoke a key (``apikeys:revoke``, or one's own); revoking twice is harmless."""
+        """Revoke a key (``apikeys:revoke``, or one's own); revoking twice is harmless.
+
+        ``PermissionDenied`` for a key of an account more privileged than the actor.
+        """
         check_id(key_id, "key_id")
         with self._ctx.store.transaction() as tx:
             record = tx.api_keys.get(key_id) if in_id_range(key_id) else None
@@ -132,6 +151,9 @@ class ApiKeyService:
                 None if record is None else record.user_id,
             )
             assert record is not None
+            owner = tx.users.get(record.user_id)
+            if owner is not None:
+                require_delegation(role_table(tx), actor, target=owner)
             if record.revoked_at is None:
                 tx.api_keys.update(attrs.evolve(record, revoked_at=self._ctx.clock()))
         self._ctx.events.emit("apikey.revoked", user_id=record.user_id, actor=actor, key_id=key_id)

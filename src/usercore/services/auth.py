@@ -20,11 +20,18 @@ from usercore import validation
 from usercore.domain import Principal, TokenPair, User, email_key, username_key
 from usercore.errors import AccountLocked, InvalidCredentials, TokenError
 from usercore.ports import LoginAttempts, UnitOfWork
-from usercore.services._context import Context, check_id, found, in_id_range
+from usercore.services._context import (
+    Context,
+    check_id,
+    found,
+    in_id_range,
+    require_delegation,
+    role_table,
+)
 from usercore.settings import Settings
 from usercore.tokens import EMAIL_VERIFICATION, PASSWORD_RESET, new_opaque_token, token_digest
 
-__all__ = ["AuthService", "lockout_duration"]
+__all__ = ["AuthService", "lockout_duration", "record_password_failure"]
 
 # Identifiers longer than any valid email (RFC 5321: 254) cannot match an account.
 MAX_IDENTIFIER_LENGTH = 320
@@ -62,6 +69,13 @@ def _attempts_key(kind: str, key: str) -> str:
 class _Failure:
     reason: str
     user_id: int | None
+
+
+def record_password_failure(ctx: Context, user_id: int) -> None:
+    """Count a wrong password given outside login (a re-authentication's
+    ``current_password``) as a failed login of an existing account: the same
+    counter and lockout as :meth:`AuthService.login`."""
+    AuthService(ctx)._record_failure(_Failure("bad_password", user_id), "username", "")
 
 
 class AuthService:
@@ -200,11 +214,13 @@ class AuthService:
         self._ctx.events.emit("token.revoked", user_id=user_id, scope="session")
 
     def logout_all(self, actor: Principal, user_id: int) -> None:
-        """End every session of a user (``users:update``, or oneself)."""
+        """End every session and API key of a user (``users:update``, or oneself;
+        ``PermissionDenied`` on an account more privileged than the actor)."""
         check_id(user_id)
         self._ctx.policy.require(actor, "users:update", owner_id=user_id)
         with self._ctx.store.transaction() as tx:
             user = found(tx.users.get(user_id) if in_id_range(user_id) else None, "User")
+            require_delegation(role_table(tx), actor, target=user)
             self._ctx.tokens.revoke_user_sessions(tx, user.id)
             tx.users.update(attrs.evolve(user, token_version=user.token_version + 1))
         self._ctx.events.emit("token.revoked", user_id=user_id, actor=actor, scope="all")
@@ -231,6 +247,17 @@ class AuthService:
             known=token is not None,
         )
         return token
+
+    def reset_recipient(self, token: str) -> str:
+        """The stored address a password-reset token must be delivered to.
+
+        Always the account's own address, never the text a requester typed: a
+        look-alike that folds to the same key (``john@straße.de`` for
+        ``john@strasse.de``) is another mailbox (Django CVE-2019-19844).
+        ``TokenError`` if the token is not a valid reset token.
+        """
+        with self._ctx.store.transaction(readonly=True) as tx:
+            return self._ctx.tokens.check_one_time(tx, token, PASSWORD_RESET).email
 
     def reset_password(self, token: str, new_password: str) -> None:
         """Set a new password with a reset token; revokes every session and lock.

@@ -20,7 +20,14 @@ from usercore.domain.permissions import BUILTIN_ROLES
 from usercore.errors import ConflictError, ValidationError
 from usercore.policy import compile_roles
 from usercore.ports import UnitOfWork
-from usercore.services._context import Context, found
+from usercore.services._context import (
+    Context,
+    found,
+    keep_a_wildcard_holder,
+    require_delegation,
+    role_table,
+    wildcard_holders,
+)
 
 __all__ = ["PermissionService", "RoleService", "role_name_problems"]
 
@@ -100,7 +107,11 @@ class RoleService:
         inherits: Iterable[str] = (),
         description: str = "",
     ) -> Role:
-        """Create a role (``roles:create``); ``ConflictError`` if the name exists."""
+        """Create a role (``roles:create``); ``ConflictError`` if the name exists.
+
+        ``PermissionDenied`` when the role would grant, itself or through the
+        roles it inherits, anything the actor does not hold (delegation rule).
+        """
         self._ctx.policy.require(actor, "roles:create")
         role = Role(
             name=name,
@@ -109,7 +120,10 @@ class RoleService:
             description=description,
         )
         with self._ctx.store.transaction() as tx:
+            table = role_table(tx)
             self._check(tx, role)
+            grants = role.permissions | table.effective_permissions(role.inherits)
+            require_delegation(table, actor, grants=grants)
             created = tx.roles.add(role)
         self._ctx.policy.invalidate()
         self._ctx.events.emit("role.created", actor=actor, role=name)
@@ -140,7 +154,10 @@ class RoleService:
     ) -> Role:
         """Change some of a role's permissions, inheritance and description (``roles:update``).
 
-        The built-in ``admin`` role cannot be changed.
+        The built-in ``admin`` role cannot be changed.  The actor must hold
+        everything the role grants, before and after the change (delegation
+        rule, ``PermissionDenied``), and the change must leave an active
+        account holding ``*`` (``ConflictError``).
         """
         self._ctx.policy.require(actor, "roles:update")
         new_permissions = None if permissions is None else _names(permissions, "permissions")
@@ -159,6 +176,7 @@ class RoleService:
         if name in LOCKED_ROLES:
             raise ValidationError.single("name", f"the built-in role {name!r} cannot be changed")
         with self._ctx.store.transaction() as tx:
+            before = role_table(tx)
             current = found(tx.roles.get(name), "Role")
             role = Role(
                 name=current.name,
@@ -169,7 +187,14 @@ class RoleService:
             self._check(tx, role)
             if role == current:
                 return current
+            others = (known for known in before.roles.values() if known.name != name)
+            after = compile_roles([*others, role], strict=False)
+            grants = before.effective_permissions((name,)) | after.effective_permissions((name,))
+            require_delegation(before, actor, grants=grants)
+            had_holder = wildcard_holders(tx, before) > 0
             saved = tx.roles.update(role)
+            if had_holder:
+                keep_a_wildcard_holder(tx, actor, "permissions")
         self._ctx.policy.invalidate()
         self._ctx.events.emit("role.updated", actor=actor, role=name, fields=changed)
         return saved
@@ -183,7 +208,9 @@ class RoleService:
 
         Refused with ``ConflictError`` while users hold it or roles inherit it,
         unless ``force``, which first takes it from those users and roles.
-        The built-in ``admin`` and ``user`` roles cannot be deleted.
+        The built-in ``admin`` and ``user`` roles cannot be deleted.  The
+        actor must hold everything the role grants (``PermissionDenied``), and
+        the last active account holding ``*`` keeps it (``ConflictError``).
         """
         self._ctx.policy.require(actor, "roles:delete")
         if not isinstance(name, str):
@@ -191,7 +218,10 @@ class RoleService:
         if name in BUILTIN_NAMES:
             raise ConflictError(f"The built-in role {name!r} cannot be deleted.", field="name")
         with self._ctx.store.transaction() as tx:
+            before = role_table(tx)
             found(tx.roles.get(name), "Role")
+            require_delegation(before, actor, grants=before.effective_permissions((name,)))
+            had_holder = wildcard_holders(tx, before) > 0
             holders = tx.users.count_with_role(name)
             heirs = sorted(role.name for role in tx.roles.list() if name in role.inherits)
             if (holders or heirs) and not force:
@@ -212,6 +242,8 @@ class RoleService:
             for heir in heirs:
                 role = found(tx.roles.get(heir), "Role")
                 tx.roles.update(attrs.evolve(role, inherits=role.inherits - {name}))
+            if had_holder:
+                keep_a_wildcard_holder(tx, actor, "name")
         self._ctx.policy.invalidate()
         self._ctx.events.emit("role.deleted", actor=actor, role=name, users=holders)
 

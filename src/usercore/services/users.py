@@ -26,15 +26,22 @@ from usercore.domain import (
     UserStatus,
     email_key,
 )
-from usercore.errors import ConflictError, ValidationError
+from usercore.errors import ConflictError, ReauthenticationRequired, ValidationError
+from usercore.policy import CompiledPolicy
 from usercore.ports import UnitOfWork, UserFilter
 from usercore.services._context import (
+    SELF_SERVICE_ROLES,
     Context,
     authorize_on_record,
     check_id,
     found,
+    holds_wildcard,
     in_id_range,
+    keep_a_wildcard_holder,
+    require_delegation,
+    role_table,
 )
+from usercore.services._fresh import require_fresh_auth
 
 __all__ = ["ImportReport", "UserService"]
 
@@ -122,18 +129,37 @@ class UserService:
 
         Raises ``ValidationError`` (every field at once) or ``ConflictError``
         (``field`` ``"email"``/``"username"``) when the address or name is taken.
+        With ``Settings.registration_enumeration_safe`` a taken email also
+        emits ``user.registration_duplicate`` (``user_id`` and the stored
+        ``email`` of the existing account), so the app can tell that address
+        while the HTTP layer answers the same as for a new account.
         """
-        user = self._insert(
-            email=email,
-            password=password,
-            username=username,
-            name=name,
-            roles=frozenset({"user"}),
-            status=UserStatus.ACTIVE,
-            password_required=True,
-        )
+        try:
+            user = self._insert(
+                email=email,
+                password=password,
+                username=username,
+                name=name,
+                roles=SELF_SERVICE_ROLES,
+                status=UserStatus.ACTIVE,
+                password_required=True,
+            )
+        except ConflictError as exc:
+            if exc.field == "email" and self._ctx.settings.registration_enumeration_safe:
+                self._notify_duplicate(email)
+            raise
         self._ctx.events.emit("user.registered", user_id=user.id)
         return user
+
+    def _notify_duplicate(self, email: object) -> None:
+        """Tell the owner of a taken address that someone tried to register it."""
+        address = validation.validate_email(email)
+        with self._ctx.store.transaction(readonly=True) as tx:
+            existing = tx.users.get_by_email(email_key(address))
+        if existing is not None:
+            self._ctx.events.emit(
+                "user.registration_duplicate", user_id=existing.id, email=existing.email
+            )
 
     def create(
         self,
@@ -150,6 +176,8 @@ class UserService:
         for any roles beyond ``user``).
 
         Without a password the account cannot sign in until a password reset.
+        ``PermissionDenied`` for roles granting what the actor does not hold
+        itself (the delegation rule, see ``docs/rbac.md``).
         """
         self._ctx.policy.require(actor, "users:create")
         role_set = _role_names(roles)
@@ -163,6 +191,7 @@ class UserService:
             roles=role_set,
             status=_status(status),
             password_required=False,
+            actor=actor,
         )
         self._ctx.events.emit("user.created", user_id=user.id, actor=actor, roles=sorted(role_set))
         return user
@@ -177,6 +206,7 @@ class UserService:
         roles: frozenset[str],
         status: UserStatus,
         password_required: bool,
+        actor: Principal | None = None,
     ) -> User:
         fields = validation.validate_user_fields(
             email=email,
@@ -191,7 +221,19 @@ class UserService:
         user = self._new_user(fields, roles, status, password_hash)
         with self._ctx.store.transaction() as tx:
             check_roles_exist(tx, roles)
+            if actor is not None:
+                self._require_grantable(tx, actor, roles)
             return tx.users.add(user)
+
+    def _require_grantable(
+        self, tx: UnitOfWork, actor: Principal, roles: Iterable[str], target: User | None = None
+    ) -> CompiledPolicy:
+        """The delegation rule for handing ``roles`` to an account (and acting on
+        ``target``); returns the role table it checked against."""
+        table = role_table(tx)
+        granted = table.effective_permissions(frozenset(roles) - SELF_SERVICE_ROLES)
+        require_delegation(table, actor, grants=granted, target=target)
+        return table
 
     def _new_user(
         self,
@@ -316,13 +358,29 @@ class UserService:
 
     # -- updates --------------------------------------------------------------
 
-    def update(self, actor: Principal, user_id: int, **changes: Any) -> User:
+    def update(
+        self,
+        actor: Principal,
+        user_id: int,
+        *,
+        current_password: str | None = None,
+        **changes: Any,
+    ) -> User:
         """Change some of ``email``, ``username``, ``name``, ``roles`` (or ``role``),
         ``status``: ``users:update`` (or oneself with ``users:update:own``).
 
         Changing roles also needs ``roles:assign``; changing status needs
         ``users:update`` on others (an administrator).  A new email is
-        unverified; deactivation revokes every session.
+        unverified; deactivation revokes every session and API key.
+
+        Changing one's own email, and anyone else's roles, needs fresh
+        authentication: a login within ``Settings.fresh_auth_window`` or the
+        actor's ``current_password`` (``ReauthenticationRequired`` otherwise).
+        The delegation rules apply (``PermissionDenied``): no roles granting
+        what the actor does not hold, no change to a more privileged account;
+        and the last active account holding ``*`` keeps it (``ConflictError``).
+        An email change emits ``user.email_changed`` with the old address, so
+        an app can tell the old mailbox.
         """
         check_id(user_id)
         policy = self._ctx.policy
@@ -354,10 +412,22 @@ class UserService:
             name=changes.get("name", validation.NOT_GIVEN),
             settings=self._ctx.settings,
         )
+        oneself = user_id == actor.user_id
+        # Sending one's unchanged email back (a whole profile form) needs no
+        # re-authentication; changing it does, checked again below under the lock.
+        new_email = (
+            oneself and fields.email is not None and fields.email != self._load(user_id).email
+        )
+        fresh = new_email or (roles is not None and not oneself)
+        if fresh:
+            require_fresh_auth(self._ctx, actor, current_password)
         with self._ctx.store.transaction() as tx:
             current = found(tx.users.get(user_id) if in_id_range(user_id) else None, "User")
+            table = self._require_grantable(tx, actor, roles or (), target=current)
             updated = current
             if fields.email is not None and fields.email != current.email:
+                if oneself and not fresh:
+                    raise ReauthenticationRequired()  # the address changed meanwhile
                 updated = attrs.evolve(updated, email=fields.email, email_verified=False)
             if "username" in changes:
                 updated = attrs.evolve(updated, username=fields.username)
@@ -373,12 +443,23 @@ class UserService:
             if updated == current:
                 return current
             saved = tx.users.update(attrs.evolve(updated, updated_at=self._ctx.clock()))
+            if holds_wildcard(table, current) and not holds_wildcard(table, saved):
+                keep_a_wildcard_holder(tx, actor, "roles" if roles is not None else "status")
         changed = sorted(
             field
             for field in ("email", "username", "name", "roles", "status")
             if getattr(saved, field) != getattr(current, field)
         )
         self._ctx.events.emit("user.updated", user_id=user_id, actor=actor, fields=changed)
+        if saved.email != current.email:
+            # For the app to notify the OLD address (OWASP ASVS 4.0.3 V2.2.3, V3.7.1).
+            self._ctx.events.emit(
+                "user.email_changed",
+                user_id=user_id,
+                actor=actor,
+                old_email=current.email,
+                new_email=saved.email,
+            )
         if saved.roles != current.roles:
             self._ctx.events.emit(
                 "roles.assigned", user_id=user_id, actor=actor, roles=sorted(saved.roles)
@@ -391,7 +472,7 @@ class UserService:
 
     def _revoke_sessions(self, tx: UnitOfWork, user: User) -> User:
         """Bump the token version (every access and refresh token dies) and revoke
-        the refresh tokens; returns the evolved user for the caller to save."""
+        the refresh tokens and API keys; returns the evolved user for the caller to save."""
         self._ctx.tokens.revoke_user_sessions(tx, user.id)
         return attrs.evolve(user, token_version=user.token_version + 1)
 
@@ -422,7 +503,8 @@ class UserService:
     def set_password(self, actor: Principal, user_id: int, new_password: str) -> None:
         """Set a user's password as an administrator (``users:update`` on anyone).
 
-        Revokes every session of the user and clears any lockout.
+        Revokes every session and API key of the user and clears any lockout.
+        ``PermissionDenied`` on an account more privileged than the actor.
         """
         check_id(user_id)
         self._ctx.policy.require(actor, "users:update")
@@ -446,6 +528,8 @@ class UserService:
         password_hash = self._ctx.hasher.hash(password)
         with self._ctx.store.transaction() as tx:
             current = found(tx.users.get(user.id), "User")
+            if actor is not None:
+                require_delegation(role_table(tx), actor, target=current)
             updated = self._revoke_sessions(tx, current)
             saved = tx.users.update(
                 attrs.evolve(
@@ -464,24 +548,40 @@ class UserService:
         deactivation revokes every session."""
         return self.update(actor, user_id, status=status)
 
-    def assign_roles(self, actor: Principal, user_id: int, roles: Iterable[str]) -> User:
+    def assign_roles(
+        self,
+        actor: Principal,
+        user_id: int,
+        roles: Iterable[str],
+        *,
+        current_password: str | None = None,
+    ) -> User:
         """Replace a user's roles (``users:update`` and ``roles:assign``).
 
-        Unknown roles are a ``ValidationError``.
+        Unknown roles are a ``ValidationError``; the delegation and
+        fresh-authentication rules of :meth:`update` apply.
         """
-        return self.update(actor, user_id, roles=roles)
+        return self.update(actor, user_id, roles=roles, current_password=current_password)
 
     def delete(self, actor: Principal, user_id: int) -> None:
-        """Delete an account (``users:delete``, or oneself); revokes its tokens and keys."""
+        """Delete an account (``users:delete``, or oneself); revokes its tokens and keys.
+
+        ``PermissionDenied`` on an account more privileged than the actor;
+        ``ConflictError`` for the last active account holding ``*``.
+        """
         check_id(user_id)
         self._ctx.policy.require(actor, "users:delete", owner_id=user_id)
         now = self._ctx.clock()
         with self._ctx.store.transaction() as tx:
-            found(tx.users.get(user_id) if in_id_range(user_id) else None, "User")
+            user = found(tx.users.get(user_id) if in_id_range(user_id) else None, "User")
+            table = role_table(tx)
+            require_delegation(table, actor, target=user)
             tx.refresh_tokens.revoke_user(user_id, now)
             tx.api_keys.revoke_user(user_id, now)
             tx.one_time_tokens.delete_for_user(user_id)
             tx.users.delete(user_id)
+            if holds_wildcard(table, user):
+                keep_a_wildcard_holder(tx, actor, "user_id")
         self._ctx.events.emit("user.deleted", user_id=user_id, actor=actor)
 
     # -- bulk import ------------------------------------------------------------
@@ -525,12 +625,12 @@ class UserService:
             seen |= keys
             batch.append((index, user))
             if len(batch) >= batch_size:
-                done, dupes, bad = self._write_batch(batch)
+                done, dupes, bad = self._write_batch(actor, batch)
                 created, skipped = created + done, skipped + dupes
                 errors.extend(bad)
                 batch = []
         if batch:
-            done, dupes, bad = self._write_batch(batch)
+            done, dupes, bad = self._write_batch(actor, batch)
             created, skipped = created + done, skipped + dupes
             errors.extend(bad)
         self._ctx.events.emit(
@@ -594,7 +694,7 @@ class UserService:
         return self._new_user(fields, roles, status, password_hash)
 
     def _write_batch(
-        self, batch: Sequence[tuple[int, User]]
+        self, actor: Principal, batch: Sequence[tuple[int, User]]
     ) -> tuple[int, int, builtins.list[tuple[int, ValidationError]]]:
         """Insert one batch in one transaction: (created, skipped, errors)."""
         for _attempt in range(3):
@@ -603,6 +703,9 @@ class UserService:
             skipped = 0
             try:
                 with self._ctx.store.transaction() as tx:
+                    self._require_grantable(
+                        tx, actor, frozenset().union(*(user.roles for _, user in batch))
+                    )
                     known_roles = {role.name for role in tx.roles.list()}
                     for index, user in batch:
                         missing = sorted(user.roles - known_roles)

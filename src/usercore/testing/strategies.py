@@ -38,6 +38,7 @@ from usercore.validation import (
     USERNAME_MIN_LENGTH,
     common_passwords,
     is_common_password,
+    letter_script,
     password_problems,
 )
 
@@ -231,10 +232,24 @@ def invalid_emails() -> st.SearchStrategy[str]:
 # ---------------------------------------------------------------- usernames
 
 
+def _one_script(text: str) -> str:
+    """``text`` without the letters of every script but the first one met
+    (usernames keep to one script, UTS #39)."""
+    first: str | None = None
+    kept: list[str] = []
+    for char in text:
+        script = letter_script(char)
+        if script is not None and first is not None and script != first:
+            continue
+        first = first or script
+        kept.append(char)
+    return "".join(kept)
+
+
 def _username(head: str, tail: str) -> str:
     # Letters that are each NFKC-stable can still compose together (Hangul
     # conjoining jamo): keep the NFKC form and top it up to the minimum length.
-    username = _nfkc(head + tail)
+    username = _one_script(_nfkc(_one_script(head + tail)))
     return username + "0" * max(0, USERNAME_MIN_LENGTH - len(username))
 
 
@@ -265,8 +280,8 @@ _usernames = st.one_of(
 def usernames() -> st.SearchStrategy[str]:
     """Valid, already NFKC-normalized usernames of 3-32 characters.
 
-    Letters and digits of any script plus ``.``, ``_`` and ``-``, starting with
-    a letter or digit; most of them hold non-ASCII letters, some are at the
+    Letters and digits of any one script plus ``.``, ``_`` and ``-``, starting
+    with a letter or digit; most of them hold non-ASCII letters, some are at the
     32-character maximum.
     """
     return _usernames

@@ -17,7 +17,7 @@ from typing import Any
 import attrs
 
 from usercore.domain import SYSTEM, Page, Principal, User
-from usercore.errors import AuthenticationError, UsercoreError, ValidationError
+from usercore.errors import AuthenticationError, ConflictError, UsercoreError, ValidationError
 from usercore.services import UserCore
 from usercore.web._core import (
     NO_BODY,
@@ -62,6 +62,10 @@ RESET_ACCEPTED = {
     "message": "If an active account has this address, a password reset token was sent to it."
 }
 VERIFICATION_ACCEPTED = {"message": "A verification token was sent to your email address."}
+# Settings.registration_enumeration_safe: a new and a taken address get this same answer.
+REGISTRATION_ACCEPTED = {
+    "message": "If this address can be registered, a message was sent to it with what to do next."
+}
 
 
 @attrs.frozen
@@ -278,12 +282,23 @@ def _roles_of(body: Mapping[str, Any]) -> list[str] | None:
 
 def register(call: Call) -> HttpResponse:
     body = call.body
-    user = call.api.core.users.register(
-        email=body["email"],
-        password=body["password"],
-        username=body.get("username"),
-        name=body.get("name"),
-    )
+    core = call.api.core
+    # Enumeration-safe mode: a taken email answers exactly like a new one (the
+    # service tells the existing address through the user.registration_duplicate event).
+    safe = core.settings.registration_enumeration_safe
+    try:
+        user = core.users.register(
+            email=body["email"],
+            password=body["password"],
+            username=body.get("username"),
+            name=body.get("name"),
+        )
+    except ConflictError as exc:
+        if safe and exc.field == "email":
+            return _ok(REGISTRATION_ACCEPTED, 202)
+        raise
+    if safe:
+        return _ok(REGISTRATION_ACCEPTED, 202)
     return _ok(user.to_public(), 201)
 
 
@@ -331,7 +346,9 @@ def request_password_reset(call: Call) -> HttpResponse:
     email = call.body["email"]
     token = call.api.core.auth.request_password_reset(email)
     if token is not None:
-        call.api.deliver("password_reset", call.api.on_password_reset, email.strip(), token)
+        # The stored address, never the typed one (issue 12 item 2).
+        recipient = call.api.core.auth.reset_recipient(token)
+        call.api.deliver("password_reset", call.api.on_password_reset, recipient, token)
     return _ok(RESET_ACCEPTED, 202)
 
 
@@ -407,7 +424,12 @@ def delete_user(call: Call) -> HttpResponse:
 
 
 def set_user_roles(call: Call) -> HttpResponse:
-    user = call.api.core.users.assign_roles(call.actor, call.path["user_id"], call.body["roles"])
+    user = call.api.core.users.assign_roles(
+        call.actor,
+        call.path["user_id"],
+        call.body["roles"],
+        current_password=call.body.get("current_password"),
+    )
     return _ok(user.to_public())
 
 
@@ -434,6 +456,7 @@ def create_api_key(call: Call) -> HttpResponse:
         name=body["name"],
         scopes=body.get("scopes"),
         expires_in=body.get("expires_in"),
+        current_password=body.get("current_password"),
     )
     return _ok({"api_key": record.to_public(), "key": key}, 201)
 
@@ -658,7 +681,8 @@ ROUTES: tuple[Route, ...] = (
         "Change some fields of a user (PUT and PATCH are both partial)",
         update_user,
         path_params=_USER_ID,
-        body=_PROFILE,
+        # current_password: fresh authentication for one's own email change.
+        body={**_PROFILE, "current_password": _STRING},
     ),
     Route(
         "delete_user",
@@ -677,7 +701,7 @@ ROUTES: tuple[Route, ...] = (
         "Replace a user's roles",
         set_user_roles,
         path_params=_USER_ID,
-        body={"roles": FieldSpec("strings", required=True)},
+        body={"roles": FieldSpec("strings", required=True), "current_password": _STRING},
     ),
     Route(
         "set_user_password",
@@ -701,6 +725,7 @@ ROUTES: tuple[Route, ...] = (
             "name": _REQUIRED_STRING,
             "scopes": FieldSpec("strings", nullable=True),
             "expires_in": FieldSpec("integer", nullable=True, minimum=1, maximum=MAX_EXPIRES_IN),
+            "current_password": _STRING,
         },
     ),
     Route(

@@ -175,10 +175,12 @@ class UserUpdate(_Body):
     role: str = _optional()
     roles: list[str] = _optional()
     status: Literal["active", "inactive"] = _optional()
+    current_password: str = _optional()
 
 
 class RolesBody(_Body):
     roles: list[str]
+    current_password: str = _optional()
 
 
 class PasswordChange(_Body):
@@ -192,6 +194,7 @@ class ApiKeyCreate(_Body):
     name: str
     scopes: list[str] | None = None
     expires_in: int | None = Field(default=None, ge=1, le=MAX_EXPIRES_IN)
+    current_password: str = _optional()
 
 
 class RoleCreate(_Body):

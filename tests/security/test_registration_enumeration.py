@@ -1,0 +1,55 @@
+"""Registration can hide whether an email is taken (issue 12 item 19).
+
+OWASP ASVS 4.0.3 V2.2 / V3 account enumeration and the OWASP Authentication
+Cheat Sheet ("Account creation"): with
+``Settings.registration_enumeration_safe`` a taken address gets the same
+202 answer as a new one, after the same hashing work, and the owner of the
+taken address is told through the ``user.registration_duplicate`` event.  The
+default stays False (409 for a taken email), as SECURITY.md explains.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from usercore import SYSTEM, Settings, UserCore
+from usercore.services.events import Event
+from usercore.web import HttpApi, HttpRequest
+
+from ..services.conftest import PASSWORD
+
+
+def register(core: UserCore, email: str, username: str | None = None) -> tuple[int, object]:
+    body: dict[str, object] = {"email": email, "password": PASSWORD}
+    if username is not None:
+        body["username"] = username
+    response = HttpApi(core).dispatch("register", HttpRequest(method="POST", headers={}, body=body))
+    return response.status, response.body
+
+
+def test_the_default_keeps_answering_409_for_a_taken_email(core: UserCore) -> None:
+    assert not Settings().registration_enumeration_safe
+    assert 201 == register(core, "ada@example.com")[0]
+    assert 409 == register(core, "ADA@example.com")[0]
+
+
+def test_safe_mode_answers_a_taken_email_like_a_new_one(
+    open_core: Callable[..., UserCore],
+) -> None:
+    core = open_core(registration_enumeration_safe=True)
+    events: list[Event] = []
+    core.events.subscribe(events.append)
+    new = register(core, "ada@example.com")
+    taken = register(core, "ADA@example.com")
+    assert new == taken
+    assert 202 == new[0]
+    duplicates = [event for event in events if event.name == "user.registration_duplicate"]
+    assert [{"email": "ada@example.com"}] == [dict(event.data) for event in duplicates]
+    assert ["ada@example.com"] == [user.email for user in core.users.list(SYSTEM).items]
+
+
+def test_safe_mode_still_names_a_taken_username(open_core: Callable[..., UserCore]) -> None:
+    """Usernames are public handles: a clash must be reported so people pick another."""
+    core = open_core(registration_enumeration_safe=True)
+    assert 202 == register(core, "ada@example.com", "ada")[0]
+    assert 409 == register(core, "other@example.com", "ada")[0]
