@@ -20,6 +20,7 @@ __all__ = [
     "NotFoundError",
     "PermissionDenied",
     "ReauthenticationRequired",
+    "StoreUnavailable",
     "TokenError",
     "UsercoreError",
     "ValidationError",
@@ -173,3 +174,23 @@ class ReauthenticationRequired(PermissionDenied):
     default_message = (
         "This change needs recent authentication: log in again or give your current password."
     )
+
+
+class StoreUnavailable(UsercoreError):
+    """The store cannot serve the request right now; try again in ``retry_after`` seconds.
+
+    Raised for transient faults only: the connection to the database was lost,
+    no pooled connection became free in time, the database stayed locked past
+    the busy timeout, the disk is full, or the database is read-only.  Nothing
+    was committed by the failed unit of work.  The message is generic; the
+    driver's error is kept as ``__cause__`` (and logged once per incident by the
+    store), never shown to a client.  Answered as HTTP 503 with ``Retry-After``.
+    """
+
+    code = "store_unavailable"
+    http_status = 503
+    default_message = "The service is temporarily unavailable; try again later."
+
+    def __init__(self, message: str | None = None, *, retry_after: int = 1):
+        self.retry_after = max(1, int(retry_after))
+        super().__init__(message, details={"retry_after": self.retry_after})

@@ -24,9 +24,18 @@ Rules every adapter keeps (``StoreContract`` checks them):
 - A record that names a user (refresh and one-time tokens, API keys) needs
   that user to exist, else ``NotFoundError``; deleting the user deletes them.
 - Ids are never reused, even after the row is deleted.
+- Text is valid Unicode without NUL: a write of text holding NUL or a lone
+  surrogate raises :class:`~usercore.errors.ValidationError` naming each such
+  field and changes nothing; a lookup, search or delete by such text finds
+  nothing.  (Validation never lets either into a field; PostgreSQL ``text``
+  cannot hold NUL and UTF-8 cannot encode a lone surrogate.)
+- A transient fault (connection lost, no pooled connection in time, the
+  database locked past the timeout, disk full, read-only database) raises
+  :class:`~usercore.errors.StoreUnavailable`; the unit of work is rolled back.
 
 Adapters: :class:`usercore.storage.memory.MemoryStore`,
-:class:`usercore.storage.sqlite.SQLiteStore`; every adapter passes
+:class:`usercore.storage.sqlite.SQLiteStore`,
+:class:`usercore.storage.postgres.PostgresStore`; every adapter passes
 :class:`usercore.testing.StoreContract`.
 """
 
@@ -43,6 +52,7 @@ from usercore.domain import (
     ApiKey,
     OneTimeToken,
     RefreshToken,
+    RevokedToken,
     Role,
     User,
     UserStatus,
@@ -176,6 +186,10 @@ class RefreshTokenRepository(Protocol):
 
     def get(self, token_hash: bytes) -> RefreshToken | None: ...
 
+    def list_for_user(self, user_id: int) -> list[RefreshToken]:
+        """The user's tokens, spent and revoked ones included, by ``created_at``
+        then ``token_hash``."""
+
     def mark_used(self, token_hash: bytes, at: datetime) -> bool:
         """Set ``used_at`` if it is unset; True only for the call that set it
         (an atomic compare-and-set, so two concurrent refreshes cannot both win)."""
@@ -195,6 +209,9 @@ class RevokedTokenRepository(Protocol):
         """Refuse ``jti`` until ``expires_at``; adding it again keeps the later expiry."""
 
     def is_revoked(self, jti: str) -> bool: ...
+
+    def list(self) -> list[RevokedToken]:
+        """Every revocation, by ``jti``."""
 
     def purge_expired(self, now: datetime) -> int:
         """Forget revocations whose token would have expired anyway."""
@@ -230,6 +247,9 @@ class OneTimeTokenRepository(Protocol):
 
     def get(self, token_hash: bytes) -> OneTimeToken | None: ...
 
+    def list_for_user(self, user_id: int) -> list[OneTimeToken]:
+        """The user's tokens, used ones included, by ``created_at`` then ``token_hash``."""
+
     def consume(self, token_hash: bytes, at: datetime) -> bool:
         """Mark used if unused; True only for the call that did (single use)."""
 
@@ -248,6 +268,9 @@ class LoginAttemptRepository(Protocol):
 
     def delete(self, key: str) -> None: ...
 
+    def list(self) -> list[LoginAttempts]:
+        """Every entry, by ``key``."""
+
     def purge_expired(self, now: datetime) -> int:
         """Forget entries that are not locked at ``now`` (``locked_until`` unset or
         ``<= now``); returns how many."""
@@ -263,8 +286,12 @@ class MetaRepository(Protocol):
 
     def set(self, key: str, value: str) -> None: ...
 
+    def items(self) -> dict[str, str]:
+        """Every key and its value, in key order."""
+
     def schema_version(self) -> int:
-        """The version of the schema the store runs (SQLite: ``PRAGMA user_version``)."""
+        """The version of the schema the store runs (SQLite: ``PRAGMA user_version``;
+        PostgreSQL: the latest row of ``usercore_migrations``; memory: 1)."""
 
 
 class UnitOfWork(Protocol):

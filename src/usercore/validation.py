@@ -157,6 +157,11 @@ def _check_email(value: object) -> tuple[str | None, list[str]]:
         return None, [_at_most(EMAIL_MAX_LENGTH)]
     if any(char.isspace() or unicodedata.category(char) == "Cc" for char in text):
         return None, [_EMAIL_WHITESPACE]
+    if "=?" in text:
+        # RFC 2047 §5: no encoded word in an addr-spec.  Python's email package
+        # decodes one anyway, so mail to "=?utf-8?q?bob?=@example.com" would
+        # reach bob@example.com: one mailbox could verify any number of accounts.
+        return None, [_INVALID_EMAIL]
     try:
         # Every option is spelled out: email-validator reads module-level
         # defaults an application could change.  check_deliverability=False

@@ -1,36 +1,27 @@
-"""A full, comparable snapshot of everything a store holds.
+"""A full, comparable snapshot of everything a store holds, read through the ports.
 
 ``dump(store)`` answers "what is in this store right now?" in one shape for
-every adapter: ``{table name: [row dicts]}``.
+every adapter: ``{table name: [row dicts]}``, read in one read-only unit of
+work through the public repository methods only (every user, and per user
+their API keys, refresh and one-time tokens; every role, revocation, login
+throttle and meta value; the schema version).  No private attribute is read,
+so a new adapter, or a new field inside one, needs no change here.
 
-- ``SQLiteStore``: every table listed in ``sqlite_master`` (``sqlite_sequence``
-  included, so a consumed AUTOINCREMENT id shows) read through a *separate*
-  read-only ``sqlite3`` connection, so what is compared is what the file holds
-  (committed data), not what the store's own connection believes; plus the
-  schema pragmas.  Rows are sorted, so the order SQLite returns them in does
-  not matter.
-- ``MemoryStore``: a copy of every table and index it keeps (``_users``,
-  ``_emails``, ``_sequences``...).  Its ordered index ``_user_ids`` keeps its
-  order, so a rollback that restores it wrongly shows.
-
-Both also check that the store is at rest: no transaction left open.  Any
-other store type, or a MemoryStore attribute this module does not know, is an
-error: a dump that silently skips state would make every "unchanged" check
-vacuous.
+The unit of work runs in a thread of its own, which checks that the store is
+at rest: a transaction left open by the calling thread holds MemoryStore's
+lock (the dump then times out) and is invisible to SQLite's other
+connections and PostgreSQL's other sessions, which read committed data only.
 """
 
 from __future__ import annotations
 
-import sqlite3
+import threading
 from collections.abc import Collection, Mapping
-from pathlib import Path
 from typing import Any, Final
 
 import attrs
 
-from usercore.ports import Store
-from usercore.storage.memory import MemoryStore
-from usercore.storage.sqlite import SQLiteStore
+from usercore.ports import Store, UserFilter
 
 __all__ = [
     "ALL_COLUMNS",
@@ -49,9 +40,9 @@ ALL_COLUMNS: Final = "*"
 """In a :func:`without` mask: ignore the whole table."""
 
 LOGIN_FAILURE_STATE: Mapping[str, Collection[str] | str] = {
-    # A failed login counts toward lockout (DESIGN §6): the account's counter
-    # and lock (and its optimistic-lock version, bumped by that update), or
-    # the throttle of an unknown identifier.
+    # A failed login counts toward lockout: the account's counter and lock
+    # (and its optimistic-lock version, bumped by that update), or the
+    # throttle of an unknown identifier.
     "users": ("failed_logins", "locked_until", "version"),
     "login_attempts": ALL_COLUMNS,
 }
@@ -59,125 +50,67 @@ LOGIN_FAILURE_STATE: Mapping[str, Collection[str] | str] = {
 
 REFRESH_REVOCATION_STATE: Mapping[str, Collection[str] | str] = {
     # A replayed refresh token (or one of a gone, inactive or logged-out user)
-    # revokes its whole family before the error is raised (DESIGN §6).
+    # revokes its whole family before the error is raised.
     "refresh_tokens": ("revoked_at",),
 }
 """What a failed ``auth.refresh`` may change."""
 
-# MemoryStore attributes holding data, and those that are transaction machinery.
-_MEMORY_TABLES: Final = (
-    "_sequences",
-    "_users",
-    "_user_ids",
-    "_emails",
-    "_usernames",
-    "_roles",
-    "_refresh_tokens",
-    "_revoked_tokens",
-    "_api_keys",
-    "_prefixes",
-    "_one_time_tokens",
-    "_login_attempts",
-    "_meta",
-)
-_MEMORY_MACHINERY: Final = frozenset(
-    {"_lock", "_depth", "_readonly", "_owner", "_closed", "_undo", "_uow"}
-)
+_AT_REST_TIMEOUT: Final = 10.0
+"""Seconds the dump waits for its unit of work before calling the store busy."""
 
 
-def dump(store: Store) -> Dump:
+def dump(store: Store, *, timeout: float = _AT_REST_TIMEOUT) -> Dump:
     """Everything ``store`` holds, as ``{table: rows}``; see the module docstring."""
-    if type(store) is SQLiteStore:
-        return _dump_sqlite(store)
-    if type(store) is MemoryStore:
-        return _dump_memory(store)
-    raise TypeError(
-        f"tests/hardening/dump.py cannot dump a {type(store).__name__}: "
-        "teach it this store before relying on 'the store is unchanged' checks"
-    )
+    result: list[Dump] = []
+    failure: list[BaseException] = []
+
+    def read() -> None:
+        try:
+            result.append(_read(store))
+        except BaseException as exc:  # re-raised in the caller's thread
+            failure.append(exc)
+
+    reader = threading.Thread(target=read, name="dump", daemon=True)
+    reader.start()
+    reader.join(timeout)
+    if reader.is_alive():
+        raise AssertionError(f"{store!r} left a transaction open (the dump could not read)")
+    if failure:
+        raise failure[0]
+    return result[0]
+
+
+def _read(store: Store) -> Dump:
+    with store.transaction(readonly=True) as tx:
+        users = tx.users.list(after=None, limit=1_000_000, filter=UserFilter())
+        ids = [user.id for user in users]
+        return {
+            "users": _rows(users),
+            "roles": _rows(tx.roles.list()),
+            "api_keys": _rows(key for user_id in ids for key in tx.api_keys.list_for_user(user_id)),
+            "refresh_tokens": _rows(
+                token for user_id in ids for token in tx.refresh_tokens.list_for_user(user_id)
+            ),
+            "one_time_tokens": _rows(
+                token for user_id in ids for token in tx.one_time_tokens.list_for_user(user_id)
+            ),
+            "revoked_tokens": _rows(tx.revoked_tokens.list()),
+            "login_attempts": _rows(tx.login_attempts.list()),
+            "meta": [{"key": key, "value": value} for key, value in tx.meta.items().items()]
+            + [{"key": "schema_version", "value": tx.meta.schema_version()}],
+        }
+
+
+def _rows(records: Any) -> list[Row]:
+    # Records are frozen attrs classes holding immutable values (frozensets,
+    # datetimes, bytes): a shallow asdict is a true copy.
+    return sorted((attrs.asdict(record, recurse=False) for record in records), key=_sort_key)
 
 
 def _sort_key(row: Row) -> str:
     # Columns mix None, ints, text and bytes, which do not order against each
     # other; their reprs do, and equal rows have equal reprs.
     return repr(sorted(row.items()))
-
-
-def _dump_sqlite(store: SQLiteStore) -> Dump:
-    _check_sqlite_at_rest(store)
-    uri = Path(store.path).resolve().as_uri() + "?mode=ro"
-    connection = sqlite3.connect(uri, uri=True, isolation_level=None)
-    try:
-        connection.execute("BEGIN")  # one consistent snapshot of all tables
-        names = [
-            row[0]
-            for row in connection.execute(
-                "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name"
-            )
-        ]
-        result: Dump = {}
-        for name in names:
-            quoted = '"' + name.replace('"', '""') + '"'
-            cursor = connection.execute(f"SELECT * FROM {quoted}")
-            columns = [column[0] for column in cursor.description]
-            rows = [dict(zip(columns, values, strict=True)) for values in cursor.fetchall()]
-            result[name] = sorted(rows, key=_sort_key)
-        result["pragma"] = [
-            {
-                "user_version": connection.execute("PRAGMA user_version").fetchone()[0],
-                "application_id": connection.execute("PRAGMA application_id").fetchone()[0],
-            }
-        ]
-        connection.execute("COMMIT")
-    finally:
-        connection.close()
-    return result
-
-
-def _check_sqlite_at_rest(store: SQLiteStore) -> None:
-    try:
-        entries = list(store._connections)
-    except AttributeError as exc:  # pragma: no cover - only when SQLiteStore changes
-        raise TypeError(
-            "tests/hardening/dump.py: SQLiteStore no longer has _connections; "
-            "update the at-rest check"
-        ) from exc
-    for entry in entries:
-        if entry.connection.in_transaction or entry.uow.depth:
-            raise AssertionError(f"{store!r} left a transaction open")
-
-
-def _dump_memory(store: MemoryStore) -> Dump:
-    state = vars(store)
-    unknown = sorted(set(state) - set(_MEMORY_TABLES) - _MEMORY_MACHINERY)
-    missing = sorted(set(_MEMORY_TABLES) - set(state))
-    if unknown or missing:
-        raise TypeError(
-            "tests/hardening/dump.py does not know MemoryStore's attributes "
-            f"(new: {unknown}, gone: {missing}); teach it before relying on it"
-        )
-    if store._depth or store._undo or store._readonly or store._owner is not None:
-        raise AssertionError(f"{store!r} left a transaction open")
-    result: Dump = {}
-    for attribute in _MEMORY_TABLES:
-        table = state[attribute]
-        name = attribute.lstrip("_")
-        if isinstance(table, dict):
-            rows = [{"key": key, **_memory_row(value)} for key, value in table.items()]
-            result[name] = sorted(rows, key=_sort_key)
-        elif isinstance(table, list):
-            result[name] = [{"value": value} for value in table]  # the order is state too
-        else:  # pragma: no cover - only when MemoryStore changes
-            raise TypeError(f"tests/hardening/dump.py cannot copy MemoryStore.{attribute}")
-    return result
-
-
-def _memory_row(value: object) -> Row:
-    # Entities are frozen attrs classes holding immutable values (frozensets,
-    # datetimes, bytes): a shallow asdict is a true copy.
-    if attrs.has(type(value)):
-        return attrs.asdict(value, recurse=False)  # type: ignore[arg-type]
-    return {"value": value}
 
 
 def without(snapshot: Dump, mask: Mapping[str, Collection[str] | str]) -> Dump:

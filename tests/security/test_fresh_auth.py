@@ -24,9 +24,9 @@ from usercore import (
 )
 from usercore.errors import ReauthenticationRequired
 from usercore.services.events import Event
-from usercore.web import HttpApi, HttpRequest
 
 from ..services.conftest import PASSWORD, FakeClock, login_principal
+from ..web.clients import Client, Outbox
 
 STALE = 6  # minutes: past the default five-minute window
 
@@ -159,16 +159,12 @@ def test_http_takes_the_current_password_for_a_stale_session(
     stale token is refused; the owner passing current_password gets through."""
     token = core.auth.login("ada", PASSWORD).access_token
     clock.advance(minutes=STALE)
-    api = HttpApi(core)
+    client = Client("flask", core, Outbox())
 
     def call(extra: dict[str, str]) -> int:
-        request = HttpRequest(
-            method="POST" if operation == "create_api_key" else "PATCH",
-            headers={"authorization": f"Bearer {token}"},
-            path_params={"user_id": str(ada.id)},
-            body={**body, **extra},
-        )
-        return api.dispatch(operation, request).status
+        path = f"/users/{ada.id}" + ("/api-keys" if operation == "create_api_key" else "")
+        method = "POST" if operation == "create_api_key" else "PATCH"
+        return client.request(method, path, json={**body, **extra}, token=token).status
 
     assert 403 == call({})
     assert call({"current_password": PASSWORD}) in (200, 201)

@@ -12,9 +12,9 @@ from __future__ import annotations
 import pytest
 
 from usercore import SYSTEM, TokenError, User, UserCore
-from usercore.web import HttpApi, HttpRequest
 
 from ..services.conftest import PASSWORD
+from ..web.clients import Client, Outbox
 
 
 @pytest.fixture
@@ -33,11 +33,12 @@ def test_a_reset_asked_for_a_look_alike_goes_to_the_stored_address(
 def test_the_http_hook_receives_the_stored_address_never_the_typed_one(
     core: UserCore, john: User
 ) -> None:
-    delivered: list[tuple[str, str]] = []
-    api = HttpApi(core, on_password_reset=lambda email, token: delivered.append((email, token)))
-    request = HttpRequest(method="POST", headers={}, body={"email": "JOHN@straße.de"})
-    assert 202 == api.dispatch("request_password_reset", request).status
-    assert ["john@strasse.de"] == [email for email, _ in delivered]
+    outbox = Outbox()
+    reply = Client("flask", core, outbox).post(
+        "/auth/password-reset", json={"email": "JOHN@straße.de"}
+    )
+    assert 202 == reply.status
+    assert ["john@strasse.de"] == [email for email, _ in outbox.resets]
 
 
 def test_reset_recipient_refuses_anything_but_a_live_reset_token(

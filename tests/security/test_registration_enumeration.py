@@ -14,17 +14,17 @@ from collections.abc import Callable
 
 from usercore import SYSTEM, Settings, UserCore
 from usercore.services.events import Event
-from usercore.web import HttpApi, HttpRequest
 
 from ..services.conftest import PASSWORD
+from ..web.clients import Client, Outbox
 
 
 def register(core: UserCore, email: str, username: str | None = None) -> tuple[int, object]:
     body: dict[str, object] = {"email": email, "password": PASSWORD}
     if username is not None:
         body["username"] = username
-    response = HttpApi(core).dispatch("register", HttpRequest(method="POST", headers={}, body=body))
-    return response.status, response.body
+    reply = Client("flask", core, Outbox()).post("/auth/register", json=body)
+    return reply.status, reply.body
 
 
 def test_the_default_keeps_answering_409_for_a_taken_email(core: UserCore) -> None:

@@ -137,13 +137,12 @@ def dump_postgres(store: Any) -> dict[str, list[dict[str, Any]]]:
     store must be at rest: no unit of work open in this thread, every pooled
     connection idle.
     """
-    if getattr(store._local, "session", None) is not None:
+    if getattr(store._local, "uow", None) is not None:
         raise AssertionError(f"{store!r} left a transaction open")
     stats = store._pool.get_stats()
     if stats.get("pool_available", 0) != stats.get("pool_size", 0):
         raise AssertionError(f"{store!r} has a connection out of the pool: {stats}")
     result: dict[str, list[dict[str, Any]]] = {}
-    # A pooled connection has the store's text codec: NUL comes back as NUL.
     with store._pool.connection() as connection:
         connection.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
         try:

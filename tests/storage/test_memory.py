@@ -30,7 +30,11 @@ class TestMemoryStore(StoreContract):
 def tables(store: MemoryStore) -> dict[str, Any]:
     """A deep copy of every table and index, including the sorted id list."""
     return copy.deepcopy(
-        {name: value for name, value in vars(store).items() if name not in ("_lock", "_uow")}
+        {
+            name: value
+            for name, value in vars(store).items()
+            if name not in ("_lock", "_uow", "_transactions")
+        }
     )
 
 

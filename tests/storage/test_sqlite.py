@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import stat
 import threading
 import uuid
 from collections.abc import Iterable, Iterator
@@ -13,7 +15,7 @@ import attrs
 import pytest
 
 from usercore.domain import Role, UserStatus
-from usercore.errors import UsercoreError
+from usercore.errors import StoreUnavailable, UsercoreError
 from usercore.ports import LoginAttempts, UserFilter
 from usercore.storage import SQLiteStore
 from usercore.storage._sqlite_schema import APPLICATION_ID, LATEST_VERSION
@@ -124,11 +126,11 @@ def test_a_migration_committed_during_the_schema_check_is_seen_whole(path: Path)
     """Two processes open a new file at once: the later one must not mistake the
     first one's freshly created tables for somebody else's database."""
 
-    class Racing(SQLiteStore):
-        _connection_factory = MigratedMeanwhile
-
     MigratedMeanwhile.path, MigratedMeanwhile.fired = str(path), False
-    with Racing(path) as store, store.transaction(readonly=True) as tx:
+    with (
+        SQLiteStore(path, connection_class=MigratedMeanwhile) as store,
+        store.transaction(readonly=True) as tx,
+    ):
         assert tx.meta.schema_version() == LATEST_VERSION
     assert MigratedMeanwhile.fired
 
@@ -213,19 +215,157 @@ def test_a_writer_waits_for_the_lock_instead_of_failing(store: SQLiteStore, path
     assert outcome == [1]
 
 
-def test_a_lock_held_past_the_timeout_raises_operational_error(path: Path) -> None:
+def test_a_lock_held_past_the_timeout_is_store_unavailable_logged_once(
+    path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     SQLiteStore(path).close()
     blocker = sqlite3.connect(path, isolation_level=None)
     blocker.execute("BEGIN IMMEDIATE")
     try:
         with SQLiteStore(path, timeout=0.2) as store:
-            with pytest.raises(sqlite3.OperationalError, match="locked"), store.transaction():
-                pass
+            for _ in range(3):
+                with pytest.raises(StoreUnavailable) as caught, store.transaction():
+                    pass
+                assert isinstance(caught.value.__cause__, sqlite3.OperationalError)
+                assert caught.value.retry_after >= 1
+                assert caught.value.to_dict()["code"] == "store_unavailable"
+                assert "locked" not in caught.value.message  # generic for clients
             with store.transaction(readonly=True) as tx:  # readers are never blocked
                 assert tx.users.count(filter=EVERYONE) == 0
+            incidents = [r for r in caplog.records if "store unavailable" in r.getMessage()]
+            assert [r.levelname for r in incidents] == ["WARNING"]  # once per incident
+            assert "locked" in incidents[0].getMessage()
+            blocker.execute("ROLLBACK")
+            with store.transaction() as tx:  # recovered without reopening the store
+                tx.users.add(a_user("back@example.com"))
+            assert any("available again" in r.getMessage() for r in caplog.records)
     finally:
-        blocker.execute("ROLLBACK")
+        if blocker.in_transaction:
+            blocker.execute("ROLLBACK")
         blocker.close()
+
+
+def test_a_full_disk_is_store_unavailable_and_rolls_back(path: Path) -> None:
+    """``max_page_count`` caps the file, which SQLite reports as SQLITE_FULL."""
+
+    class Capped(sqlite3.Connection):
+        cap = False
+
+        def execute(self, sql: str, parameters: Any = (), /) -> sqlite3.Cursor:
+            if Capped.cap and sql.startswith("BEGIN"):
+                super().execute("PRAGMA max_page_count = 1")  # floors at the current size
+            return super().execute(sql, parameters)
+
+    with SQLiteStore(path, connection_class=Capped) as store:
+        with store.transaction() as tx:
+            tx.users.add(a_user("first@example.com"))
+        Capped.cap = True
+        with pytest.raises(StoreUnavailable) as caught, store.transaction() as tx:
+            tx.users.add_many([a_user(f"u{i}@example.com", name="x" * 2000) for i in range(200)])
+        assert isinstance(caught.value.__cause__, sqlite3.OperationalError)
+        with store.transaction(readonly=True) as tx:  # reads still work, nothing half-written
+            assert tx.users.count(filter=EVERYONE) == 1
+
+
+def test_a_read_only_database_is_store_unavailable_for_writes_only(path: Path) -> None:
+    with SQLiteStore(path) as store, store.transaction() as tx:
+        tx.users.add(a_user("first@example.com"))
+
+    class ReadOnly(sqlite3.Connection):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.execute("PRAGMA query_only = ON")  # what a read-only file looks like
+
+    with SQLiteStore(path, connection_class=ReadOnly) as store:
+        with pytest.raises(StoreUnavailable), store.transaction() as tx:
+            tx.users.add(a_user("second@example.com"))
+        with store.transaction(readonly=True) as tx:
+            assert tx.users.count(filter=EVERYONE) == 1
+
+
+@pytest.mark.parametrize("failures", [1, 2])
+def test_a_read_that_cannot_start_is_retried_once_on_a_fresh_connection(
+    path: Path, failures: int
+) -> None:
+    class Flaky(sqlite3.Connection):
+        left = 0
+        opened = 0
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            Flaky.opened += 1
+
+        def execute(self, sql: str, parameters: Any = (), /) -> sqlite3.Cursor:
+            if sql == "BEGIN" and Flaky.left:
+                Flaky.left -= 1
+                raise sqlite3.OperationalError("disk I/O error")
+            return super().execute(sql, parameters)
+
+    with SQLiteStore(path, connection_class=Flaky) as store:
+        Flaky.left, opened = failures, Flaky.opened
+        if failures == 1:
+            with store.transaction(readonly=True) as tx:  # the retry succeeds
+                assert tx.users.count(filter=EVERYONE) == 0
+        else:
+            with pytest.raises(StoreUnavailable), store.transaction(readonly=True):
+                pass
+        assert Flaky.opened == opened + 1  # one fresh connection, no more
+        with store.transaction(readonly=True) as tx:
+            assert tx.users.count(filter=EVERYONE) == 0
+
+
+@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root ignores modes")
+def test_a_read_only_file_is_store_unavailable(path: Path) -> None:
+    with SQLiteStore(path) as store, store.transaction() as tx:
+        tx.users.add(a_user("first@example.com"))
+    path.chmod(0o400)
+    with SQLiteStore(path) as store, pytest.raises(StoreUnavailable), store.transaction() as tx:
+        tx.users.add(a_user("second@example.com"))
+
+
+def test_database_wal_and_shm_files_are_private_to_the_owner(path: Path) -> None:
+    """The file holds password hashes: mode 0600, whatever the umask allows."""
+    previous = os.umask(0o022)
+    try:
+        with SQLiteStore(path) as store, store.transaction() as tx:
+            tx.users.add(a_user("first@example.com"))
+            files = [path, Path(f"{path}-wal"), Path(f"{path}-shm")]
+            assert all(file.exists() for file in files)
+            assert {stat.S_IMODE(file.stat().st_mode) for file in files} == {0o600}
+    finally:
+        os.umask(previous)
+
+
+def test_writers_of_one_process_queue_on_a_lock_not_in_the_busy_handler(
+    path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Eight threads writing at once all succeed without SQLite's busy handler
+    (turned off: busy_timeout 0) and without the retry loop ever sleeping."""
+    sleeps: list[float] = []
+    monkeypatch.setattr("usercore.storage.sqlite.time.sleep", sleeps.append)
+    with SQLiteStore(path, timeout=5) as store:
+        errors: list[BaseException] = []
+        start = threading.Barrier(8)
+
+        def write(number: int) -> None:
+            try:
+                store._thread_connection().connection.execute("PRAGMA busy_timeout = 0")
+                start.wait()
+                for i in range(30):
+                    with store.transaction() as tx:
+                        tx.users.add(a_user(f"w{number}-{i}@example.com"))
+            except BaseException as exc:
+                errors.append(exc)
+
+        threads = [threading.Thread(target=write, args=(n,)) for n in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert errors == []
+        assert sleeps == []
+        with store.transaction(readonly=True) as tx:
+            assert tx.users.count(filter=EVERYONE) == 240
 
 
 # -- SQL discipline -----------------------------------------------------------
@@ -252,15 +392,11 @@ RecordingConnection.statements = []
 RecordingConnection.many = []
 
 
-class RecordingStore(SQLiteStore):
-    _connection_factory = RecordingConnection
-
-
 @pytest.fixture
 def recorded(path: Path) -> Iterator[tuple[SQLiteStore, list[str], list[tuple[str, int]]]]:
     RecordingConnection.statements = statements = []
     RecordingConnection.many = many = []
-    with RecordingStore(path) as store:
+    with SQLiteStore(path, connection_class=RecordingConnection) as store:
         yield store, statements, many
 
 

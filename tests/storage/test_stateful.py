@@ -38,10 +38,10 @@ from usercore.storage import MemoryStore, SQLiteStore
 T0 = datetime(2024, 5, 17, 12, 0, tzinfo=timezone.utc)
 EVERYONE = UserFilter()
 
-EMAIL_LOCALS = ["ada", "ADA", "grace", "straße", "STRASSE", "%", "_", "a\x00b", "\u202ex"]
+EMAIL_LOCALS = ["ada", "ADA", "grace", "straße", "STRASSE", "%", "_", "a\u0301b", "\u202ex"]
 EMAILS = [f"{local}@{domain}" for local in EMAIL_LOCALS for domain in ("example.com", "X.io")]
 USERNAMES = [None, None, None, "ada", "Ada", "ß", "ss", "%_", "\u05e9", "grace", "o'hara"]
-NAMES = [None, "Ada Lovelace", "o'brien -- x", "100% _real_", "NUL\x00name", "x" * 300]
+NAMES = [None, "Ada Lovelace", "o'brien -- x", "100% _real_", "tab\tname", "x" * 300]
 ROLES = ["admin", "user", "editor", "%"]
 SEARCHES = ["a", "ADA", "%", "_", "ss", "\x00", "example", "o'b"]
 HASHES = [b"h1", b"h2", b"h3", b"\x00"]

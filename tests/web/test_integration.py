@@ -1,5 +1,6 @@
-"""Applications' own routes: FastAPI dependencies and Flask decorators, routers
-and blueprints mounted by hand, the hooks, and what importing costs.
+"""Applications' own routes on both adapters: the ``Auth`` object ``init_app``
+returns (``principal``, ``optional_principal``, ``require(..., owner=...)``),
+the host app's own errors left alone, the hooks, and what importing costs.
 
 No ``from __future__ import annotations`` here: FastAPI reads the endpoints'
 annotations at runtime, and they name classes local to the test functions.
@@ -13,16 +14,20 @@ from typing import Annotated, Any
 import pytest
 
 from usercore import SYSTEM, Principal, UserCore
-from usercore.web import HttpApi, HttpRequest
+from usercore.web._operations import OPERATIONS, V1_ROUTES, Api, Call
 
-from .clients import ADMIN_EMAIL, ADMIN_PASSWORD, PASSWORD, make_core
+from .clients import ADAPTERS, ADMIN_EMAIL, ADMIN_PASSWORD, PASSWORD, make_core
 
 
 @pytest.fixture
 def core() -> Iterator[UserCore]:
     with make_core() as core:
         core.permissions.register("reports:read", "Read reports")
+        core.permissions.register("notes:read", "Read notes")
         core.roles.create(SYSTEM, "analyst", permissions=["reports:read"], inherits=["user"])
+        core.roles.set_permissions(
+            SYSTEM, "user", [*core.roles.get(SYSTEM, "user").permissions, "notes:read:own"]
+        )
         core.users.create(SYSTEM, email=ADMIN_EMAIL, password=ADMIN_PASSWORD, roles=["admin"])
         core.users.create(SYSTEM, email="ana@example.com", password=PASSWORD, roles=["analyst"])
         core.users.register(email="ada@example.com", password=PASSWORD)
@@ -33,105 +38,207 @@ def bearer(core: UserCore, email: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {core.auth.login(email, PASSWORD).access_token}"}
 
 
-# -- FastAPI ------------------------------------------------------------------------------
+# -- the same host app on both adapters ------------------------------------------------------
 
 
 def fastapi_app(core: UserCore) -> Any:
-    from fastapi import Depends, FastAPI
+    from fastapi import Depends, FastAPI, HTTPException
     from pydantic import BaseModel
 
-    from usercore.web.fastapi import (
-        create_router,
-        current_principal,
-        init_app,
-        optional_principal,
-        require,
-    )
+    from usercore.web.fastapi import create_router, init_app
 
     app = FastAPI()
-    init_app(app, core)
+    auth = init_app(app, core)
     app.include_router(create_router(core, prefix="/api/v1"))
 
-    class Report(BaseModel):
+    class Note(BaseModel):
         title: str
 
     @app.get("/whoami")
-    def whoami(principal: Annotated[Principal | None, Depends(optional_principal)]) -> Any:
+    def whoami(principal: Annotated[Principal | None, Depends(auth.optional_principal)]) -> Any:
         return {"user_id": None if principal is None else principal.user_id}
 
     @app.get("/private")
-    def private(principal: Annotated[Principal, Depends(current_principal)]) -> Any:
+    def private(principal: Annotated[Principal, Depends(auth.principal)]) -> Any:
         return {"user_id": principal.user_id}
 
-    @app.post("/reports")
-    def reports(
-        report: Report, principal: Annotated[Principal, Depends(require("reports:read"))]
+    @app.get("/reports")
+    def reports(principal: Annotated[Principal, Depends(auth.require("reports:read"))]) -> Any:
+        return {"reports": []}
+
+    @app.get("/users/{user_id}/notes")
+    def notes(
+        user_id: int,
+        principal: Annotated[Principal, Depends(auth.require("notes:read", owner="user_id"))],
     ) -> Any:
-        return {"title": report.title, "by": principal.user_id}
+        return {"owner": user_id}
+
+    @app.get("/notes-by-lambda/{user_id}")
+    def notes_by_lambda(
+        principal: Annotated[
+            Principal,
+            Depends(auth.require("notes:read", owner=lambda params: int(params["user_id"]))),
+        ],
+    ) -> Any:
+        return {"ok": True}
+
+    @app.post("/notes")
+    def create_note(note: Note) -> Any:
+        raise HTTPException(409, "a note with this title exists")
 
     return app
 
 
-def test_fastapi_dependencies_authenticate_and_authorize(core: UserCore) -> None:
-    from fastapi.testclient import TestClient
+def flask_app(core: UserCore) -> Any:
+    import flask
+    from werkzeug.exceptions import Conflict
 
-    client = TestClient(fastapi_app(core))
-    analyst, user = bearer(core, "ana@example.com"), bearer(core, "ada@example.com")
-    assert client.get("/whoami").json() == {"user_id": None}
-    assert client.get("/whoami", headers=user).json()["user_id"] == 3
-    invalid = client.get("/whoami", headers={"Authorization": "Bearer nope"})
-    assert invalid.status_code == 401
-    assert invalid.json()["error"]["code"] == "invalid_token"
-    anonymous = client.get("/private")
-    assert anonymous.status_code == 401
-    assert anonymous.headers["www-authenticate"] == "Bearer"
-    assert client.get("/private", headers=user).json() == {"user_id": 3}
-    denied = client.post("/reports", json={"title": "Q3"}, headers=user)
-    assert denied.status_code == 403
-    assert denied.json()["error"]["details"] == {"permission": "reports:read"}
-    assert client.post("/reports", json={"title": "Q3"}, headers=analyst).json() == {
-        "title": "Q3",
-        "by": 2,
-    }
+    from usercore.web.flask import create_blueprint, init_app
+
+    app = flask.Flask("notes")
+    auth = init_app(app, core)
+    app.register_blueprint(create_blueprint(core), url_prefix="/api/v1")
+
+    @app.get("/whoami")
+    def whoami() -> Any:
+        principal = auth.optional_principal()
+        return {"user_id": None if principal is None else principal.user_id}
+
+    @app.get("/private")
+    @auth.require()
+    def private() -> Any:
+        return {"user_id": auth.principal().user_id}
+
+    @app.get("/reports")
+    @auth.require("reports:read")
+    def reports() -> Any:
+        return {"reports": []}
+
+    @app.get("/users/<int:user_id>/notes")
+    @auth.require("notes:read", owner="user_id")
+    def notes(user_id: int) -> Any:
+        return {"owner": user_id}
+
+    @app.get("/notes-by-lambda/<int:user_id>")
+    @auth.require("notes:read", owner=lambda params: params["user_id"])
+    def notes_by_lambda(user_id: int) -> Any:
+        return {"ok": True}
+
+    @app.post("/notes")
+    def create_note() -> Any:
+        body = flask.request.get_json(silent=True) or {}
+        if not isinstance(body.get("title"), str):
+            return {"detail": "title must be a string"}, 422
+        raise Conflict("a note with this title exists")
+
+    return app
 
 
-def test_fastapi_apps_own_validation_errors_get_the_envelope(core: UserCore) -> None:
-    from fastapi.testclient import TestClient
+class HostClient:
+    """status / json / headers over both frameworks' test clients."""
 
-    client = TestClient(fastapi_app(core))
-    reply = client.post(
-        "/reports", json={"title": 5, "x": 1}, headers=bearer(core, "ana@example.com")
-    )
-    assert reply.status_code == 400
-    assert reply.json()["error"]["code"] == "validation_failed"
-    assert reply.json()["error"]["details"] == {"title": ["must be a string"]}
-    assert client.get("/api/v1/auth/me", headers=bearer(core, "ada@example.com")).status_code == 200
+    def __init__(self, adapter: str, core: UserCore):
+        self.adapter = adapter
+        if adapter == "fastapi":
+            from fastapi.testclient import TestClient
+
+            self._client: Any = TestClient(fastapi_app(core))
+        else:
+            self._client = flask_app(core).test_client()
+
+    def request(self, method: str, path: str, **kwargs: Any) -> tuple[int, Any, Any]:
+        reply = (
+            self._client.open(path, method=method, **kwargs)
+            if self.adapter == "flask"
+            else (self._client.request(method, path, **kwargs))
+        )
+        status = reply.status_code
+        body = reply.get_json(silent=True) if self.adapter == "flask" else _json(reply)
+        return status, body, reply.headers
 
 
-def test_a_router_alone_still_answers_its_errors_in_the_envelope(core: UserCore) -> None:
+def _json(reply: Any) -> Any:
+    try:
+        return reply.json()
+    except ValueError:
+        return None
+
+
+@pytest.fixture(params=ADAPTERS)
+def host(request: pytest.FixtureRequest, core: UserCore) -> HostClient:
+    return HostClient(request.param, core)
+
+
+def test_principal_helpers_authenticate_alike_on_both_adapters(
+    host: HostClient, core: UserCore
+) -> None:
+    user = bearer(core, "ada@example.com")
+    assert host.request("GET", "/whoami")[1] == {"user_id": None}
+    assert host.request("GET", "/whoami", headers=user)[1] == {"user_id": 3}
+    status, body, _ = host.request("GET", "/whoami", headers={"Authorization": "Bearer nope"})
+    assert (status, body["error"]["code"]) == (401, "invalid_token")
+    status, body, headers = host.request("GET", "/private")
+    assert status == 401
+    assert headers["WWW-Authenticate"] == "Bearer"
+    assert host.request("GET", "/private", headers=user)[1] == {"user_id": 3}
+
+
+def test_require_checks_the_permission(host: HostClient, core: UserCore) -> None:
+    status, body, _ = host.request("GET", "/reports", headers=bearer(core, "ada@example.com"))
+    assert status == 403
+    assert body["error"]["details"] == {"permission": "reports:read"}
+    analyst = bearer(core, "ana@example.com")
+    assert host.request("GET", "/reports", headers=analyst)[1] == {"reports": []}
+
+
+@pytest.mark.parametrize("route", ["/users/{}/notes", "/notes-by-lambda/{}"])
+def test_require_with_an_owner_lets_own_grants_through_for_the_owner_only(
+    host: HostClient, core: UserCore, route: str
+) -> None:
+    ada = bearer(core, "ada@example.com")
+    assert host.request("GET", route.format(3), headers=ada)[0] == 200
+    status, body, _ = host.request("GET", route.format(2), headers=ada)
+    assert status == 403
+    assert body["error"]["code"] == "permission_denied"
+    assert host.request("GET", route.format(3))[0] == 401
+
+
+def test_the_host_apps_own_errors_are_left_alone(host: HostClient, core: UserCore) -> None:
+    """Issue 14: init_app formats usercore's errors only; the app's 409 and 422 stay its own."""
+    status, body, _ = host.request("POST", "/notes", json={"title": "groceries"})
+    assert status == 409
+    if host.adapter == "fastapi":
+        assert body == {"detail": "a note with this title exists"}
+    else:  # werkzeug's own 409 page, not usercore's envelope
+        assert body is None
+    status, body, _ = host.request("POST", "/notes", json={"title": 5})
+    assert status == 422
+    assert "error" not in body
+    # ... while usercore's own routes keep usercore's envelope.
+    status, body, _ = host.request("POST", "/api/v1/auth/register", json={"email": 1})
+    assert status == 400
+    assert body["error"]["details"] == {"email": ["must be a string"], "password": ["is required"]}
+
+
+def test_format_all_errors_opts_in_to_the_envelope_for_the_whole_app(core: UserCore) -> None:
+    import flask
     from fastapi import FastAPI
     from fastapi.testclient import TestClient
 
-    from usercore.web.fastapi import create_router
+    from usercore.web.fastapi import init_app
+    from usercore.web.flask import init_app as init_flask_app
 
     app = FastAPI()
-    app.include_router(create_router(core), prefix="/users-api")
-    client = TestClient(app)
-    reply = client.post("/users-api/auth/register", json={"email": 1})
-    assert reply.status_code == 400
-    assert reply.json()["error"]["details"] == {
-        "email": ["must be a string"],
-        "password": ["is required"],
-    }
-    assert (
-        client.post(
-            "/users-api/auth/login", json={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}
-        ).status_code
-        == 200
-    )
+    init_app(app, core, format_all_errors=True)
+    reply = TestClient(app).get("/nowhere")
+    assert (reply.status_code, reply.json()["error"]["code"]) == (404, "not_found")
+    flask_app = flask.Flask("all")
+    init_flask_app(flask_app, core, format_all_errors=True)
+    flask_reply = flask_app.test_client().get("/nowhere")
+    assert (flask_reply.status_code, flask_reply.json["error"]["code"]) == (404, "not_found")
 
 
-def test_fastapi_dependencies_without_init_app_say_what_is_missing(core: UserCore) -> None:
+def test_fastapi_module_helpers_without_init_app_say_what_is_missing(core: UserCore) -> None:
     from fastapi import Depends, FastAPI
     from fastapi.testclient import TestClient
 
@@ -147,72 +254,34 @@ def test_fastapi_dependencies_without_init_app_say_what_is_missing(core: UserCor
         TestClient(app).get("/private")
 
 
-def test_the_openapi_login_form_points_at_the_prefixed_login(core: UserCore) -> None:
+def test_module_level_helpers_follow_the_same_contract_on_both_adapters(core: UserCore) -> None:
+    """``current_principal`` returns a Principal or answers 401 in FastAPI and Flask alike."""
+    import flask
+    from fastapi import Depends, FastAPI
     from fastapi.testclient import TestClient
 
-    from usercore.web.fastapi import create_app
+    from usercore.web import fastapi as fa
+    from usercore.web import flask as fl
 
-    document = TestClient(create_app(core, prefix="/auth-api")).get("/openapi.json").json()
-    flows = document["components"]["securitySchemes"]["usercore_token"]["flows"]
-    assert flows["password"]["tokenUrl"] == "/auth-api/auth/login"
-    assert "/auth-api/auth/me" in document["paths"]
+    app = FastAPI()
+    fa.init_app(app, core)
 
-
-# -- Flask ---------------------------------------------------------------------------------
-
-
-def flask_app(core: UserCore) -> Any:
-    import flask
-
-    from usercore.web.flask import (
-        create_blueprint,
-        current_principal,
-        init_app,
-        login_required,
-        permission_required,
-    )
-
-    app = flask.Flask("reports")
-    init_app(app, core)
-    app.register_blueprint(create_blueprint(core), url_prefix="/api/v1")
-
-    @app.get("/whoami")
-    def whoami() -> Any:
-        principal = current_principal()
-        return {"user_id": None if principal is None else principal.user_id}
-
-    @app.get("/private")
-    @login_required
-    def private() -> Any:
-        principal = current_principal()
-        assert principal is not None
+    @app.get("/me")
+    def me(principal: Annotated[Principal, Depends(fa.current_principal)]) -> Any:
         return {"user_id": principal.user_id}
 
-    @app.get("/reports")
-    @permission_required("reports:read")
-    def reports() -> Any:
-        return {"reports": []}
+    flask_app = flask.Flask("helpers")
+    fl.init_app(flask_app, core)
 
-    return app
+    @flask_app.get("/me")
+    def flask_me() -> Any:
+        return {"user_id": fl.current_principal().user_id}
 
-
-def test_flask_decorators_authenticate_and_authorize(core: UserCore) -> None:
-    client = flask_app(core).test_client()
-    analyst, user = bearer(core, "ana@example.com"), bearer(core, "ada@example.com")
-    assert client.get("/whoami").json == {"user_id": None}
-    assert client.get("/whoami", headers=user).json == {"user_id": 3}
-    invalid = client.get("/whoami", headers={"Authorization": "Bearer nope"})
-    assert invalid.status_code == 401
-    assert invalid.json["error"]["code"] == "invalid_token"
-    anonymous = client.get("/private")
-    assert anonymous.status_code == 401
-    assert anonymous.headers["WWW-Authenticate"] == "Bearer"
-    assert client.get("/private", headers=user).json == {"user_id": 3}
-    denied = client.get("/reports", headers=user)
-    assert denied.status_code == 403
-    assert denied.json["error"]["code"] == "permission_denied"
-    assert client.get("/reports", headers=analyst).json == {"reports": []}
-    assert client.get("/api/v1/auth/me", headers=user).json["email"] == "ada@example.com"
+    client, flask_client = TestClient(app), flask_app.test_client()
+    user = bearer(core, "ada@example.com")
+    assert client.get("/me").status_code == flask_client.get("/me").status_code == 401
+    assert client.get("/me", headers=user).json() == flask_client.get("/me", headers=user).json
+    assert client.get("/me", headers=user).json() == {"user_id": 3}
 
 
 def test_a_blueprint_alone_sets_the_core_up_for_the_decorators(core: UserCore) -> None:
@@ -234,43 +303,47 @@ def test_a_blueprint_alone_sets_the_core_up_for_the_decorators(core: UserCore) -
     assert client.post("/u/auth/register", json={}).status_code == 400
 
 
-# -- the neutral layer -----------------------------------------------------------------------
+# -- the operations ----------------------------------------------------------------------------
 
 
 def test_hooks_that_fail_or_are_missing_change_no_answer(
     core: UserCore, caplog: pytest.LogCaptureFixture
 ) -> None:
+    from usercore.web._schemas import PasswordResetRequest
+
     def broken(*args: object) -> None:
         raise RuntimeError("smtp down")
 
-    request = HttpRequest(method="POST", headers={}, body={"email": "ada@example.com"})
-    unknown = HttpRequest(method="POST", headers={}, body={"email": "who@example.com"})
-    failing = HttpApi(core, on_password_reset=broken).dispatch("request_password_reset", request)
-    missing = HttpApi(core).dispatch("request_password_reset", request)
-    absent = HttpApi(core).dispatch("request_password_reset", unknown)
+    operation = OPERATIONS["request_password_reset"]
+    known = PasswordResetRequest(email="ada@example.com")
+    unknown = PasswordResetRequest(email="who@example.com")
+    failing = operation.run(Call(Api(core, on_password_reset=broken)), None, known, {})
+    missing = operation.run(Call(Api(core)), None, known, {})
+    absent = operation.run(Call(Api(core)), None, unknown, {})
     assert failing == missing == absent
-    assert failing.status == 202
+    assert operation.status == 202
     messages = [record.getMessage() for record in caplog.records]
     assert any("on_password_reset hook failed" in message for message in messages)
     assert any("no on_password_reset hook" in message for message in messages)
 
 
-def test_every_route_has_a_unique_name_method_and_path() -> None:
-    from usercore.web import ROUTES
-
-    names = [route.name for route in ROUTES]
-    assert len(names) == len(set(names))
-    pairs = [(method, path) for route in ROUTES for method in route.methods for path in route.paths]
+def test_every_route_is_unique_and_names_a_declared_operation() -> None:
+    pairs = [(method, path) for method, path, _ in V1_ROUTES]
     assert len(pairs) == len(set(pairs))
+    assert {name for _, _, name in V1_ROUTES} == set(OPERATIONS)
 
 
-def test_importing_usercore_web_or_the_cli_imports_no_framework() -> None:
-    code = (
-        "import sys, usercore.web, usercore.cli\n"
-        "loaded = [m for m in ('fastapi', 'flask', 'uvicorn', 'starlette', 'pydantic')"
-        " if m in sys.modules]\n"
-        "print(','.join(loaded))"
-    )
+@pytest.mark.parametrize(
+    ("modules", "forbidden"),
+    [
+        ("usercore.web, usercore.cli", ("fastapi", "flask", "uvicorn", "starlette", "pydantic")),
+        ("usercore.web.flask", ("fastapi", "starlette")),  # the Flask extra needs no FastAPI
+    ],
+)
+def test_importing_loads_no_framework_it_does_not_need(
+    modules: str, forbidden: tuple[str, ...]
+) -> None:
+    code = f"import sys, {modules}\nprint(','.join(m for m in {forbidden!r} if m in sys.modules))"
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     )

@@ -23,7 +23,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from usercore import SYSTEM, TokenError, UserCore
-from usercore.web import ROUTES
+from usercore.web._operations import OPERATIONS, V1_ROUTES
 
 from .clients import ADMIN_EMAIL, ADMIN_PASSWORD, Outbox, make_core
 
@@ -101,23 +101,20 @@ def document() -> dict[str, Any]:
 
 
 def test_every_route_and_alias_is_documented_with_its_status(document: dict[str, Any]) -> None:
-    for route in ROUTES:
-        for path in route.paths:
-            for method in route.methods:
-                operation = document["paths"]["/api/v1" + path][method.lower()]
-                responses = operation["responses"]
-                assert str(route.status) in responses, (method, path)
-                assert {"400", "500"} <= set(responses), (method, path)
-                if route.auth:
-                    assert {"401", "403"} <= set(responses), (method, path)
-                    assert operation["security"] == [
-                        {"usercore_token": []},
-                        {"usercore_api_key": []},
-                    ]
-                for status, response in responses.items():
-                    if status.startswith(("4", "5")):
-                        schema = response["content"]["application/json"]["schema"]
-                        assert schema == {"$ref": "#/components/schemas/ErrorResponse"}
+    for method, path, name in V1_ROUTES:
+        route = OPERATIONS[name]
+        operation = document["paths"]["/api/v1" + path][method.lower()]
+        responses = operation["responses"]
+        assert str(route.status) in responses, (method, path)
+        assert {"400", "500"} <= set(responses), (method, path)
+        if route.auth:
+            assert {"401", "403"} <= set(responses), (method, path)
+            assert {"usercore_token": []} in operation["security"]
+            assert {"usercore_api_key": []} in operation["security"]
+        for status, response in responses.items():
+            if status.startswith(("4", "5")):
+                schema = response["content"]["application/json"]["schema"]
+                assert schema == {"$ref": "#/components/schemas/ErrorResponse"}
 
 
 def test_the_login_form_works_with_the_docs_authorize_button(document: dict[str, Any]) -> None:
@@ -128,20 +125,38 @@ def test_the_login_form_works_with_the_docs_authorize_button(document: dict[str,
     assert set(body) == {"application/json", "application/x-www-form-urlencoded"}
 
 
-def test_the_pydantic_bodies_match_the_neutral_field_rules(document: dict[str, Any]) -> None:
+def test_the_security_schemes_point_at_the_prefix_the_router_is_mounted_under() -> None:
+    """Issue 14: Swagger's Authorize button logs in where the API really is."""
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+
+    from usercore.web.fastapi import create_router, init_app
+
+    app = FastAPI()
+    core = make_core()
+    init_app(app, core, prefix="/idp")
+    app.include_router(create_router(core, prefix="/idp"))
+    document = TestClient(app).get("/openapi.json").json()
+    schemes = document["components"]["securitySchemes"]
+    assert schemes["usercore_token"]["flows"]["password"]["tokenUrl"] == "/idp/auth/login"
+    assert "/idp/auth/me" in document["paths"]
+
+
+def test_each_body_is_documented_from_its_one_model(document: dict[str, Any]) -> None:
     schemas = document["components"]["schemas"]
-    for route in ROUTES:
-        if route.body is None or route.name == "login":
+    for method, path, name in V1_ROUTES:
+        route = OPERATIONS[name]
+        if route.input is None or route.source != "body" or name == "login":
             continue
-        operation = document["paths"]["/api/v1" + route.paths[0]][route.methods[0].lower()]
+        operation = document["paths"]["/api/v1" + path][method.lower()]
         content = operation["requestBody"]["content"]["application/json"]["schema"]
         if "anyOf" in content:  # an optional body: Model | None
             content = next(option for option in content["anyOf"] if "$ref" in option)
         schema = schemas[content["$ref"].rsplit("/", 1)[1]]
-        assert schema["additionalProperties"] is False, route.name
-        assert set(schema.get("properties", {})) == set(route.body), route.name
-        required = {name for name, spec in route.body.items() if spec.required}
-        assert set(schema.get("required", [])) == required, route.name
+        assert schema["additionalProperties"] is False, name
+        assert set(schema.get("properties", {})) == set(route.input.model_fields), name
+        required = {key for key, field in route.input.model_fields.items() if field.is_required()}
+        assert set(schema.get("required", [])) == required, name
 
 
 # -- schemathesis ---------------------------------------------------------------------------

@@ -16,12 +16,16 @@ from typing import Any, TypeVar, cast
 import attrs
 
 from usercore.domain import ApiKey, OneTimeToken, RefreshToken, User
+from usercore.errors import ValidationError
 
 __all__ = [
+    "UNSTORABLE_TEXT",
+    "check_text",
     "in_utc",
     "search_key",
     "set_from_db",
     "set_to_db",
+    "storable",
     "time_from_db",
     "time_to_db",
     "utc",
@@ -76,17 +80,62 @@ def set_from_db(text: str) -> frozenset[str]:
     return frozenset(json.loads(text))
 
 
-def storable(text: str) -> bool:
-    """Whether ``text`` can be stored at all (UTF-8 encodable: no lone surrogates).
+UNSTORABLE_TEXT = "must not contain NUL or unpaired surrogate characters"
+"""The message of the :class:`ValidationError` a store raises for such text."""
 
-    Validation keeps such text out of the store, so a lookup by it can only
-    find nothing; SQL drivers would raise ``UnicodeEncodeError`` binding it.
+
+def storable(text: str) -> bool:
+    """Whether a store holds ``text``: valid Unicode (no lone surrogate) without NUL.
+
+    The ports promise exactly that (PostgreSQL ``text`` cannot hold NUL, UTF-8
+    cannot encode a lone surrogate), and validation never lets other text
+    into a field; writes of it raise ``ValidationError``, lookups by it find
+    nothing.
     """
+    if "\x00" in text:
+        return False
+    if text.isascii():
+        return True
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
         return False
     return True
+
+
+def _all_storable(value: object) -> bool:
+    if value is None or not isinstance(value, str | frozenset | set):
+        return True
+    if isinstance(value, str):
+        return storable(value)
+    return all(not isinstance(item, str) or storable(item) for item in value)
+
+
+_TEXT_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
+def check_text(record: object = None, /, **values: str) -> None:
+    """Refuse unstorable text (see :func:`storable`) before anything is written.
+
+    Checks every text field (``str`` or set of ``str``) of ``record``, an attrs
+    record, and each named value.  Raises ``ValidationError`` naming every
+    field that holds such text.
+    """
+    problems: dict[str, list[str]] = {}
+    if record is not None:
+        cls = type(record)
+        names = _TEXT_FIELDS.get(cls)
+        if names is None:
+            names = tuple(f.name for f in attrs.fields(cast(Any, cls)) if "str" in str(f.type))
+            _TEXT_FIELDS[cls] = names
+        for name in names:
+            if not _all_storable(getattr(record, name)):
+                problems[name] = [UNSTORABLE_TEXT]
+    for name, value in values.items():
+        if not storable(value):
+            problems[name] = [UNSTORABLE_TEXT]
+    if problems:
+        raise ValidationError(problems)
 
 
 def search_key(text: str) -> str:

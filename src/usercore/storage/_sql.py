@@ -24,7 +24,7 @@ from typing import Any, Literal, Protocol, TypeVar
 
 import attrs
 
-from usercore.domain import ApiKey, OneTimeToken, RefreshToken, Role, User
+from usercore.domain import ApiKey, OneTimeToken, RefreshToken, RevokedToken, Role, User
 from usercore.errors import ConflictError, NotFoundError
 from usercore.ports import (
     ApiKeyRepository,
@@ -39,6 +39,7 @@ from usercore.ports import (
     UserRepository,
 )
 from usercore.storage._codec import (
+    check_text,
     in_utc,
     optional_time_from_db,
     optional_time_to_db,
@@ -49,7 +50,8 @@ from usercore.storage._codec import (
     time_from_db,
     time_to_db,
 )
-from usercore.storage._sqlite_schema import ROLES_VERSION_KEY
+from usercore.storage._schema import ROLES_VERSION_KEY
+from usercore.storage._transaction import UnitOfWorkState
 
 __all__ = ["BATCH_SIZE", "Cursor", "Dialect", "SqlUnitOfWork", "Statements"]
 
@@ -91,6 +93,7 @@ _API_KEY_COLUMNS = (
     "id, user_id, name, prefix, scopes, secret_hash, created_at, expires_at, "
     "last_used_at, revoked_at"
 )
+_ROLE_JOIN = "user_roles r JOIN users u ON u.id = r.user_id"
 _ONE_TIME_COLUMNS = "token_hash, purpose, user_id, binding, created_at, expires_at, used_at"
 
 
@@ -136,6 +139,10 @@ class Statements:
         f"INSERT INTO refresh_tokens ({_REFRESH_COLUMNS}) VALUES ({', '.join('?' * 8)})"
     )
     refresh_get: str = f"SELECT {_REFRESH_COLUMNS} FROM refresh_tokens WHERE token_hash = ?"
+    refresh_for_user: str = (
+        f"SELECT {_REFRESH_COLUMNS} FROM refresh_tokens WHERE user_id = ? "
+        "ORDER BY created_at, token_hash"
+    )
     refresh_mark_used: str = (
         "UPDATE refresh_tokens SET used_at = ? WHERE token_hash = ? AND used_at IS NULL"
     )
@@ -148,6 +155,7 @@ class Statements:
     refresh_purge: str = "DELETE FROM refresh_tokens WHERE expires_at <= ?"
 
     revoked_exists: str = "SELECT 1 FROM revoked_tokens WHERE jti = ?"
+    revoked_list: str = "SELECT jti, expires_at FROM revoked_tokens ORDER BY jti"
     revoked_purge: str = "DELETE FROM revoked_tokens WHERE expires_at <= ?"
 
     api_key_insert: str = (
@@ -169,6 +177,10 @@ class Statements:
         f"INSERT INTO one_time_tokens ({_ONE_TIME_COLUMNS}) VALUES ({', '.join('?' * 7)})"
     )
     one_time_get: str = f"SELECT {_ONE_TIME_COLUMNS} FROM one_time_tokens WHERE token_hash = ?"
+    one_time_for_user: str = (
+        f"SELECT {_ONE_TIME_COLUMNS} FROM one_time_tokens WHERE user_id = ? "
+        "ORDER BY created_at, token_hash"
+    )
     one_time_consume: str = (
         "UPDATE one_time_tokens SET used_at = ? WHERE token_hash = ? AND used_at IS NULL"
     )
@@ -187,9 +199,13 @@ class Statements:
         "locked_until = excluded.locked_until, updated_at = excluded.updated_at"
     )
     login_delete: str = "DELETE FROM login_attempts WHERE key = ?"
+    login_list: str = (
+        "SELECT key, failures, locked_until, updated_at FROM login_attempts ORDER BY key"
+    )
     login_purge: str = "DELETE FROM login_attempts WHERE locked_until IS NULL OR locked_until <= ?"
 
     meta_get: str = "SELECT value FROM meta WHERE key = ?"
+    meta_items: str = "SELECT key, value FROM meta ORDER BY key"
     meta_set: str = (
         "INSERT INTO meta (key, value) VALUES (?, ?) "
         "ON CONFLICT (key) DO UPDATE SET value = excluded.value"
@@ -217,6 +233,8 @@ class Dialect:
     """Insert a ``(jti, expires_at)``; on a duplicate keep the later expiry."""
 
     def __init__(self) -> None:
+        self.role_walk = _ROLE_JOIN
+        """The ``FROM`` of a page of users filtered by role, walked in ``r.user_id`` order."""
         self.statements = Statements().translated(self.prepare)
         self._user_queries: dict[tuple[str, bool, bool, bool, bool], str] = {}
 
@@ -236,8 +254,30 @@ class Dialect:
         """Run an INSERT into a table with an integer ``id`` and return the new id."""
         raise NotImplementedError
 
-    def reserve_user_ids(self, uow: SqlUnitOfWork, count: int) -> int:
-        """Reserve ``count`` consecutive user ids for a bulk insert; returns the first."""
+    def insert_users(self, uow: SqlUnitOfWork, users: Sequence[User]) -> list[User]:
+        """Insert ``users`` (in UTC, checked) with new ids, inside the caller's
+        savepoint; returns them as stored (``id`` set, ``version`` 1).
+
+        This default runs batched ``executemany`` calls with ids taken by
+        :meth:`next_user_ids`; a dialect may load the rows faster its own way.
+        """
+        ids = self.next_user_ids(uow, len(users))
+        stored = [
+            attrs.evolve(user, id=user_id, version=1)
+            for user_id, user in zip(ids, users, strict=True)
+        ]
+        uow.write_many(
+            self.statements.user_insert_with_id,
+            ((user.id, *user_params(user, 1)) for user in stored),
+        )
+        uow.write_many(
+            self.statements.user_roles_insert,
+            ((user.id, role) for user in stored for role in user.roles),
+        )
+        return stored
+
+    def next_user_ids(self, uow: SqlUnitOfWork, count: int) -> Sequence[int]:
+        """``count`` new, increasing user ids, never handed out before."""
         raise NotImplementedError
 
     def schema_version(self, uow: SqlUnitOfWork) -> int:
@@ -268,7 +308,7 @@ class Dialect:
         # index, in id order; without one by the users primary key (or the
         # (status, id) index).  Either way LIMIT stops the scan early.
         order = "r.user_id" if role else "u.id"
-        source = "user_roles r JOIN users u ON u.id = r.user_id" if role else "users u"
+        source = (self.role_walk if kind == "list" else _ROLE_JOIN) if role else "users u"
         conditions = []
         if role:
             conditions.append("r.role = ?")
@@ -309,7 +349,7 @@ def user_query_params(after: int | None, filter: UserFilter) -> list[Any]:
     return params
 
 
-class SqlUnitOfWork:
+class SqlUnitOfWork(UnitOfWorkState):
     """One connection's unit of work: the repositories and the transaction state
     they check.
 
@@ -324,12 +364,11 @@ class SqlUnitOfWork:
         execute: Callable[..., Cursor],
         executemany: Callable[[str, Iterable[Sequence[Any]]], object],
     ) -> None:
+        super().__init__()
         self.dialect = dialect
         self.sql = dialect.statements
         self.execute = execute
         self.executemany = executemany
-        self.depth = 0
-        self.readonly = False
         self.users: UserRepository = SqlUserRepository(self)
         self.roles: RoleRepository = SqlRoleRepository(self)
         self.refresh_tokens: RefreshTokenRepository = SqlRefreshTokenRepository(self)
@@ -341,16 +380,12 @@ class SqlUnitOfWork:
 
     def reading(self) -> Callable[..., Cursor]:
         """``execute``, after checking that a transaction is open."""
-        if self.depth == 0:
-            raise RuntimeError("this unit of work is used outside its transaction")
+        self.check_reading()
         return self.execute
 
     def writing(self) -> Callable[..., Cursor]:
         """``execute``, after checking that a writable transaction is open."""
-        if self.depth == 0:
-            raise RuntimeError("this unit of work is used outside its transaction")
-        if self.readonly:
-            raise RuntimeError("cannot write inside a read-only transaction")
+        self.check_writing()
         return self.execute
 
     def write(self, sql: str, params: Sequence[Any]) -> Cursor:
@@ -389,9 +424,16 @@ class _Savepoint:
         self._uow.writing()("SAVEPOINT usercore_atomic")
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        if exc_type is not None:
+        if exc_type is None:
+            self._uow.execute("RELEASE SAVEPOINT usercore_atomic")
+            return
+        try:
             self._uow.execute("ROLLBACK TO SAVEPOINT usercore_atomic")
-        self._uow.execute("RELEASE SAVEPOINT usercore_atomic")
+            self._uow.execute("RELEASE SAVEPOINT usercore_atomic")
+        except Exception:  # noqa: S110 - the error in flight says more
+            # Some faults (a full disk, a lost connection) end the whole
+            # transaction, savepoints included; the store rolls back the rest.
+            pass
 
 
 def _batches(rows: Iterable[T], size: int) -> Iterator[list[T]]:
@@ -512,6 +554,7 @@ class SqlUserRepository(_Repository):
     def add(self, user: User) -> User:
         uow = self._uow
         uow.writing()
+        check_text(user)
         user = in_utc(user)
         try:
             user_id = uow.dialect.insert_returning_id(
@@ -528,22 +571,11 @@ class SqlUserRepository(_Repository):
         uow.writing()
         if not users:
             return []
+        for user in users:
+            check_text(user)
         stored = [in_utc(user) for user in users]
         with uow.savepoint():
-            first_id = uow.dialect.reserve_user_ids(uow, len(stored))
-            stored = [
-                attrs.evolve(user, id=user_id, version=1)
-                for user_id, user in zip(itertools.count(first_id), stored)
-            ]
-            uow.write_many(
-                self._sql.user_insert_with_id,
-                ((user.id, *user_params(user, 1)) for user in stored),
-            )
-            uow.write_many(
-                self._sql.user_roles_insert,
-                ((user.id, role) for user in stored for role in user.roles),
-            )
-        return stored
+            return uow.dialect.insert_users(uow, stored)
 
     def get(self, user_id: int) -> User | None:
         row = self._uow.reading()(self._sql.user_by_id, (user_id,)).fetchone()
@@ -564,6 +596,7 @@ class SqlUserRepository(_Repository):
     def update(self, user: User) -> User:
         uow = self._uow
         execute = uow.writing()
+        check_text(user)
         user = in_utc(user)
         current = execute(self._sql.user_version_roles, (user.id,)).fetchone()
         if current is None:
@@ -631,6 +664,7 @@ class SqlRoleRepository(_Repository):
     __slots__ = ()
 
     def add(self, role: Role) -> Role:
+        check_text(role)
         self._uow.write(
             self._sql.role_insert,
             (role.name, set_to_db(role.permissions), set_to_db(role.inherits), role.description),
@@ -648,6 +682,7 @@ class SqlRoleRepository(_Repository):
         return [role_from_row(row) for row in self._uow.reading()(self._sql.role_list).fetchall()]
 
     def update(self, role: Role) -> Role:
+        check_text(role)
         cursor = self._uow.write(
             self._sql.role_update,
             (set_to_db(role.permissions), set_to_db(role.inherits), role.description, role.name),
@@ -658,7 +693,8 @@ class SqlRoleRepository(_Repository):
         return role
 
     def delete(self, name: str) -> bool:
-        if self._uow.write(self._sql.role_delete, (name,)).rowcount != 1:
+        self._uow.writing()
+        if not storable(name) or self._uow.write(self._sql.role_delete, (name,)).rowcount != 1:
             return False
         self._bump()
         return True
@@ -675,6 +711,7 @@ class SqlRefreshTokenRepository(_Repository):
     __slots__ = ()
 
     def add(self, token: RefreshToken) -> None:
+        check_text(token)
         self._uow.write(
             self._sql.refresh_insert,
             (
@@ -693,6 +730,10 @@ class SqlRefreshTokenRepository(_Repository):
         row = self._uow.reading()(self._sql.refresh_get, (token_hash,)).fetchone()
         return None if row is None else refresh_from_row(row)
 
+    def list_for_user(self, user_id: int) -> list[RefreshToken]:
+        rows = self._uow.reading()(self._sql.refresh_for_user, (user_id,)).fetchall()
+        return [refresh_from_row(row) for row in rows]
+
     def mark_used(self, token_hash: bytes, at: datetime) -> bool:
         # Compare-and-set in one statement: of two concurrent refreshes with
         # the same token, exactly one sees rowcount 1.
@@ -700,6 +741,9 @@ class SqlRefreshTokenRepository(_Repository):
         return self._uow.write(self._sql.refresh_mark_used, params).rowcount == 1
 
     def revoke_family(self, family_id: str, at: datetime) -> int:
+        self._uow.writing()
+        if not storable(family_id):
+            return 0
         params = (time_to_db(at), family_id)
         return self._uow.write(self._sql.refresh_revoke_family, params).rowcount
 
@@ -715,10 +759,16 @@ class SqlRevokedTokenRepository(_Repository):
     __slots__ = ()
 
     def add(self, jti: str, expires_at: datetime) -> None:
+        check_text(jti=jti)
         self._uow.write(self._uow.dialect.revoked_upsert, (jti, time_to_db(expires_at)))
 
     def is_revoked(self, jti: str) -> bool:
-        return self._uow.reading()(self._sql.revoked_exists, (jti,)).fetchone() is not None
+        execute = self._uow.reading()
+        return storable(jti) and execute(self._sql.revoked_exists, (jti,)).fetchone() is not None
+
+    def list(self) -> list[RevokedToken]:
+        rows = self._uow.reading()(self._sql.revoked_list).fetchall()
+        return [RevokedToken(jti=row[0], expires_at=time_from_db(row[1])) for row in rows]
 
     def purge_expired(self, now: datetime) -> int:
         return self._uow.write(self._sql.revoked_purge, (time_to_db(now),)).rowcount
@@ -730,6 +780,7 @@ class SqlApiKeyRepository(_Repository):
     def add(self, key: ApiKey) -> ApiKey:
         uow = self._uow
         uow.writing()
+        check_text(key)
         params = (
             key.user_id,
             key.name,
@@ -752,7 +803,10 @@ class SqlApiKeyRepository(_Repository):
         return None if row is None else api_key_from_row(row)
 
     def get_by_prefix(self, prefix: str) -> ApiKey | None:
-        row = self._uow.reading()(self._sql.api_key_by_prefix, (prefix,)).fetchone()
+        execute = self._uow.reading()
+        if not storable(prefix):
+            return None
+        row = execute(self._sql.api_key_by_prefix, (prefix,)).fetchone()
         return None if row is None else api_key_from_row(row)
 
     def list_for_user(self, user_id: int) -> list[ApiKey]:
@@ -760,6 +814,7 @@ class SqlApiKeyRepository(_Repository):
         return [api_key_from_row(row) for row in rows]
 
     def update(self, key: ApiKey) -> ApiKey:
+        check_text(key)
         params = (
             key.name,
             None if key.scopes is None else set_to_db(key.scopes),
@@ -784,6 +839,7 @@ class SqlOneTimeTokenRepository(_Repository):
     __slots__ = ()
 
     def add(self, token: OneTimeToken) -> None:
+        check_text(token)
         self._uow.write(
             self._sql.one_time_insert,
             (
@@ -801,6 +857,10 @@ class SqlOneTimeTokenRepository(_Repository):
         row = self._uow.reading()(self._sql.one_time_get, (token_hash,)).fetchone()
         return None if row is None else one_time_from_row(row)
 
+    def list_for_user(self, user_id: int) -> list[OneTimeToken]:
+        rows = self._uow.reading()(self._sql.one_time_for_user, (user_id,)).fetchall()
+        return [one_time_from_row(row) for row in rows]
+
     def consume(self, token_hash: bytes, at: datetime) -> bool:
         params = (time_to_db(at), token_hash)
         return self._uow.write(self._sql.one_time_consume, params).rowcount == 1
@@ -808,6 +868,8 @@ class SqlOneTimeTokenRepository(_Repository):
     def delete_for_user(self, user_id: int, purpose: str | None = None) -> int:
         if purpose is None:
             return self._uow.write(self._sql.one_time_delete_user, (user_id,)).rowcount
+        if not storable(purpose):
+            return 0
         params = (user_id, purpose)
         return self._uow.write(self._sql.one_time_delete_user_purpose, params).rowcount
 
@@ -819,17 +881,18 @@ class SqlLoginAttemptRepository(_Repository):
     __slots__ = ()
 
     def get(self, key: str) -> LoginAttempts | None:
-        row = self._uow.reading()(self._sql.login_get, (key,)).fetchone()
-        if row is None:
+        execute = self._uow.reading()
+        if not storable(key):
             return None
-        return LoginAttempts(
-            key=row[0],
-            failures=row[1],
-            locked_until=optional_time_from_db(row[2]),
-            updated_at=time_from_db(row[3]),
-        )
+        row = execute(self._sql.login_get, (key,)).fetchone()
+        return None if row is None else _login_from_row(row)
+
+    def list(self) -> list[LoginAttempts]:
+        rows = self._uow.reading()(self._sql.login_list).fetchall()
+        return [_login_from_row(row) for row in rows]
 
     def put(self, attempts: LoginAttempts) -> None:
+        check_text(attempts)
         self._uow.write(
             self._sql.login_put,
             (
@@ -841,21 +904,39 @@ class SqlLoginAttemptRepository(_Repository):
         )
 
     def delete(self, key: str) -> None:
-        self._uow.write(self._sql.login_delete, (key,))
+        self._uow.writing()
+        if storable(key):
+            self._uow.write(self._sql.login_delete, (key,))
 
     def purge_expired(self, now: datetime) -> int:
         return self._uow.write(self._sql.login_purge, (time_to_db(now),)).rowcount
+
+
+def _login_from_row(row: Sequence[Any]) -> LoginAttempts:
+    return LoginAttempts(
+        key=row[0],
+        failures=row[1],
+        locked_until=optional_time_from_db(row[2]),
+        updated_at=time_from_db(row[3]),
+    )
 
 
 class SqlMetaRepository(_Repository):
     __slots__ = ()
 
     def get(self, key: str) -> str | None:
-        row = self._uow.reading()(self._sql.meta_get, (key,)).fetchone()
+        execute = self._uow.reading()
+        if not storable(key):
+            return None
+        row = execute(self._sql.meta_get, (key,)).fetchone()
         return None if row is None else str(row[0])
 
     def set(self, key: str, value: str) -> None:
+        check_text(key=key, value=value)
         self._uow.write(self._sql.meta_set, (key, value))
+
+    def items(self) -> dict[str, str]:
+        return {str(k): str(v) for k, v in self._uow.reading()(self._sql.meta_items).fetchall()}
 
     def schema_version(self) -> int:
         self._uow.reading()

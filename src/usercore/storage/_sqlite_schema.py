@@ -22,13 +22,11 @@ Layout decisions (see docs/storage.md):
 
 from __future__ import annotations
 
-__all__ = ["APPLICATION_ID", "LATEST_VERSION", "MIGRATIONS", "ROLES_VERSION_KEY"]
+__all__ = ["APPLICATION_ID", "LATEST_VERSION", "MIGRATIONS"]
 
 # PRAGMA application_id marks the file as a usercore database ("UCOR"), so a
 # store refuses to migrate somebody else's SQLite file.
 APPLICATION_ID = 0x55434F52
-
-ROLES_VERSION_KEY = "usercore.roles_version"
 
 _V1 = (
     """

@@ -7,8 +7,10 @@ keys), cascades, id sequences and transaction semantics as
 side by side.  Good for tests, demos and single-process apps that need no
 persistence.
 
-Transactions are serialized by one re-entrant lock held from ``__enter__`` to
-``__exit__``, so the store is thread-safe.  Every write appends its inverse to
+Transactions are serialized by one lock held from the outermost transaction's
+start to its end, so the store is thread-safe; nesting, read-only checks and
+use-after-close errors are the state machine all stores share
+(``_transaction.py``).  Every write appends its inverse to
 an undo log; a rollback replays the log backwards to the transaction's (or
 savepoint's) mark, which restores the previous state exactly, and a commit
 just forgets the log.  Entities are frozen, so the log holds references, not
@@ -28,7 +30,7 @@ from typing import TypeVar, cast
 
 import attrs
 
-from usercore.domain import ApiKey, OneTimeToken, RefreshToken, Role, User
+from usercore.domain import ApiKey, OneTimeToken, RefreshToken, RevokedToken, Role, User
 from usercore.errors import ConflictError, NotFoundError
 from usercore.ports import (
     ApiKeyRepository,
@@ -43,12 +45,14 @@ from usercore.ports import (
     UserRepository,
 )
 from usercore.storage._codec import (
+    check_text,
     in_utc,
     optional_utc,
     search_key,
     utc,
 )
-from usercore.storage._sqlite_schema import LATEST_VERSION, ROLES_VERSION_KEY
+from usercore.storage._schema import ROLES_VERSION_KEY, conflict
+from usercore.storage._transaction import Transaction, TransactionHooks, UnitOfWorkState
 
 __all__ = ["MemoryStore"]
 
@@ -56,6 +60,7 @@ K = TypeVar("K")
 V = TypeVar("V")
 
 _MISSING = object()
+_SCHEMA_VERSION = 1
 
 
 def _restore(table: MutableMapping[K, V], key: K, old: object) -> None:
@@ -72,9 +77,7 @@ class MemoryStore:
     """
 
     def __init__(self) -> None:
-        self._lock = threading.RLock()
-        self._depth = 0
-        self._readonly = False
+        self._lock = threading.RLock()  # re-entrant: close() from inside a transaction
         self._owner: int | None = None
         self._closed = False
         self._undo: list[Callable[[], object]] = []
@@ -93,13 +96,14 @@ class MemoryStore:
         self._login_attempts: dict[str, LoginAttempts] = {}
         self._meta: dict[str, str] = {ROLES_VERSION_KEY: "0"}
         self._uow = _MemoryUnitOfWork(self)
+        self._transactions = _MemoryTransactions(self)
 
-    def transaction(self, *, readonly: bool = False) -> _MemoryTransaction:
+    def transaction(self, *, readonly: bool = False) -> Transaction[_MemoryUnitOfWork]:
         """Open a unit of work (see :meth:`usercore.ports.Store.transaction`).
 
         Transactions of all threads run one at a time.
         """
-        return _MemoryTransaction(self, readonly)
+        return Transaction(self._transactions, readonly)
 
     def close(self) -> None:
         """Drop the data; the store is unusable afterwards."""
@@ -141,13 +145,13 @@ class MemoryStore:
     # -- used by the repositories ------------------------------------------
 
     def _reading(self) -> None:
-        if self._depth == 0 or self._owner != threading.get_ident():
+        if self._owner != threading.get_ident():
             raise RuntimeError("this unit of work is used outside its transaction")
+        self._uow.check_reading()
 
     def _writing(self) -> None:
         self._reading()
-        if self._readonly:
-            raise RuntimeError("cannot write inside a read-only transaction")
+        self._uow.check_writing()
 
     def _put(self, table: MutableMapping[K, V], key: K, value: V) -> None:
         old = table.get(key, _MISSING)
@@ -179,53 +183,52 @@ class MemoryStore:
             undo.pop()()
 
 
-class _MemoryTransaction:
-    __slots__ = ("_mark", "_previous_readonly", "_readonly", "_store")
+class _MemoryTransactions(TransactionHooks["_MemoryUnitOfWork"]):
+    """The memory store's steps of the shared transaction state machine: one
+    lock held from the outermost ``begin`` to ``finish``, undo-log marks as
+    savepoints."""
 
-    def __init__(self, store: MemoryStore, readonly: bool) -> None:
+    __slots__ = ("_store",)
+
+    def __init__(self, store: MemoryStore) -> None:
         self._store = store
-        self._readonly = readonly
 
-    def __enter__(self) -> _MemoryUnitOfWork:
+    def current(self) -> _MemoryUnitOfWork | None:
+        store = self._store
+        # Only this thread sets _owner to its own id, so the unlocked read is sound.
+        return store._uow if store._owner == threading.get_ident() else None
+
+    def begin(self, readonly: bool) -> _MemoryUnitOfWork:
         store = self._store
         store._lock.acquire()
-        try:
-            if store._closed:
-                raise RuntimeError("the store is closed")
-            if store._depth and store._readonly and not self._readonly:
-                raise RuntimeError("cannot open a write transaction inside a read-only one")
-        except BaseException:
+        if store._closed:
             store._lock.release()
-            raise
-        self._mark = len(store._undo)
-        self._previous_readonly = store._readonly
-        store._readonly = store._readonly or self._readonly
-        store._depth += 1
+            raise RuntimeError("the store is closed")
         store._owner = threading.get_ident()
         return store._uow
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def finish(self, uow: _MemoryUnitOfWork, exc: BaseException | None) -> None:
         store = self._store
         try:
-            store._depth -= 1
-            store._readonly = self._previous_readonly
-            if exc_type is not None:
-                store._rollback_to(self._mark)
-            elif store._depth == 0:
-                store._undo.clear()
+            if exc is not None:
+                store._rollback_to(0)
+            store._undo.clear()
         finally:
-            if store._depth == 0:
-                store._owner = None
+            store._owner = None
             store._lock.release()
 
+    def savepoint(self, uow: _MemoryUnitOfWork, readonly: bool) -> int:
+        return len(self._store._undo)
 
-class _MemoryUnitOfWork:
+    def end_savepoint(self, uow: _MemoryUnitOfWork, savepoint: object, failed: bool) -> None:
+        if failed:
+            assert isinstance(savepoint, int)
+            self._store._rollback_to(savepoint)
+
+
+class _MemoryUnitOfWork(UnitOfWorkState):
     def __init__(self, store: MemoryStore) -> None:
+        super().__init__()
         self.users: UserRepository = _Users(store)
         self.roles: RoleRepository = _Roles(store)
         self.refresh_tokens: RefreshTokenRepository = _RefreshTokens(store)
@@ -249,12 +252,19 @@ class _Repository:
         """Insert a hashed token owned by a user (refresh and one-time tokens alike)."""
         s = self._s
         s._writing()
+        check_text(token)
         token = in_utc(token)
         if token.token_hash in table:
-            raise ConflictError("the token already exists", field="token_hash")
+            raise conflict("refresh_tokens", "token_hash")
         if token.user_id not in s._users:
             raise NotFoundError("the user does not exist")
         s._put(table, token.token_hash, token)
+
+    def _owned_by(self, table: dict[bytes, TokenT], user_id: int) -> list[TokenT]:
+        """A user's tokens, by ``created_at`` then ``token_hash`` (as the SQL stores)."""
+        self._s._reading()
+        owned = [token for token in table.values() if token.user_id == user_id]
+        return sorted(owned, key=lambda token: (token.created_at, token.token_hash))
 
     def _spend(self, table: dict[bytes, TokenT], token_hash: bytes, at: datetime) -> bool:
         """Set ``used_at`` if unset; True only for the call that set it."""
@@ -283,6 +293,7 @@ class _Users(_Repository):
     def add(self, user: User) -> User:
         s = self._s
         s._writing()
+        check_text(user)
         user = in_utc(user)
         self._check_unique(user, user_id=None)
         stored = attrs.evolve(user, id=s._next_id("users"), version=1)
@@ -322,6 +333,7 @@ class _Users(_Repository):
     def update(self, user: User) -> User:
         s = self._s
         s._writing()
+        check_text(user)
         user = in_utc(user)
         current = s._users.get(user.id)
         if current is None:
@@ -410,12 +422,12 @@ class _Users(_Repository):
         # Email first: the order SQLite checks its unique indexes in.
         owner = self._s._emails.get(user.email_key)
         if owner is not None and owner != user_id:
-            raise ConflictError("a user with this email already exists", field="email")
+            raise conflict("users", "email_key")
         username_key = user.username_key
         if username_key is not None:
             owner = self._s._usernames.get(username_key)
             if owner is not None and owner != user_id:
-                raise ConflictError("a user with this username already exists", field="username")
+                raise conflict("users", "username_key")
 
 
 class _Roles(_Repository):
@@ -424,8 +436,9 @@ class _Roles(_Repository):
     def add(self, role: Role) -> Role:
         s = self._s
         s._writing()
+        check_text(role)
         if role.name in s._roles:
-            raise ConflictError("a role with this name already exists", field="name")
+            raise conflict("roles", "name")
         s._put(s._roles, role.name, role)
         self._bump()
         return role
@@ -441,6 +454,7 @@ class _Roles(_Repository):
     def update(self, role: Role) -> Role:
         s = self._s
         s._writing()
+        check_text(role)
         if role.name not in s._roles:
             raise NotFoundError("the role does not exist")
         s._put(s._roles, role.name, role)
@@ -474,6 +488,9 @@ class _RefreshTokens(_Repository):
     def get(self, token_hash: bytes) -> RefreshToken | None:
         self._s._reading()
         return self._s._refresh_tokens.get(token_hash)
+
+    def list_for_user(self, user_id: int) -> list[RefreshToken]:
+        return self._owned_by(self._s._refresh_tokens, user_id)
 
     def mark_used(self, token_hash: bytes, at: datetime) -> bool:
         return self._spend(self._s._refresh_tokens, token_hash, at)
@@ -509,6 +526,7 @@ class _RevokedTokens(_Repository):
     def add(self, jti: str, expires_at: datetime) -> None:
         s = self._s
         s._writing()
+        check_text(jti=jti)
         expires_at = utc(expires_at)
         current = s._revoked_tokens.get(jti)
         if current is None or current < expires_at:
@@ -517,6 +535,11 @@ class _RevokedTokens(_Repository):
     def is_revoked(self, jti: str) -> bool:
         self._s._reading()
         return jti in self._s._revoked_tokens
+
+    def list(self) -> list[RevokedToken]:
+        self._s._reading()
+        revoked = self._s._revoked_tokens
+        return [RevokedToken(jti=jti, expires_at=revoked[jti]) for jti in sorted(revoked)]
 
     def purge_expired(self, now: datetime) -> int:
         s = self._s
@@ -534,9 +557,10 @@ class _ApiKeys(_Repository):
     def add(self, key: ApiKey) -> ApiKey:
         s = self._s
         s._writing()
+        check_text(key)
         key = in_utc(key)
         if key.prefix in s._prefixes:
-            raise ConflictError("an API key with this prefix already exists", field="prefix")
+            raise conflict("api_keys", "prefix")
         if key.user_id not in s._users:
             raise NotFoundError("the user does not exist")
         stored = attrs.evolve(key, id=s._next_id("api_keys"))
@@ -562,6 +586,7 @@ class _ApiKeys(_Repository):
     def update(self, key: ApiKey) -> ApiKey:
         s = self._s
         s._writing()
+        check_text(key)
         key = in_utc(key)
         current = s._api_keys.get(key.id)
         if current is None:
@@ -596,6 +621,9 @@ class _OneTimeTokens(_Repository):
     def get(self, token_hash: bytes) -> OneTimeToken | None:
         self._s._reading()
         return self._s._one_time_tokens.get(token_hash)
+
+    def list_for_user(self, user_id: int) -> list[OneTimeToken]:
+        return self._owned_by(self._s._one_time_tokens, user_id)
 
     def consume(self, token_hash: bytes, at: datetime) -> bool:
         return self._spend(self._s._one_time_tokens, token_hash, at)
@@ -632,6 +660,7 @@ class _LoginAttempts(_Repository):
     def put(self, attempts: LoginAttempts) -> None:
         s = self._s
         s._writing()
+        check_text(attempts)
         attempts = attrs.evolve(
             attempts,
             locked_until=optional_utc(attempts.locked_until),
@@ -644,6 +673,11 @@ class _LoginAttempts(_Repository):
         s._writing()
         if key in s._login_attempts:
             s._pop(s._login_attempts, key)
+
+    def list(self) -> list[LoginAttempts]:
+        self._s._reading()
+        attempts = self._s._login_attempts
+        return [attempts[key] for key in sorted(attempts)]
 
     def purge_expired(self, now: datetime) -> int:
         s = self._s
@@ -669,9 +703,14 @@ class _Meta(_Repository):
     def set(self, key: str, value: str) -> None:
         s = self._s
         s._writing()
+        check_text(key=key, value=value)
         s._put(s._meta, key, value)
+
+    def items(self) -> dict[str, str]:
+        self._s._reading()
+        return dict(sorted(self._s._meta.items()))
 
     def schema_version(self) -> int:
         self._s._reading()
-        # Memory has no schema to migrate; it behaves as the latest one.
-        return LATEST_VERSION
+        # Memory has no schema to migrate: its data model is version 1, for good.
+        return _SCHEMA_VERSION

@@ -21,8 +21,9 @@ PostgreSQL needs:
 - PostgreSQL aborts the whole transaction on a failed statement, so every
   statement that can violate a constraint runs inside a savepoint: a
   ``ConflictError`` leaves the unit of work usable, as the ports promise.
-- Text goes through an escaping codec: PostgreSQL ``text`` cannot hold NUL,
-  which the ports require to round-trip verbatim.
+- Text is stored as is: the ports promise valid Unicode without NUL
+  (PostgreSQL ``text`` cannot hold NUL), and the shared repositories refuse
+  other text with a ``ValidationError``, so ``psql`` shows what was stored.
 - Migrations are applied on open, in one transaction, under an advisory lock
   keyed on the schema, so servers starting together migrate once.
 
@@ -39,7 +40,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import random
-import re
 import threading
 import time
 from collections.abc import Iterable, Sequence
@@ -51,11 +51,9 @@ import attrs
 try:
     import psycopg
     from psycopg import errors as pg_errors
-    from psycopg.abc import Buffer
     from psycopg.conninfo import conninfo_to_dict
     from psycopg.pq import TransactionStatus
     from psycopg.rows import TupleRow
-    from psycopg.types.string import StrDumperUnknown, TextLoader
     from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
 except ImportError as exc:  # pragma: no cover - exercised without the extra installed
     raise ImportError(
@@ -65,15 +63,17 @@ except ImportError as exc:  # pragma: no cover - exercised without the extra ins
     ) from exc
 
 from usercore.domain import Role, User
-from usercore.errors import ConflictError, NotFoundError, UsercoreError
+from usercore.errors import NotFoundError, UsercoreError
 from usercore.ports import LoginAttempts
-from usercore.storage._codec import in_utc, storable
+from usercore.storage._codec import storable
+from usercore.storage._faults import Incidents
 from usercore.storage._postgres_schema import (
     LATEST_VERSION,
     MIGRATIONS,
     MIGRATIONS_TABLE,
     OUR_TABLES,
 )
+from usercore.storage._schema import ROLES_VERSION_KEY, UNIQUE_RULES
 from usercore.storage._sql import (
     Cursor,
     Dialect,
@@ -81,10 +81,9 @@ from usercore.storage._sql import (
     SqlMetaRepository,
     SqlRoleRepository,
     SqlUnitOfWork,
-    SqlUserRepository,
     user_params,
 )
-from usercore.storage._sqlite_schema import ROLES_VERSION_KEY
+from usercore.storage._transaction import Transaction, TransactionHooks
 
 __all__ = ["PostgresStore"]
 
@@ -92,71 +91,6 @@ logger = logging.getLogger("usercore.storage.postgres")
 
 ATTEMPTS = 3
 """How many times taking a connection and starting a transaction is tried."""
-
-# -- text codec ------------------------------------------------------------------
-#
-# PostgreSQL text cannot contain NUL; the ports want it back verbatim.  It is
-# stored as a two-character escape introduced by U+10FFFF, the last code point
-# (a noncharacter, which is what makes it a fair escape), which escapes itself:
-#
-#     NUL       -> U+10FFFF U+10FFFE
-#     U+10FFFF  -> U+10FFFF U+10FFFF
-#
-# The mapping works character by character, so equal strings stay equal,
-# distinct ones distinct (unique keys hold), and a substring of a text is a
-# substring of its escaped form (search finds all it should; it can also find
-# a needle starting with U+10FFFE or U+10FFFF inside an escape).  Text without
-# the two characters, which is all text that passed validation, is stored as
-# is.  Lone surrogates, which UTF-8 cannot encode, are refused on the way in,
-# as by sqlite3; lookups by them find nothing (``_codec.storable``).
-
-_ESCAPE = "\U0010ffff"
-_ESCAPED_NUL = "\U0010fffe"
-_UNSTORABLE = re.compile("[\x00\U0010ffff]")
-_ESCAPED = re.compile("\U0010ffff([\U0010fffe\U0010ffff])")
-
-
-def _escape(match: re.Match[str]) -> str:
-    return _ESCAPE + (_ESCAPED_NUL if match.group() == "\x00" else _ESCAPE)
-
-
-def _unescape(match: re.Match[str]) -> str:
-    return "\x00" if match.group(1) == _ESCAPED_NUL else _ESCAPE
-
-
-def text_to_db(text: str) -> bytes:
-    """``text`` as UTF-8 that PostgreSQL accepts (NUL escaped).
-
-    Raises ``UnicodeEncodeError`` for a lone surrogate.
-    """
-    if "\x00" in text or _ESCAPE in text:
-        text = _UNSTORABLE.sub(_escape, text)
-    return text.encode("utf-8")
-
-
-def text_from_db(data: Buffer) -> str:
-    """The inverse of :func:`text_to_db`."""
-    text = str(data, "utf-8")
-    return _ESCAPED.sub(_unescape, text) if _ESCAPE in text else text
-
-
-class _TextDumper(StrDumperUnknown):
-    # Like psycopg's default for str (the "unknown" type, so PostgreSQL infers
-    # text, a cast or a function argument), through the escaping codec.
-    def dump(self, obj: str) -> Buffer:
-        return text_to_db(obj)
-
-
-class _TextLoader(TextLoader):
-    def load(self, data: Buffer) -> str:
-        return text_from_db(data)
-
-
-def _configure(connection: psycopg.Connection[Any]) -> None:
-    """Set up a new connection: the text codec, on its own adapters only."""
-    connection.adapters.register_dumper(str, _TextDumper)
-    connection.adapters.register_loader("text", _TextLoader)
-
 
 # -- dialect ---------------------------------------------------------------------
 
@@ -176,15 +110,8 @@ _LOCKED_READS = (
     "meta_get",
 )
 
-# "unique constraint <name>" -> (field named by ConflictError, message)
-_UNIQUE_FIELDS = {
-    "users_email_key": ("email", "a user with this email already exists"),
-    "users_username_key": ("username", "a user with this username already exists"),
-    "roles_pkey": ("name", "a role with this name already exists"),
-    "api_keys_prefix": ("prefix", "an API key with this prefix already exists"),
-    "refresh_tokens_pkey": ("token_hash", "the token already exists"),
-    "one_time_tokens_pkey": ("token_hash", "the token already exists"),
-}
+# unique constraint name -> the rule it keeps
+_UNIQUE_RULES = {rule.constraint: rule for rule in UNIQUE_RULES}
 
 _NEXT_USER_IDS = "SELECT nextval(pg_get_serial_sequence('users', 'id')) FROM generate_series(1, %s)"
 # A transaction-scoped lock on one key of one table, in this schema: a row that
@@ -206,8 +133,19 @@ _MIGRATION_UNLOCK = (
 # deep page would cost its depth.  A nested loop over the (role, user_id) index,
 # one primary-key probe per row, costs the page size at any depth, like SQLite's
 # plan; OFFSET 0 keeps the planner from flattening it back into a join.
-_ROLE_JOIN = "user_roles r JOIN users u ON u.id = r.user_id"
 _ROLE_LOOP = "user_roles r CROSS JOIN LATERAL (SELECT * FROM users WHERE id = r.user_id OFFSET 0) u"
+_ROLE_HOLDERS = (
+    "SELECT u.id, u.roles FROM user_roles r "
+    "CROSS JOIN LATERAL (SELECT id, roles FROM users WHERE id = r.user_id OFFSET 0) u "
+    "WHERE r.role = %s AND r.user_id > %s ORDER BY r.user_id LIMIT %s"
+)
+# Bulk loads: COPY streams rows twice as fast as executemany (20,000 users).
+_COPY_USERS = (
+    "COPY users (id, email, email_key, username, username_key, name, name_key, roles, "
+    "status, email_verified, created_at, updated_at, last_login_at, password_hash, "
+    "failed_logins, locked_until, token_version, version) FROM STDIN"
+)
+_COPY_USER_ROLES = "COPY user_roles (user_id, role) FROM STDIN"
 # What to do about a schema or database usercore cannot use.
 _HINT_SCHEMA = "CREATE SCHEMA …"
 _HINT_UTF8 = "CREATE DATABASE … ENCODING 'UTF8'"
@@ -231,8 +169,9 @@ class PostgresDialect(Dialect):
 
     def __init__(self, *, locking: bool) -> None:
         super().__init__()
+        self.role_walk = _ROLE_LOOP
         self.locking = locking
-        changes = {"user_roles_holders": _role_loop(self.statements.user_roles_holders)}
+        changes = {"user_roles_holders": _ROLE_HOLDERS}
         if locking:
             changes.update(
                 (name, getattr(self.statements, name) + _FOR_NO_KEY_UPDATE)
@@ -240,8 +179,6 @@ class PostgresDialect(Dialect):
             )
         self.statements = attrs.evolve(self.statements, **changes)
         sql = self.statements
-        self.copy_users = _copy_of(sql.user_insert_with_id)
-        self.copy_user_roles = _copy_of(sql.user_roles_insert)
         self._returning = {
             sql.user_insert: sql.user_insert + " RETURNING id",
             sql.api_key_insert: sql.api_key_insert + " RETURNING id",
@@ -257,13 +194,6 @@ class PostgresDialect(Dialect):
         )
         """Statements that can violate a constraint: they run inside a savepoint."""
 
-    def _build_user_query(
-        self, kind: str, after: bool, role: bool, status: bool, search: bool
-    ) -> str:
-        sql = super()._build_user_query(kind, after, role, status, search)
-        # A count visits every holder anyway: a hash join does that best.
-        return _role_loop(sql) if role and kind == "list" else sql
-
     def prepare(self, sql: str) -> str:
         # psycopg reads "%" as the start of a placeholder: double literal ones.
         return sql.replace("%", "%%").replace("?", "%s")
@@ -274,9 +204,9 @@ class PostgresDialect(Dialect):
 
     def translate(self, exc: Exception) -> Exception | None:
         if isinstance(exc, pg_errors.UniqueViolation):
-            known = _UNIQUE_FIELDS.get(exc.diag.constraint_name or "")
-            if known is not None:
-                return ConflictError(known[1], field=known[0])
+            rule = _UNIQUE_RULES.get(exc.diag.constraint_name or "")
+            if rule is not None:
+                return rule.error()
         elif isinstance(exc, pg_errors.ForeignKeyViolation):
             return NotFoundError("the user does not exist")
         return None
@@ -287,33 +217,29 @@ class PostgresDialect(Dialect):
         row = uow.guarded(statement, params).fetchone()
         return int(row[0])
 
-    def reserve_user_ids(self, uow: SqlUnitOfWork, count: int) -> int:
-        # nextval() calls of concurrent sessions interleave, so PostgreSQL cannot
-        # hand out a consecutive range without blocking every other insert; the
-        # bulk insert takes its ids one by one instead (allocate_user_ids).
-        raise NotImplementedError("PostgreSQL allocates bulk ids with allocate_user_ids()")
-
-    def allocate_user_ids(self, uow: SqlUnitOfWork, count: int) -> list[int]:
-        """``count`` new user ids from the id sequence, increasing (not consecutive)."""
+    def next_user_ids(self, uow: SqlUnitOfWork, count: int) -> list[int]:
+        # nextval() calls of concurrent sessions interleave, so the ids are
+        # increasing, not consecutive; a consecutive range would block every
+        # other insert.
         return [int(row[0]) for row in uow.execute(_NEXT_USER_IDS, (count,)).fetchall()]
+
+    def insert_users(self, uow: SqlUnitOfWork, users: Sequence[User]) -> list[User]:
+        assert isinstance(uow, _PostgresUnitOfWork)
+        ids = self.next_user_ids(uow, len(users))
+        stored = [
+            attrs.evolve(user, id=user_id, version=1)
+            for user_id, user in zip(ids, users, strict=True)
+        ]
+        try:
+            uow.copy(_COPY_USERS, ((user.id, *user_params(user, 1)) for user in stored))
+            uow.copy(_COPY_USER_ROLES, ((user.id, role) for user in stored for role in user.roles))
+        except psycopg.IntegrityError as exc:
+            raise uow.translated(exc) from None
+        return stored
 
     def schema_version(self, uow: SqlUnitOfWork) -> int:
         sql = f"SELECT coalesce(max(version), 0) FROM {MIGRATIONS_TABLE}"  # noqa: S608 - constant
         return int(uow.execute(sql).fetchone()[0])
-
-
-def _copy_of(insert: str) -> str:
-    """The ``COPY … FROM STDIN`` that loads the rows ``insert`` takes, column for column."""
-    match = re.fullmatch(r"INSERT INTO (\w+) \(([\w, ]+)\) VALUES \([%s, ]+\)", insert)
-    if match is None:  # the shared SQL changed: fail loudly
-        raise RuntimeError(f"cannot derive a COPY from {insert!r}")
-    return f"COPY {match[1]} ({match[2]}) FROM STDIN"
-
-
-def _role_loop(sql: str) -> str:
-    if _ROLE_JOIN not in sql:  # the shared SQL changed: fail loudly, not slowly
-        raise RuntimeError(f"expected {_ROLE_JOIN!r} in {sql!r}")
-    return sql.replace(_ROLE_JOIN, _ROLE_LOOP)
 
 
 _READING = PostgresDialect(locking=False)
@@ -345,7 +271,6 @@ class _PostgresUnitOfWork(SqlUnitOfWork):
         self.locking = dialect.locking
         self._data = data
         self._guarded = dialect.guarded
-        self.users = _PostgresUserRepository(self)
         self.roles = _PostgresRoleRepository(self)
         self.login_attempts = _PostgresLoginAttemptRepository(self)
         self.meta = _PostgresMetaRepository(self)
@@ -395,35 +320,6 @@ class _PostgresUnitOfWork(SqlUnitOfWork):
     def close(self) -> None:
         self._data.close()
         self.control.close()
-
-
-class _PostgresUserRepository(SqlUserRepository):
-    __slots__ = ()
-
-    def add_many(self, users: Sequence[User]) -> list[User]:
-        # The shared add_many, with ids allocated one by one (see
-        # reserve_user_ids) and rows streamed with COPY (twice the speed of
-        # executemany for 20,000 users).
-        uow = cast(_PostgresUnitOfWork, self._uow)
-        uow.writing()
-        if not users:
-            return []
-        dialect = cast(PostgresDialect, uow.dialect)
-        with uow.savepoint():
-            ids = dialect.allocate_user_ids(uow, len(users))
-            stored = [
-                attrs.evolve(in_utc(user), id=user_id, version=1)
-                for user_id, user in zip(ids, users, strict=True)
-            ]
-            try:
-                uow.copy(dialect.copy_users, ((user.id, *user_params(user, 1)) for user in stored))
-                uow.copy(
-                    dialect.copy_user_roles,
-                    ((user.id, role) for user in stored for role in user.roles),
-                )
-            except psycopg.IntegrityError as exc:
-                raise uow.translated(exc) from None
-        return stored
 
 
 class _PostgresRoleRepository(SqlRoleRepository):
@@ -502,18 +398,77 @@ def _is_transient(exc: BaseException, connection: psycopg.Connection[Any]) -> bo
     return isinstance(exc, psycopg.OperationalError) and connection.broken
 
 
+# Server-side faults an operator fixes (space, a standby promoted, a restart):
+# class 53 insufficient resources (disk full, too many connections), class 57
+# operator intervention (shutdown, cannot connect now), a read-only server.
+_UNAVAILABLE = (
+    pg_errors.InsufficientResources,
+    pg_errors.AdminShutdown,
+    pg_errors.CrashShutdown,
+    pg_errors.CannotConnectNow,
+    pg_errors.ReadOnlySqlTransaction,
+)
+
+
+def _unavailable_reason(exc: BaseException, connection: psycopg.Connection[Any]) -> str | None:
+    """Why ``exc`` means the store is unavailable (a transient fault), or ``None``."""
+    if isinstance(exc, psycopg.OperationalError) and connection.broken:
+        return "the connection to PostgreSQL was lost"
+    if isinstance(exc, _UNAVAILABLE):
+        return f"PostgreSQL refused the work ({type(exc).__name__})"
+    return None
+
+
 def _retryable(message: str) -> UsercoreError:
     return UsercoreError(message, details={"retryable": True})
 
 
-class _Session:
-    """A thread's open unit of work and the connection it holds."""
+class _PostgresTransactions(TransactionHooks[_PostgresUnitOfWork]):
+    """PostgreSQL's steps of the shared transaction state machine (``_transaction.py``):
+    a pooled connection per top-level unit of work, every nested one a savepoint
+    (read-only ones too: a failed statement must not abort the outer one)."""
 
-    __slots__ = ("connection", "uow")
+    __slots__ = ("_store",)
 
-    def __init__(self, connection: psycopg.Connection[TupleRow], uow: _PostgresUnitOfWork):
-        self.connection = connection
-        self.uow = uow
+    def __init__(self, store: PostgresStore) -> None:
+        self._store = store
+
+    def current(self) -> _PostgresUnitOfWork | None:
+        uow: _PostgresUnitOfWork | None = getattr(self._store._local, "uow", None)
+        return uow
+
+    def begin(self, readonly: bool) -> _PostgresUnitOfWork:
+        store = self._store
+        if store._closed:
+            raise RuntimeError("the store is closed")
+        connection = store._begin(readonly)
+        try:
+            uow = _PostgresUnitOfWork(_READING if readonly else _WRITING, connection)
+        except BaseException:
+            store._rollback(connection)
+            store._pool.putconn(connection)
+            raise
+        store._local.uow = uow
+        return uow
+
+    def finish(self, uow: _PostgresUnitOfWork, exc: BaseException | None) -> None:
+        self._store._local.uow = None
+        self._store._finish(uow, exc)
+
+    def savepoint(self, uow: _PostgresUnitOfWork, readonly: bool) -> str:
+        name = f"usercore_{uow.depth:d}"
+        uow.control.execute(f"SAVEPOINT {name}")
+        return name
+
+    def end_savepoint(self, uow: _PostgresUnitOfWork, savepoint: object, failed: bool) -> None:
+        if uow.connection.broken:
+            return  # the outer transaction reports the lost connection
+        if failed:
+            try:
+                uow.control.execute(f"ROLLBACK TO SAVEPOINT usercore_{uow.depth:d}")
+            except psycopg.Error:
+                return  # the exception in flight says more; the outer block rolls back
+        uow.control.execute(f"RELEASE SAVEPOINT usercore_{uow.depth:d}")
 
 
 class PostgresStore:
@@ -524,8 +479,12 @@ class PostgresStore:
     its ``options`` may pick a schema: ``…/db?options=-csearch_path%3Dusercore``
     (the schema must exist; the tables go into the first one of the search
     path).  The store keeps a pool of ``min_size`` to ``max_size`` connections;
-    a unit of work holds one, and waits up to ``timeout`` seconds for one when
-    all are busy.  Opening applies the missing migrations.
+    a unit of work holds one, and waits up to ``timeout`` seconds (default 2)
+    for one when all are busy or the server is down, then raises
+    :class:`~usercore.errors.StoreUnavailable`: a stopped server fails requests
+    fast instead of piling them up.  A new connection gives up after
+    ``connect_timeout`` seconds (libpq's, at least 2).  Opening applies the
+    missing migrations.
 
     Raises ``ValueError`` for a malformed URL, and ``UsercoreError`` when the
     server cannot be reached, the schema was migrated by a newer usercore or
@@ -539,7 +498,8 @@ class PostgresStore:
         *,
         min_size: int = 1,
         max_size: int = 10,
-        timeout: float = 30.0,
+        timeout: float = 2.0,
+        connect_timeout: int = 5,
     ) -> None:
         if not isinstance(url, str):
             raise TypeError("the PostgreSQL URL must be a string")
@@ -551,9 +511,18 @@ class PostgresStore:
             raise ValueError("need 0 <= min_size <= max_size and max_size >= 1")
         if timeout <= 0:
             raise ValueError("timeout must be positive")
+        if connect_timeout < 2:
+            raise ValueError("connect_timeout must be at least 2 (libpq's minimum)")
         self._url = url
         self._where = _where(url)
         self._timeout = timeout
+        self._connect_kwargs: dict[str, Any] = {
+            "autocommit": True,
+            "client_encoding": "utf8",
+            "connect_timeout": connect_timeout,
+        }
+        self._incidents = Incidents(logger, self._where)
+        self._transactions = _PostgresTransactions(self)
         self._local = threading.local()
         self._closed = False
         self._migrate()
@@ -561,8 +530,7 @@ class PostgresStore:
             url,
             min_size=min_size,
             max_size=max_size,
-            kwargs={"autocommit": True, "client_encoding": "utf8"},
-            configure=_configure,
+            kwargs=self._connect_kwargs,
             timeout=timeout,
             name="usercore",
             open=False,
@@ -576,7 +544,7 @@ class PostgresStore:
                 f"within {timeout:g} s"
             ) from exc
 
-    def transaction(self, *, readonly: bool = False) -> _Transaction:
+    def transaction(self, *, readonly: bool = False) -> Transaction[_PostgresUnitOfWork]:
         """Open a unit of work (see :meth:`usercore.ports.Store.transaction`).
 
         It holds one pooled connection until it ends: keep it short, and do
@@ -585,7 +553,7 @@ class PostgresStore:
         raises ``UsercoreError`` with ``details["retryable"]``; the caller may
         run the whole operation again.
         """
-        return _Transaction(self, readonly)
+        return Transaction(self._transactions, readonly)
 
     def close(self) -> None:
         """Close the pool; the store is unusable afterwards.
@@ -626,10 +594,8 @@ class PostgresStore:
             try:
                 connection = self._pool.getconn(timeout=self._timeout)
             except PoolTimeout as exc:
-                raise _retryable(
-                    f"no PostgreSQL connection to {self._where} became free within "
-                    f"{self._timeout:g} s (all are busy, or the server is unreachable)"
-                ) from exc
+                reason = f"no connection became free within {self._timeout:g} s (all busy, or down)"
+                raise self._incidents.unavailable(reason, exc) from exc
             except PoolClosed:
                 raise RuntimeError("the store is closed") from None
             try:
@@ -643,29 +609,29 @@ class PostgresStore:
                 self._pool.check()
                 continue
             return connection
-        raise _retryable(
-            f"could not start a transaction on PostgreSQL at {self._where} after "
-            f"{ATTEMPTS} attempts: {failure}"
-        ) from failure
+        assert failure is not None
+        reason = f"could not start a transaction after {ATTEMPTS} attempts"
+        raise self._incidents.unavailable(reason, failure) from failure
 
-    def _finish(self, session: _Session, exc: BaseException | None) -> None:
+    def _finish(self, uow: _PostgresUnitOfWork, exc: BaseException | None) -> None:
         """Commit or roll back a top-level unit of work and return its connection."""
-        connection = session.connection
+        connection = uow.connection
         try:
             if exc is None:
                 self._commit(connection)
+                self._incidents.recovered()
             else:
                 self._rollback(connection)
+                reason = _unavailable_reason(exc, connection)
+                if reason is not None:
+                    raise self._incidents.unavailable(reason, exc) from exc
                 if _is_transient(exc, connection):
                     raise _retryable(
-                        "the connection to PostgreSQL was lost during a transaction; nothing "
-                        "was committed, the operation may be retried"
-                        if connection.broken
-                        else f"PostgreSQL aborted a transaction ({type(exc).__name__}); it was "
+                        f"PostgreSQL aborted a transaction ({type(exc).__name__}); it was "
                         "rolled back, the operation may be retried"
                     ) from exc
         finally:
-            session.uow.close()
+            uow.close()
             self._pool.putconn(connection)
 
     def _commit(self, connection: psycopg.Connection[TupleRow]) -> None:
@@ -680,12 +646,11 @@ class PostgresStore:
         try:
             connection.execute("COMMIT")
         except psycopg.OperationalError as exc:
-            if not connection.broken:
+            reason = _unavailable_reason(exc, connection)
+            if reason is None:
                 raise
-            raise UsercoreError(
-                "the connection to PostgreSQL was lost while committing; the transaction "
-                "may or may not have been applied"
-            ) from exc
+            # Lost while committing: the transaction may or may not be applied.
+            raise self._incidents.unavailable(reason + " (while committing)", exc) from exc
 
     @staticmethod
     def _rollback(connection: psycopg.Connection[TupleRow]) -> None:
@@ -708,13 +673,12 @@ class PostgresStore:
         failure: BaseException | None = None
         for _ in range(ATTEMPTS):
             try:
-                connection = psycopg.connect(self._url, autocommit=True, client_encoding="utf8")
+                connection = psycopg.connect(self._url, **self._connect_kwargs)
             except psycopg.OperationalError as exc:
                 raise UsercoreError(
                     f"cannot connect to PostgreSQL at {self._where}: {exc}"
                 ) from exc
             try:
-                _configure(connection)
                 self._migrate_on(connection)
                 return
             except psycopg.Error as exc:
@@ -819,72 +783,3 @@ class PostgresStore:
                 f"create ({', '.join(clashes)}); give usercore a schema of its own "
                 f"({_HINT_OWN_SCHEMA})"
             )
-
-
-class _Transaction:
-    """The context manager :meth:`PostgresStore.transaction` returns."""
-
-    __slots__ = ("_previous_readonly", "_readonly", "_savepoint", "_session", "_store")
-
-    def __init__(self, store: PostgresStore, readonly: bool) -> None:
-        self._store = store
-        self._readonly = readonly
-
-    def __enter__(self) -> SqlUnitOfWork:
-        store = self._store
-        session: _Session | None = getattr(store._local, "session", None)
-        if session is None:
-            if store._closed:
-                raise RuntimeError("the store is closed")
-            connection = store._begin(self._readonly)
-            try:
-                uow = _PostgresUnitOfWork(_READING if self._readonly else _WRITING, connection)
-            except BaseException:
-                store._rollback(connection)
-                store._pool.putconn(connection)
-                raise
-            session = _Session(connection, uow)
-            store._local.session = session
-            self._savepoint: str | None = None
-            self._previous_readonly = False
-            uow.readonly = self._readonly
-        else:
-            uow = session.uow
-            if uow.readonly and not self._readonly:
-                raise RuntimeError("cannot open a write transaction inside a read-only one")
-            # A nested transaction is a savepoint, read-only ones too: a failed
-            # statement inside it must not abort the outer transaction.
-            self._savepoint = f"usercore_{uow.depth:d}"
-            uow.control.execute(f"SAVEPOINT {self._savepoint}")
-            self._previous_readonly = uow.readonly
-            uow.readonly = uow.readonly or self._readonly
-        self._session = session
-        uow.depth += 1
-        return uow
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        session = self._session
-        uow = session.uow
-        uow.depth -= 1
-        uow.readonly = self._previous_readonly
-        if uow.depth > 0:
-            self._end_savepoint(session, failed=exc_type is not None)
-            return
-        self._store._local.session = None
-        self._store._finish(session, exc)
-
-    def _end_savepoint(self, session: _Session, *, failed: bool) -> None:
-        if session.connection.broken or self._savepoint is None:
-            return  # the outer transaction reports the lost connection
-        control = session.uow.control
-        if failed:
-            try:
-                control.execute(f"ROLLBACK TO SAVEPOINT {self._savepoint}")
-            except psycopg.Error:
-                return  # the exception in flight says more; the outer block rolls back
-        control.execute(f"RELEASE SAVEPOINT {self._savepoint}")

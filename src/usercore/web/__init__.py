@@ -1,43 +1,10 @@
-"""The framework-neutral HTTP layer of usercore (DESIGN §8).
+"""usercore's optional HTTP layer: ``usercore.web.fastapi`` and ``usercore.web.flask``.
 
-One table of routes (:data:`ROUTES`) and one dispatcher (:class:`HttpApi`)
-serve the REST API; ``usercore.web.fastapi`` and ``usercore.web.flask`` only
-translate requests and responses.  Importing this package imports no web
-framework.  See ``docs/http.md``.
+Both adapters serve the same operations (declared once, with pydantic
+models) from the same route table; see ``docs/http.md``.  Importing this
+package imports no web framework and no pydantic.
 """
 
-from usercore.web._core import (
-    NO_BODY,
-    FieldSpec,
-    HeaderLookup,
-    HttpRequest,
-    HttpResponse,
-    authenticate,
-    encode_json,
-    error_response,
-    http_error_response,
-)
-from usercore.web._routes import (
-    ROUTES,
-    EmailVerificationHook,
-    HttpApi,
-    PasswordResetHook,
-    Route,
-)
+from usercore.web._core import CookieSessions
 
-__all__ = [
-    "NO_BODY",
-    "ROUTES",
-    "EmailVerificationHook",
-    "FieldSpec",
-    "HeaderLookup",
-    "HttpApi",
-    "HttpRequest",
-    "HttpResponse",
-    "PasswordResetHook",
-    "Route",
-    "authenticate",
-    "encode_json",
-    "error_response",
-    "http_error_response",
-]
+__all__ = ["CookieSessions"]

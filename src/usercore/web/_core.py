@@ -1,87 +1,86 @@
-"""The framework-neutral HTTP primitives: requests, responses, input rules, errors.
+"""The framework-neutral HTTP primitives: responses, credentials, cookies, errors.
 
-Nothing here imports a web framework.  An adapter turns its request into an
-:class:`HttpRequest`, hands it to :meth:`usercore.web.HttpApi.dispatch`, and
-turns the :class:`HttpResponse` back into its own response type.  Input is
-parsed and checked here (path, query and body, every problem reported at once
-under its field's name), so both adapters accept and refuse exactly the same
-requests with exactly the same answers.
+Nothing here imports a web framework or pydantic.  The adapters read a
+request's credentials with :func:`authenticate` (bearer token, API key or
+session cookie, with the CSRF check for cookies), answer errors with
+:func:`error_response`, and add :data:`SECURITY_HEADERS` (and
+:data:`NO_STORE_HEADERS` on answers that carry a secret) to what they send.
 """
 
 from __future__ import annotations
 
+import hmac
 import json
 import logging
 import re
+import secrets
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal, Protocol
-from urllib.parse import parse_qsl
 
 import attrs
 
-from usercore.domain import Principal
+from usercore.domain import Principal, TokenPair
 from usercore.errors import (
     AccountLocked,
     AuthenticationError,
+    PermissionDenied,
     TokenError,
     UsercoreError,
-    ValidationError,
 )
 from usercore.services import UserCore
 
 __all__ = [
-    "FORM_CONTENT_TYPE",
-    "JSON_CONTENT_TYPE",
     "MAX_BODY_BYTES",
-    "NO_BODY",
-    "FieldSpec",
+    "NO_STORE_HEADERS",
+    "SAFE_METHODS",
+    "SECURITY_HEADERS",
+    "CookieLookup",
+    "CookieSessions",
+    "Cors",
+    "Credential",
+    "CsrfFailed",
     "HeaderLookup",
-    "HttpRequest",
     "HttpResponse",
+    "answer_headers",
     "authenticate",
     "bearer_token",
-    "check_fields",
+    "credential_of",
     "encode_json",
     "error_response",
     "http_error_response",
+    "identify",
     "internal_error_response",
-    "parse_body",
-    "parse_params",
+    "principal_of",
     "request_id_of",
 ]
 
 logger = logging.getLogger("usercore.web")
 
-JSON_CONTENT_TYPE = "application/json"
-FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
 # No request body the API takes comes near this; larger ones are refused (413)
 # before they are parsed.
 MAX_BODY_BYTES = 1024 * 1024
 
-Kind = Literal["string", "integer", "boolean", "strings"]
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 
-_KIND_MESSAGES: dict[str, str] = {
-    "string": "must be a string",
-    "integer": "must be an integer",
-    "boolean": "must be a boolean",
-    "strings": "must be a list of strings",
+SECURITY_HEADERS: Mapping[str, str] = {
+    # OWASP Secure Headers / ASVS 4.0.3 V14.4.4, V14.4.5, V14.4.7: JSON is never
+    # sniffed as HTML, no Referer leaks a URL, no page may frame the API.
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+    "Content-Security-Policy": "frame-ancestors 'none'",
 }
-_INTEGER = re.compile(r"[+-]?[0-9]{1,40}")
-_TRUE = frozenset({"true", "1", "yes", "on", "t", "y"})
-_FALSE = frozenset({"false", "0", "no", "off", "f", "n"})
+"""Sent on every answer of usercore's routes."""
+
+NO_STORE_HEADERS: Mapping[str, str] = {
+    # RFC 6749 §5.1: answers carrying tokens MUST NOT be cached.
+    "Cache-Control": "no-store",
+    "Pragma": "no-cache",
+}
+"""Sent on every answer that carries a token or a key."""
+
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
-_SURROGATES = re.compile("[\ud800-\udfff]")
-
-
-class _NoBody:
-    """The marker for "the adapter did not parse the body; use ``raw_body``"."""
-
-    def __repr__(self) -> str:
-        return "NO_BODY"
-
-
-NO_BODY: Any = _NoBody()
 
 
 class HeaderLookup(Protocol):
@@ -90,66 +89,20 @@ class HeaderLookup(Protocol):
     def get(self, key: str, /) -> str | None: ...
 
 
-@attrs.frozen
-class FieldSpec:
-    """What one input field (path, query or body) may hold.
+class CookieLookup(Protocol):
+    """Cookie access by name, as Starlette's and Werkzeug's cookie mappings give."""
 
-    ``kind`` is the JSON type (``strings`` is a list of strings); query and
-    path values arrive as text and are converted to it.  ``required`` fields
-    must be present, ``nullable`` ones may be ``null``; ``minimum``/``maximum``
-    bound integers and ``choices`` lists the only strings allowed.
-    """
-
-    kind: Kind = "string"
-    required: bool = False
-    nullable: bool = False
-    minimum: int | None = None
-    maximum: int | None = None
-    choices: tuple[str, ...] = ()
-    description: str = ""
-
-    def bounds_message(self) -> str:
-        if self.minimum is not None and self.maximum is not None:
-            return f"must be between {self.minimum} and {self.maximum}"
-        if self.minimum is not None:
-            return f"must be at least {self.minimum}"
-        return f"must be at most {self.maximum}"
-
-    def choices_message(self) -> str:
-        quoted = [f"'{choice}'" for choice in self.choices]
-        if len(quoted) == 2:
-            return f"must be {quoted[0]} or {quoted[1]}"
-        return f"must be one of {', '.join(quoted)}"
-
-
-@attrs.frozen
-class HttpRequest:
-    """One request as the neutral layer sees it.
-
-    ``path_params`` and ``query`` hold the raw text of each parameter;
-    ``headers`` needs only a case-insensitive ``get``.  The body is either
-    already parsed (``body``, a JSON value: FastAPI's pydantic models give
-    that) or ``raw_body`` with its ``content_type``, which the route parses.
-    """
-
-    method: str
-    headers: HeaderLookup
-    path_params: Mapping[str, str] = attrs.field(factory=dict)
-    query: Mapping[str, str] = attrs.field(factory=dict)
-    body: Any = NO_BODY
-    raw_body: bytes = b""
-    content_type: str | None = None
-    #: Who sent the request (the remote address), for per-client lockout.
-    client: str | None = None
+    def get(self, key: str, /) -> str | None: ...
 
 
 @attrs.frozen
 class HttpResponse:
-    """A status, a JSON body (``None`` for no body) and extra headers."""
+    """A status, a JSON body (``None`` for no body), extra headers and ``Set-Cookie`` values."""
 
     status: int
     body: Any = None
     headers: Mapping[str, str] = attrs.field(factory=dict)
+    cookies: tuple[str, ...] = ()
 
     def content(self) -> bytes:
         """The body as JSON bytes (empty when there is no body)."""
@@ -161,165 +114,161 @@ def encode_json(value: Any) -> bytes:
     return json.dumps(value, separators=(",", ":"), allow_nan=False).encode("ascii")
 
 
-# -- parsing ------------------------------------------------------------------
+# -- browser sessions ------------------------------------------------------------
 
 
-def _media_type(content_type: str | None) -> str:
-    return (content_type or "").partition(";")[0].strip().lower()
+@attrs.frozen
+class CookieSessions:
+    """Cookie transport for browsers, beside bearer tokens.
 
-
-def _is_json(media_type: str) -> bool:
-    return media_type == JSON_CONTENT_TYPE or (
-        media_type.startswith("application/") and media_type.endswith("+json")
-    )
-
-
-def parse_body(
-    raw: bytes, content_type: str | None, *, form_fields: frozenset[str] = frozenset()
-) -> Any:
-    """The JSON value of a request body, ``NO_BODY`` when it is empty.
-
-    JSON needs ``Content-Type: application/json`` (or ``+json``), as FastAPI
-    does.  With ``form_fields``, ``application/x-www-form-urlencoded`` is
-    accepted too and becomes a dict of those fields (the OAuth2 password
-    form).  Raises ``ValidationError`` on ``body`` otherwise.
+    With it, login and refresh also set the access token (``access_cookie``)
+    and the refresh token (``refresh_cookie``, sent only under the prefix's
+    ``/auth`` routes, where refresh and logout read it) as ``HttpOnly``
+    cookies, and a readable ``csrf_cookie``.  A request authenticated by
+    cookie with an unsafe method must echo that cookie in ``csrf_header``
+    (the double-submit pattern of the OWASP CSRF Prevention Cheat Sheet);
+    bearer and API-key requests never need it.  ``secure=False`` only for
+    plain-HTTP development.
     """
-    if not raw:
-        return NO_BODY
-    media_type = _media_type(content_type)
-    if form_fields and media_type == FORM_CONTENT_TYPE:
-        return _parse_form(raw, form_fields)
-    if not _is_json(media_type):
-        expected = "JSON or an OAuth2 password form" if form_fields else "JSON"
-        raise ValidationError.single(
-            "body", f"must be {expected} (send Content-Type: {JSON_CONTENT_TYPE})"
+
+    access_cookie: str = "usercore_access"
+    refresh_cookie: str = "usercore_refresh"
+    csrf_cookie: str = "usercore_csrf"
+    csrf_header: str = "X-CSRF-Token"
+    secure: bool = True
+    same_site: Literal["Lax", "Strict"] = "Lax"
+    refresh_max_age: int = 14 * 24 * 3600
+
+    def _cookie(self, name: str, value: str, path: str, max_age: int, http_only: bool) -> str:
+        parts = [f"{name}={value}", f"Path={path}", f"Max-Age={max_age}"]
+        if http_only:
+            parts.append("HttpOnly")
+        if self.secure:
+            parts.append("Secure")
+        parts.append(f"SameSite={self.same_site}")
+        return "; ".join(parts)
+
+    def set_cookies(self, pair: TokenPair, prefix: str) -> tuple[str, ...]:
+        """The ``Set-Cookie`` values that open (or renew) a session with ``pair``."""
+        return (
+            self._cookie(self.access_cookie, pair.access_token, "/", pair.expires_in, True),
+            self._cookie(
+                self.refresh_cookie,
+                pair.refresh_token,
+                f"{prefix}/auth",
+                self.refresh_max_age,
+                True,
+            ),
+            # Readable by the page's script, which echoes it in csrf_header.
+            self._cookie(
+                self.csrf_cookie, secrets.token_urlsafe(32), "/", self.refresh_max_age, False
+            ),
         )
-    try:
-        return json.loads(raw)
-    except (ValueError, RecursionError):
-        # ValueError covers bad JSON, bad UTF-8 and over-long integer literals.
-        raise ValidationError.single("body", "is not valid JSON") from None
 
-
-def _parse_form(raw: bytes, fields: frozenset[str]) -> dict[str, str]:
-    try:
-        pairs = parse_qsl(
-            raw.decode("utf-8"), keep_blank_values=True, strict_parsing=False, max_num_fields=50
+    def clear_cookies(self, prefix: str) -> tuple[str, ...]:
+        """The ``Set-Cookie`` values that end a session in the browser."""
+        return (
+            self._cookie(self.access_cookie, "", "/", 0, True),
+            self._cookie(self.refresh_cookie, "", f"{prefix}/auth", 0, True),
+            self._cookie(self.csrf_cookie, "", "/", 0, False),
         )
-    except (UnicodeDecodeError, ValueError):
-        raise ValidationError.single("body", "is not a valid form") from None
-    form: dict[str, str] = {}
-    problems: dict[str, list[str]] = {}
-    for key, value in pairs:
-        if key not in fields:
-            problems[key] = ["is not a known field"]
-        elif key in form:
-            problems[key] = ["is given more than once"]
-        form[key] = value
-    if problems:
-        raise ValidationError(problems)
-    return form
+
+    def check_csrf(self, method: str, headers: HeaderLookup, cookies: CookieLookup) -> None:
+        """Raise ``CsrfFailed`` unless a cookie-authenticated unsafe request echoes
+        the CSRF cookie in the CSRF header (compared in constant time)."""
+        if method.upper() in SAFE_METHODS:
+            return
+        cookie = cookies.get(self.csrf_cookie) or ""
+        header = headers.get(self.csrf_header) or ""
+        if not cookie or not hmac.compare_digest(cookie.encode(), header.encode()):
+            raise CsrfFailed(
+                f"A request authenticated by cookie must echo the {self.csrf_cookie} cookie "
+                f"in the {self.csrf_header} header."
+            )
 
 
-def _check_value(value: Any, spec: FieldSpec) -> list[str]:
-    """Why ``value`` does not fit ``spec`` (empty when it does)."""
-    if value is None:
-        return [] if spec.nullable else [_KIND_MESSAGES[spec.kind]]
-    kind = spec.kind
-    if kind == "string":
-        if not isinstance(value, str):
-            return [_KIND_MESSAGES[kind]]
-        if _SURROGATES.search(value):
-            return ["must be valid Unicode text"]
-        if spec.choices and value not in spec.choices:
-            return [spec.choices_message()]
-        return []
-    if kind == "integer":
-        if isinstance(value, bool) or not isinstance(value, int):
-            return [_KIND_MESSAGES[kind]]
-        if (spec.minimum is not None and value < spec.minimum) or (
-            spec.maximum is not None and value > spec.maximum
-        ):
-            return [spec.bounds_message()]
-        return []
-    if kind == "boolean":
-        return [] if isinstance(value, bool) else [_KIND_MESSAGES[kind]]
-    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-        return [_KIND_MESSAGES[kind]]
-    if any(_SURROGATES.search(item) for item in value):
-        return ["must be valid Unicode text"]
-    return []
+class CsrfFailed(PermissionDenied):
+    """A cookie-authenticated unsafe request without the matching CSRF token (403)."""
+
+    code = "csrf_failed"
 
 
-def check_fields(
-    value: Any, specs: Mapping[str, FieldSpec], problems: dict[str, list[str]]
-) -> dict[str, Any]:
-    """Check a JSON object against ``specs``; adds every problem to ``problems``.
+@attrs.frozen
+class Cors:
+    """Cross-origin access for browsers on ``origins`` (exact ``scheme://host[:port]``).
 
-    Returns the fields that were given (absent optional fields stay absent, so
-    a partial update changes only what was sent).
+    A preflight from a listed origin is answered 204 with the allowed
+    methods and headers; from any other origin 403.  Answers to a listed
+    origin carry ``Access-Control-Allow-Origin`` (and, with
+    ``allow_credentials``, ``Access-Control-Allow-Credentials`` so cookie
+    sessions work across origins).  Never ``*`` with credentials (Fetch
+    standard, CORS protocol).
     """
-    if not isinstance(value, dict):
-        problems["body"] = ["must be a JSON object"]
-        return {}
-    for key in value:
-        if key not in specs:
-            problems[str(key)] = ["is not a known field"]
-    given: dict[str, Any] = {}
-    for name, spec in specs.items():
-        if name not in value:
-            if spec.required:
-                problems[name] = ["is required"]
-            continue
-        field_problems = _check_value(value[name], spec)
-        if field_problems:
-            problems[name] = field_problems
-        else:
-            given[name] = value[name]
-    return given
+
+    origins: tuple[str, ...]
+    allow_credentials: bool = False
+    sessions: CookieSessions | None = None
+    max_age: int = 600
+
+    @classmethod
+    def of(
+        cls, origins: Sequence[str], allow_credentials: bool, sessions: CookieSessions | None
+    ) -> Cors | None:
+        """The CORS policy for ``origins``, ``None`` (no cross-origin access) when empty."""
+        return cls(tuple(origins), allow_credentials, sessions) if origins else None
+
+    def _allowed(self, headers: HeaderLookup) -> str | None:
+        origin = headers.get("origin")
+        return origin if origin is not None and origin in self.origins else None
+
+    def headers(self, headers: HeaderLookup) -> dict[str, str]:
+        """The CORS headers of an answer to this request (none for other origins)."""
+        origin = self._allowed(headers)
+        if origin is None:
+            return {"Vary": "Origin"} if headers.get("origin") else {}
+        answer = {"Access-Control-Allow-Origin": origin, "Vary": "Origin"}
+        if self.allow_credentials:
+            answer["Access-Control-Allow-Credentials"] = "true"
+        return answer
+
+    def preflight(self, method: str, headers: HeaderLookup) -> HttpResponse | None:
+        """The answer to a CORS preflight, ``None`` when the request is not one."""
+        if method != "OPTIONS" or headers.get("access-control-request-method") is None:
+            return None
+        if self._allowed(headers) is None:
+            return http_error_response(403)
+        allowed = ["Authorization", "Content-Type", "X-API-Key", "X-Request-ID"]
+        if self.sessions is not None:
+            allowed.append(self.sessions.csrf_header)
+        return HttpResponse(
+            204,
+            None,
+            {
+                **self.headers(headers),
+                "Access-Control-Allow-Methods": "GET, POST, PUT, PATCH, DELETE",
+                "Access-Control-Allow-Headers": ", ".join(allowed),
+                "Access-Control-Max-Age": str(self.max_age),
+            },
+        )
 
 
-def _convert_text(text: str, spec: FieldSpec) -> tuple[Any, list[str]]:
-    """A path or query parameter's text as ``spec.kind``, or the problems."""
-    if spec.kind == "integer":
-        stripped = text.strip()
-        if not _INTEGER.fullmatch(stripped):
-            return None, [_KIND_MESSAGES["integer"]]
-        number = int(stripped)
-        problems = _check_value(number, spec)
-        return number, problems
-    if spec.kind == "boolean":
-        lowered = text.strip().lower()
-        if lowered in _TRUE:
-            return True, []
-        if lowered in _FALSE:
-            return False, []
-        return None, [_KIND_MESSAGES["boolean"]]
-    return text, _check_value(text, spec)
+def answer_headers(cors: Cors | None, headers: HeaderLookup) -> dict[str, str]:
+    """The headers every answer of usercore's routes carries: security and CORS."""
+    extra = dict(SECURITY_HEADERS)
+    if cors is not None:
+        extra.update(cors.headers(headers))
+    return extra
 
 
-def parse_params(
-    values: Mapping[str, str],
-    specs: Mapping[str, FieldSpec],
-    problems: dict[str, list[str]],
-) -> dict[str, Any]:
-    """Convert the declared path or query parameters; unknown ones are ignored."""
-    parsed: dict[str, Any] = {}
-    for name, spec in specs.items():
-        text = values.get(name)
-        if text is None:
-            if spec.required:
-                problems[name] = ["is required"]
-            continue
-        value, field_problems = _convert_text(text, spec)
-        if field_problems:
-            problems[name] = field_problems
-        else:
-            parsed[name] = value
-    return parsed
+# -- credentials ------------------------------------------------------------------
 
 
-# -- authentication -------------------------------------------------------------
+@attrs.frozen
+class Credential:
+    """The credential a request carries: its text and where it came from."""
+
+    token: str = attrs.field(repr=False)
+    source: Literal["bearer", "api_key", "cookie"]
 
 
 def bearer_token(headers: HeaderLookup) -> str | None:
@@ -337,22 +286,77 @@ def bearer_token(headers: HeaderLookup) -> str | None:
     return credentials
 
 
-def authenticate(core: UserCore, headers: HeaderLookup) -> Principal | None:
+def credential_of(
+    headers: HeaderLookup,
+    cookies: CookieLookup | None = None,
+    sessions: CookieSessions | None = None,
+) -> Credential | None:
+    """The request's credential: ``Authorization: Bearer``, then ``X-API-Key``,
+    then (with cookie sessions) the access-token cookie; ``None`` without one."""
+    token = bearer_token(headers)
+    if token is not None:
+        return Credential(token, "api_key" if token.startswith("uc_") else "bearer")
+    key = headers.get("x-api-key")
+    if key is not None:
+        return Credential(key.strip(), "api_key")
+    if sessions is not None and cookies is not None:
+        cookie = cookies.get(sessions.access_cookie)
+        if cookie:
+            return Credential(cookie, "cookie")
+    return None
+
+
+def authenticate(
+    core: UserCore,
+    headers: HeaderLookup,
+    cookies: CookieLookup | None = None,
+    *,
+    method: str = "GET",
+    sessions: CookieSessions | None = None,
+) -> Principal | None:
     """The principal a request's credentials stand for, ``None`` when it has none.
 
     ``Authorization: Bearer <jwt>`` is an access token, ``Authorization:
-    Bearer uc_…`` and ``X-API-Key: uc_…`` are API keys.  Credentials that are
+    Bearer uc_…`` and ``X-API-Key: uc_…`` are API keys; with ``sessions``,
+    the access-token cookie counts too, and an unsafe ``method`` by cookie
+    must pass the CSRF check (``CsrfFailed``, 403).  Credentials that are
     present but not valid raise ``TokenError`` (never silently anonymous).
     """
-    token = bearer_token(headers)
-    if token is not None:
-        if token.startswith("uc_"):
-            return core.auth.authenticate_api_key(token)
-        return core.auth.authenticate(token)
-    key = headers.get("x-api-key")
-    if key is not None:
-        return core.auth.authenticate_api_key(key.strip())
-    return None
+    return identify(core, headers, cookies, method=method, sessions=sessions)[1]
+
+
+def identify(
+    core: UserCore,
+    headers: HeaderLookup,
+    cookies: CookieLookup | None,
+    *,
+    method: str,
+    sessions: CookieSessions | None,
+) -> tuple[Credential | None, Principal | None]:
+    """The request's credential and the principal it stands for (see :func:`authenticate`)."""
+    credential = credential_of(headers, cookies, sessions)
+    if credential is None:
+        return None, None
+    return credential, principal_of(
+        core, credential, headers, cookies, method=method, sessions=sessions
+    )
+
+
+def principal_of(
+    core: UserCore,
+    credential: Credential,
+    headers: HeaderLookup,
+    cookies: CookieLookup | None,
+    *,
+    method: str,
+    sessions: CookieSessions | None,
+) -> Principal:
+    """The principal of ``credential`` (see :func:`authenticate`)."""
+    if credential.source == "api_key":
+        return core.auth.authenticate_api_key(credential.token)
+    if credential.source == "cookie" and sessions is not None and cookies is not None:
+        sessions.check_csrf(method, headers, cookies)
+    return core.auth.authenticate(credential.token)
 
 
 # -- errors ---------------------------------------------------------------------
@@ -366,6 +370,12 @@ def request_id_of(headers: HeaderLookup) -> str:
     return uuid.uuid4().hex
 
 
+def is_unexpected(exc: UsercoreError) -> bool:
+    """A 5xx other than 503: a bug, logged and answered generically.  A 503
+    (``StoreUnavailable``, a failed mail delivery) is transient and said so."""
+    return exc.http_status >= 500 and exc.http_status != 503
+
+
 def error_response(exc: UsercoreError) -> HttpResponse:
     """The envelope ``{"error": {"code", "message", "details"}}`` at the error's status.
 
@@ -373,7 +383,7 @@ def error_response(exc: UsercoreError) -> HttpResponse:
     a ``Retry-After``.  A 5xx error is logged and answered generically.
     """
     status = exc.http_status
-    if status >= 500:
+    if is_unexpected(exc):
         logger.error("usercore error %s answered as 500: %s", exc.code, exc.message)
         return internal_error_response(uuid.uuid4().hex)
     headers: dict[str, str] = {}
@@ -381,8 +391,8 @@ def error_response(exc: UsercoreError) -> HttpResponse:
         headers["WWW-Authenticate"] = (
             'Bearer error="invalid_token"' if isinstance(exc, TokenError) else "Bearer"
         )
-    if isinstance(exc, AccountLocked):
-        headers["Retry-After"] = str(exc.retry_after)
+    if isinstance(exc, AccountLocked) or status == 503:
+        headers["Retry-After"] = str(getattr(exc, "retry_after", 1))
     return HttpResponse(status, {"error": exc.to_dict()}, headers)
 
 

@@ -1,42 +1,43 @@
-"""The FastAPI adapter: the REST API of DESIGN §8 as an ``APIRouter`` or a whole app.
+"""The FastAPI adapter: the usercore REST API as an ``APIRouter`` or a whole app.
 
-``create_app(core)`` serves everything under ``/api/v1`` with an OpenAPI
-document at ``/openapi.json`` (Swagger UI at ``/docs``, whose "Authorize"
-button logs in with the OAuth2 password form).  ``create_router(core)``
-mounts the routes in an app of your own; ``init_app(app, core)`` then gives
-that app usercore's error envelope and lets its own routes use the
-dependencies :func:`current_principal`, :func:`optional_principal` and
-:func:`require`::
+``create_app(core)`` serves everything under ``/api/v1``.  In an app of your
+own, ``auth = init_app(app, core)`` sets usercore up and returns the
+:class:`Auth` whose dependencies protect your routes; mount the API with
+``app.include_router(create_router(core, prefix="/api/v1"))``::
 
     app = FastAPI()
-    init_app(app, core)
+    auth = init_app(app, core)
     app.include_router(create_router(core, prefix="/api/v1"))
 
-    @app.get("/reports")
-    def reports(principal: Annotated[Principal, Depends(require("reports:read"))]): ...
+    @app.get("/notes/{user_id}")
+    def notes(
+        principal: Annotated[Principal, Depends(auth.require("notes:read", owner="user_id"))],
+    ): ...
 
-Endpoints are plain ``def`` functions (the core is synchronous; FastAPI runs
-them in its thread pool).  Their typed parameters and pydantic models declare
-and check the input for the OpenAPI document; the neutral layer
-(:class:`usercore.web.HttpApi`) then serves the request exactly as the Flask
-adapter does.  Input FastAPI refuses is answered ``400 validation_failed``
-with the same per-field messages, never FastAPI's default 422.
+Every endpoint is built from the operation table (``usercore.web._operations``):
+it takes its pydantic input model and ``Depends`` on the principal, so
+FastAPI itself validates the input and documents the operation, its security
+schemes and its answers.  Endpoints are plain ``def`` functions (the core is
+synchronous; FastAPI runs them in its thread pool).
 """
 
+import inspect
 import logging
-from collections.abc import Callable, Coroutine, Sequence
-from datetime import datetime
-from typing import Annotated, Any, Literal
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Annotated, Any
 
 try:
-    from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request, Security
+    from fastapi import APIRouter, Body, Depends, FastAPI, HTTPException, Path, Query, Request
+    from fastapi import Security as SecurityParam
+    from fastapi.exception_handlers import (
+        http_exception_handler,
+        request_validation_exception_handler,
+    )
     from fastapi.exceptions import RequestValidationError
-    from fastapi.routing import APIRoute
     from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
-    from pydantic import BaseModel, ConfigDict, Field
-    from starlette.concurrency import run_in_threadpool
     from starlette.exceptions import HTTPException as StarletteHTTPException
     from starlette.responses import Response
+    from starlette.types import ASGIApp, Message, Receive, Scope, Send
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError(
         "usercore.web.fastapi needs FastAPI: pip install 'usercore[fastapi]'"
@@ -47,25 +48,48 @@ from usercore.errors import AuthenticationError, UsercoreError, ValidationError
 from usercore.services import UserCore
 from usercore.web._core import (
     MAX_BODY_BYTES,
-    NO_BODY,
-    HttpRequest,
+    NO_STORE_HEADERS,
+    SECURITY_HEADERS,
+    CookieSessions,
+    Cors,
+    Credential,
     HttpResponse,
-    authenticate,
+    answer_headers,
+    credential_of,
     error_response,
     http_error_response,
+    identify,
     internal_error_response,
+    is_unexpected,
+    principal_of,
     request_id_of,
 )
-from usercore.web._routes import (
-    MAX_EXPIRES_IN,
-    MAX_PAGE,
-    MAX_PER_PAGE,
+from usercore.web._operations import (
+    OPERATIONS,
+    PATH_PARAMS,
+    V1_ROUTES,
+    Api,
+    Call,
     EmailVerificationHook,
-    HttpApi,
+    Operation,
     PasswordResetHook,
+    fill_refresh_token,
+    outcome,
+    owner_id_of,
+    session_cookies,
+)
+from usercore.web._schemas import (
+    ErrorResponse,
+    LoginRequest,
+    OAuth2PasswordForm,
+    UserOut,
+    login_input,
+    validation_details,
 )
 
 __all__ = [
+    "Auth",
+    "CookieSessions",
     "ErrorResponse",
     "UserOut",
     "create_app",
@@ -79,224 +103,14 @@ __all__ = [
 logger = logging.getLogger("usercore.web")
 
 DEFAULT_PREFIX = "/api/v1"
-
-
-# -- request bodies ---------------------------------------------------------------
-
-
-def _drop_default(schema: dict[str, Any]) -> None:
-    schema.pop("default", None)
-
-
-def _optional() -> Any:
-    """An optional field that, when sent, must not be ``null``.
-
-    pydantic never validates defaults, so ``None`` marks "not sent"; the
-    schema shows no default.  Endpoints dump with ``exclude_unset``.
-    """
-    return Field(default=None, json_schema_extra=_drop_default)
-
-
-class _Body(BaseModel):
-    # strict: JSON types are not coerced ("5" is not 5); unknown fields are refused.
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-
-class RegisterRequest(_Body):
-    email: str
-    password: str
-    username: str | None = None
-    name: str | None = None
-
-
-class LoginRequest(_Body):
-    """Exactly one of ``email``, ``username`` or ``identifier`` (either of the first two)."""
-
-    email: str = _optional()
-    username: str = _optional()
-    identifier: str = _optional()
-    password: str
-
-
-class OAuth2PasswordForm(BaseModel):
-    """The OAuth2 password grant form (RFC 6749 §4.3.2); only documents the form."""
-
-    grant_type: Literal["password"] | None = None
-    username: str
-    password: str
-    scope: str | None = None
-    client_id: str | None = None
-    client_secret: str | None = None
-
-
-class RefreshRequest(_Body):
-    refresh_token: str
-
-
-class LogoutRequest(_Body):
-    refresh_token: str | None = None
-
-
-class PasswordResetRequest(_Body):
-    email: str
-
-
-class PasswordResetConfirm(_Body):
-    token: str
-    new_password: str
-
-
-class EmptyBody(_Body):
-    pass
-
-
-class TokenBody(_Body):
-    token: str
-
-
-class UserCreate(_Body):
-    """``role`` or ``roles`` (not both); the default is ``["user"]``."""
-
-    email: str
-    password: str | None = None
-    username: str | None = None
-    name: str | None = None
-    role: str = _optional()
-    roles: list[str] = _optional()
-    status: Literal["active", "inactive"] = _optional()
-
-
-class UserUpdate(_Body):
-    """Only the fields sent change; ``role``/``roles`` and ``status`` need an administrator."""
-
-    email: str = _optional()
-    username: str | None = None
-    name: str | None = None
-    role: str = _optional()
-    roles: list[str] = _optional()
-    status: Literal["active", "inactive"] = _optional()
-    current_password: str = _optional()
-
-
-class RolesBody(_Body):
-    roles: list[str]
-    current_password: str = _optional()
-
-
-class PasswordChange(_Body):
-    """With ``current_password``: one's own change; without: an administrator's reset."""
-
-    current_password: str = _optional()
-    new_password: str
-
-
-class ApiKeyCreate(_Body):
-    name: str
-    scopes: list[str] | None = None
-    expires_in: int | None = Field(default=None, ge=1, le=MAX_EXPIRES_IN)
-    current_password: str = _optional()
-
-
-class RoleCreate(_Body):
-    name: str
-    permissions: list[str] = _optional()
-    inherits: list[str] = _optional()
-    description: str = _optional()
-
-
-class RoleUpdate(_Body):
-    permissions: list[str] = _optional()
-    inherits: list[str] = _optional()
-    description: str = _optional()
-
-
-class PermissionsBody(_Body):
-    permissions: list[str]
-
-
-# -- response bodies (documentation: endpoints answer with ready JSON) -------------
-
-
-class UserOut(BaseModel):
-    id: int
-    email: str
-    username: str | None
-    name: str | None
-    role: str | None = Field(description="The most privileged role held")
-    roles: list[str]
-    status: Literal["active", "inactive"]
-    email_verified: bool
-    created_at: datetime
-    updated_at: datetime
-    last_login_at: datetime | None
-
-
-class UserPage(BaseModel):
-    items: list[UserOut]
-    page: int | None
-    per_page: int
-    total: int | None
-    next_cursor: str | None
-
-
-class TokenPairOut(BaseModel):
-    access_token: str
-    refresh_token: str
-    token_type: Literal["bearer"]
-    expires_in: int = Field(description="Seconds until the access token expires")
-
-
-class AcceptedOut(BaseModel):
-    message: str
-
-
-class RoleOut(BaseModel):
-    name: str
-    permissions: list[str]
-    inherits: list[str]
-    description: str
-
-
-class PermissionOut(BaseModel):
-    name: str
-    description: str
-
-
-class ApiKeyOut(BaseModel):
-    id: int
-    user_id: int
-    name: str
-    prefix: str
-    scopes: list[str] | None
-    created_at: datetime
-    expires_at: datetime | None
-    last_used_at: datetime | None
-    revoked_at: datetime | None
-
-
-class ApiKeyCreated(BaseModel):
-    api_key: ApiKeyOut
-    key: str = Field(description="The key itself: shown in this answer only")
-
-
-class ErrorBody(BaseModel):
-    code: str = Field(description="Stable snake_case code, e.g. validation_failed")
-    message: str
-    details: dict[str, Any] = Field(
-        description="For validation_failed: each field mapped to its messages"
-    )
-
-
-class ErrorResponse(BaseModel):
-    """Every error: ``{"error": {"code", "message", "details"}}``."""
-
-    error: ErrorBody
-
+_OPERATION = "usercore_operation"
+_PRINCIPAL = "usercore_principal"
+_CREDENTIAL = "usercore_credential"
 
 _ERROR_DESCRIPTIONS = {
     400: "The input is not valid; details map each field to its problems",
     401: "Missing or invalid credentials",
-    403: "Authenticated, but not allowed",
+    403: "Authenticated, but not allowed (or a cookie request without its CSRF token)",
     404: "Not found",
     409: "Conflicts with an existing resource (duplicate email, username or role)",
     429: "Locked after too many failed logins; retry after Retry-After seconds",
@@ -324,197 +138,189 @@ def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return documented
 
 
-# -- translation ---------------------------------------------------------------------
-
-
-def _response(response: HttpResponse) -> Response:
+def _response(response: HttpResponse, extra: Mapping[str, str] | None = None) -> Response:
+    headers = {**response.headers, **(extra or {})}
     if response.body is None:
-        return Response(status_code=response.status, headers=dict(response.headers))
-    return Response(
-        response.content(),
-        status_code=response.status,
-        headers=dict(response.headers),
-        media_type="application/json",
-    )
+        answer = Response(status_code=response.status, headers=headers)
+    else:
+        answer = Response(
+            response.content(),
+            status_code=response.status,
+            headers=headers,
+            media_type="application/json",
+        )
+    for cookie in response.cookies:
+        answer.raw_headers.append((b"set-cookie", cookie.encode("latin-1")))
+    return answer
 
 
-_PYDANTIC_MESSAGES = {
-    "missing": "is required",
-    "extra_forbidden": "is not a known field",
-    "string_type": "must be a string",
-    "int_type": "must be an integer",
-    "int_parsing": "must be an integer",
-    "int_from_float": "must be an integer",
-    "bool_type": "must be a boolean",
-    "bool_parsing": "must be a boolean",
-    "list_type": "must be a list",
-    "model_attributes_type": "must be a JSON object",
-    "model_type": "must be a JSON object",
-    "dict_type": "must be a JSON object",
-    "json_invalid": "is not valid JSON",
-}
+# -- protecting routes ------------------------------------------------------------
 
 
-def validation_problems(errors: Sequence[Any]) -> dict[str, list[str]]:
-    """pydantic's errors as usercore's details: each top-level field -> its messages."""
-    problems: dict[str, list[str]] = {}
-    for error in errors:
-        loc = tuple(error.get("loc", ()))
-        kind = error.get("type", "")
-        field = "body" if kind == "json_invalid" or len(loc) < 2 else str(loc[1])
-        message = _PYDANTIC_MESSAGES.get(kind) or str(error.get("msg", "is not valid"))
-        messages = problems.setdefault(field, [])
-        if message not in messages:
-            messages.append(message)
-    return problems
+_API_KEY_SCHEME = APIKeyHeader(name="X-API-Key", scheme_name="usercore_api_key", auto_error=False)
 
 
-async def _raw_body(request: Request) -> bytes:
-    return await request.body()
+class _CredentialScheme(OAuth2PasswordBearer):
+    """The OAuth2 password scheme of the document (Swagger's "Authorize" logs in at
+    the real prefix), whose value is the request's credential of any kind.
+
+    usercore's own endpoints depend on it alone: one dependency that declares
+    both security schemes and reads the credential without I/O; the endpoint
+    authenticates it in its thread.
+    """
+
+    def __init__(self, token_url: str, sessions: CookieSessions | None):
+        super().__init__(tokenUrl=token_url, scheme_name="usercore_token", auto_error=False)
+        self.sessions = sessions
+
+    async def __call__(  # type: ignore[override]
+        self,
+        request: Request,
+        _key: Annotated[str | None, SecurityParam(_API_KEY_SCHEME)] = None,
+    ) -> Credential | None:
+        return credential_of(request.headers, request.cookies, self.sessions)
 
 
-def _neutral_request(request: Request, body: Any = NO_BODY, raw_body: bytes = b"") -> HttpRequest:
-    return HttpRequest(
-        method=request.method,
-        headers=request.headers,
-        path_params=request.path_params,
-        query=request.query_params,
-        body=body,
-        raw_body=raw_body,
-        content_type=request.headers.get("content-type"),
-        client=request.client.host if request.client else None,
-    )
+class Auth:
+    """usercore's dependencies for an app's own routes (returned by :func:`init_app`).
+
+    ``Depends(auth.principal)`` is the request's :class:`~usercore.Principal`
+    (401 without valid credentials), ``Depends(auth.optional_principal)`` the
+    principal or ``None`` without credentials (invalid ones are still 401),
+    and ``Depends(auth.require(permission, owner=...))`` the principal if the
+    policy allows ``permission`` (403 otherwise).  ``owner`` names a path
+    parameter holding the owner's user id, or is a callable from the path
+    parameters to that id, so ``:own`` grants apply.  Credentials are
+    ``Authorization: Bearer``, ``X-API-Key`` or, with cookie ``sessions``,
+    the access-token cookie (unsafe methods then need the CSRF header).
+    The security schemes point at ``{prefix}/auth/login``.
+    """
+
+    def __init__(
+        self,
+        core: UserCore,
+        *,
+        prefix: str = DEFAULT_PREFIX,
+        sessions: CookieSessions | None = None,
+    ):
+        self.core = core
+        self.sessions = sessions
+        token_scheme = OAuth2PasswordBearer(
+            tokenUrl=f"{prefix}/auth/login", scheme_name="usercore_token", auto_error=False
+        )
+        key_scheme = _API_KEY_SCHEME
+
+        def optional_principal(
+            request: Request,
+            _token: Annotated[str | None, SecurityParam(token_scheme)],
+            _key: Annotated[str | None, SecurityParam(key_scheme)],
+        ) -> Principal | None:
+            return self._principal(request)
+
+        # One dependency each (not one on top of the other): every level of
+        # dependencies costs each request a solving pass.
+        def principal(
+            request: Request,
+            _token: Annotated[str | None, SecurityParam(token_scheme)],
+            _key: Annotated[str | None, SecurityParam(key_scheme)],
+        ) -> Principal:
+            found = self._principal(request)
+            if found is None:
+                raise AuthenticationError("Authentication required.")
+            return found
+
+        self.credential: Callable[..., Awaitable[Credential | None]] = _CredentialScheme(
+            f"{prefix}/auth/login", sessions
+        )
+        self.optional_principal: Callable[..., Principal | None] = optional_principal
+        self.principal: Callable[..., Principal] = principal
+
+    def _principal(self, request: Request) -> Principal | None:
+        state = request.state
+        if hasattr(state, _PRINCIPAL):
+            found: Principal | None = getattr(state, _PRINCIPAL)
+            return found
+        credential, found = identify(
+            self.core,
+            request.headers,
+            request.cookies,
+            method=request.method,
+            sessions=self.sessions,
+        )
+        setattr(state, _CREDENTIAL, credential)
+        setattr(state, _PRINCIPAL, found)
+        return found
+
+    def require(
+        self,
+        permission: str,
+        *,
+        owner: str | Callable[[Mapping[str, Any]], int | None] | None = None,
+    ) -> Callable[..., Principal]:
+        """A dependency: the principal, if the policy allows it ``permission`` (else 403).
+
+        ``owner="user_id"`` (a path parameter) or ``owner=lambda params: ...``
+        gives the id of the resource's owner, so a ``:own`` grant suffices
+        when the principal is that owner.
+        """
+
+        def dependency(
+            request: Request, principal: Annotated[Principal, Depends(self.principal)]
+        ) -> Principal:
+            owner_id = owner_id_of(owner, request.path_params)
+            self.core.policy.require(principal, permission, owner_id=owner_id)
+            return principal
+
+        dependency.__name__ = f"require_{permission.replace(':', '_').replace('*', 'any')}"
+        return dependency
 
 
-def _route_class(api: HttpApi) -> type[APIRoute]:
-    """Routes that answer refused input as the neutral layer words it, and call
-    endpoints that take nothing but the request without FastAPI's solving."""
-
-    class UsercoreRoute(APIRoute):
-        def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-            handler = super().get_route_handler()
-            name = self.name
-            endpoint = self.endpoint
-            dependant = self.dependant
-            if dependant.request_param_name and not (
-                dependant.path_params
-                or dependant.query_params
-                or dependant.header_params
-                or dependant.cookie_params
-                or dependant.body_params
-                or dependant.dependencies
-            ):
-                # The endpoint takes nothing but the request (GET /auth/me...):
-                # FastAPI would have nothing to solve or check, so call it in
-                # the thread pool directly, without the per-request ceremony.
-                async def call_directly(request: Request) -> Response:
-                    response: Response = await run_in_threadpool(endpoint, request)
-                    return response
-
-                return call_directly
-
-            async def handle(request: Request) -> Response:
-                length = request.headers.get("content-length", "")
-                if length.isdigit() and int(length) > MAX_BODY_BYTES:
-                    return _response(http_error_response(413))
-                try:
-                    return await handler(request)
-                except RequestValidationError as exc:
-                    problems = await neutral_problems(request) or validation_problems(exc.errors())
-                    return _response(error_response(ValidationError(problems)))
-                except StarletteHTTPException as exc:
-                    # FastAPI answers a body it cannot parse at all (too deeply
-                    # nested JSON, a broken form) with a bare 400.
-                    unparsable = await neutral_problems(request) if exc.status_code == 400 else {}
-                    if unparsable:
-                        return _response(error_response(ValidationError(unparsable)))
-                    return _response(http_error_response(exc.status_code, exc.headers))
-
-            async def neutral_problems(request: Request) -> dict[str, list[str]]:
-                # Ask the neutral layer, so the messages match the Flask adapter's.
-                return api.problems(name, _neutral_request(request, raw_body=await request.body()))
-
-            return handle
-
-    return UsercoreRoute
-
-
-# -- dependencies for applications' own routes ---------------------------------------
-
-oauth2_scheme = OAuth2PasswordBearer(
-    tokenUrl=f"{DEFAULT_PREFIX}/auth/login", scheme_name="usercore_token", auto_error=False
-)
-api_key_scheme = APIKeyHeader(name="X-API-Key", scheme_name="usercore_api_key", auto_error=False)
-
-
-def _core(request: Request) -> UserCore:
-    core = getattr(request.app.state, "usercore", None)
-    if not isinstance(core, UserCore):
+def _auth(request: Request) -> Auth:
+    auth = getattr(request.app.state, "usercore_auth", None)
+    if not isinstance(auth, Auth):
         raise RuntimeError(
             "usercore is not set up on this app: call usercore.web.fastapi.init_app(app, core)"
         )
-    return core
+    return auth
 
 
-def optional_principal(
-    request: Request,
-    _token: Annotated[str | None, Security(oauth2_scheme)],
-    _key: Annotated[str | None, Security(api_key_scheme)],
-) -> Principal | None:
-    """Dependency: the request's principal, ``None`` without credentials.
-
-    Invalid credentials are refused (401), never treated as anonymous.
-    """
-    return authenticate(_core(request), request.headers)
+def optional_principal(request: Request) -> Principal | None:
+    """Dependency: the request's principal, ``None`` without credentials (see :class:`Auth`)."""
+    return _auth(request)._principal(request)
 
 
-def current_principal(
-    principal: Annotated[Principal | None, Depends(optional_principal)],
-) -> Principal:
-    """Dependency: the request's principal; 401 without valid credentials."""
+def current_principal(request: Request) -> Principal:
+    """Dependency: the request's principal; 401 without valid credentials (see :class:`Auth`)."""
+    principal = optional_principal(request)
     if principal is None:
         raise AuthenticationError("Authentication required.")
     return principal
 
 
-def require(permission: str) -> Callable[..., Principal]:
-    """Dependency factory: the principal, if the policy allows it ``permission`` (else 403).
+def require(
+    permission: str, *, owner: str | Callable[[Mapping[str, Any]], int | None] | None = None
+) -> Callable[..., Principal]:
+    """Dependency factory: the principal if allowed ``permission`` (see :meth:`Auth.require`)."""
 
-    ``Depends(require("reports:read"))``.  Register the permission first
-    (``core.permissions.register``) so roles can grant it.
-    """
-
-    def dependency(
-        request: Request, principal: Annotated[Principal, Depends(current_principal)]
-    ) -> Principal:
-        _core(request).policy.require(principal, permission)
+    def dependency(request: Request) -> Principal:
+        principal = current_principal(request)
+        owner_id = owner_id_of(owner, request.path_params)
+        _auth(request).core.policy.require(principal, permission, owner_id=owner_id)
         return principal
 
     dependency.__name__ = f"require_{permission.replace(':', '_').replace('*', 'any')}"
     return dependency
 
 
-# -- the app ------------------------------------------------------------------------
+# -- errors and the ASGI guard ---------------------------------------------------------
 
 
-async def _usercore_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, UsercoreError)
-    if exc.http_status >= 500:
-        return await _unexpected_error(request, exc)
-    return _response(error_response(exc))
+def _is_usercore_route(request: Request) -> bool:
+    route = request.scope.get("route")
+    return getattr(getattr(route, "endpoint", None), _OPERATION, None) is not None
 
 
-async def _request_validation_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, RequestValidationError)
-    return _response(error_response(ValidationError(validation_problems(exc.errors()))))
-
-
-async def _http_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, StarletteHTTPException)
-    return _response(http_error_response(exc.status_code, exc.headers))
-
-
-async def _unexpected_error(request: Request, exc: Exception) -> Response:
+def _unexpected(request: Request, exc: BaseException) -> Response:
     request_id = request_id_of(request.headers)
     logger.error(
         "unexpected error in %s %s [request %s]",
@@ -523,18 +329,318 @@ async def _unexpected_error(request: Request, exc: Exception) -> Response:
         request_id,
         exc_info=exc,
     )
-    return _response(internal_error_response(request_id))
+    return _response(internal_error_response(request_id), SECURITY_HEADERS)
 
 
-def init_app(app: FastAPI, core: UserCore) -> None:
-    """Set ``core`` up on ``app``: the dependencies find it, and every error,
-    including FastAPI's own (validation, 404, 405) and unexpected ones, is
-    answered with usercore's envelope ``{"error": {"code", "message", "details"}}``."""
+def _usercore_response(request: Request, exc: UsercoreError) -> Response:
+    if is_unexpected(exc):
+        return _unexpected(request, exc)
+    return _response(error_response(exc), SECURITY_HEADERS)
+
+
+async def _delegate(handler: Callable[..., Any], request: Request, exc: Exception) -> Response:
+    """Hand an error to the app's own handler (sync or async)."""
+    answer = handler(request, exc)
+    if inspect.isawaitable(answer):
+        answer = await answer
+    assert isinstance(answer, Response)
+    return answer
+
+
+def _install_error_handlers(app: FastAPI, format_all_errors: bool) -> None:
+    """usercore's envelope for usercore's errors; the app's own errors stay the app's."""
+    handlers = app.exception_handlers
+    previous_validation = handlers.get(RequestValidationError, request_validation_exception_handler)
+    previous_http = handlers.get(StarletteHTTPException, http_exception_handler)
+
+    async def usercore_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, UsercoreError)
+        return _usercore_response(request, exc)
+
+    async def validation_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        if format_all_errors or _is_usercore_route(request):
+            details = validation_details(exc.errors())
+            return _usercore_response(request, ValidationError(details))
+        return await _delegate(previous_validation, request, exc)
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        if not (format_all_errors or _is_usercore_route(request)):
+            return await _delegate(previous_http, request, exc)
+        if exc.status_code == 400 and _is_usercore_route(request):
+            # FastAPI answers a body it cannot parse at all (too deeply nested
+            # JSON, bytes that are not UTF-8) with a bare 400.
+            return _usercore_response(request, ValidationError.single("body", "is not valid JSON"))
+        return _response(http_error_response(exc.status_code, exc.headers), SECURITY_HEADERS)
+
+    handlers.setdefault(UsercoreError, usercore_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    if format_all_errors:
+        app.add_exception_handler(Exception, _unexpected)
+
+
+# The only request headers the guard looks at.
+_GUARD_READS = frozenset({b"content-length", b"origin", b"access-control-request-method"})
+
+
+class _Guard:
+    """ASGI middleware under ``prefix``: security headers on every answer, CORS,
+    and the 1 MiB body cap counted while the body streams in (a chunked body
+    without ``Content-Length`` is cut off, not read to its end)."""
+
+    def __init__(self, app: ASGIApp, *, prefix: str, cors: Cors | None, everywhere: bool):
+        self.app = app
+        self.prefix = prefix
+        self.cors = cors
+        self.everywhere = everywhere
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not (
+            self.everywhere or scope["path"].startswith(self.prefix)
+        ):
+            await self.app(scope, receive, send)
+            return
+        headers = {
+            key.decode("latin-1"): value.decode("latin-1")
+            for key, value in scope["headers"]
+            if key in _GUARD_READS
+        }
+        if self.cors is not None:
+            preflight = self.cors.preflight(scope["method"], headers)
+            if preflight is not None:
+                await _Guard._send(send, preflight)
+                return
+        extra = answer_headers(self.cors, headers)
+        length = headers.get("content-length", "")
+        if length.isdigit() and int(length) > MAX_BODY_BYTES:
+            await _Guard._send(send, http_error_response(413), extra)
+            return
+        raw_extra = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in extra.items()]
+        received = 0
+
+        async def capped_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > MAX_BODY_BYTES:
+                    raise HTTPException(413)
+            return message
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                sent = message.get("headers", [])
+                present = {key.lower() for key, _ in sent}
+                added = [(key, value) for key, value in raw_extra if key not in present]
+                message = {**message, "headers": [*sent, *added]}
+            await send(message)
+
+        await self.app(scope, capped_receive, send_with_headers)
+
+    @staticmethod
+    async def _send(send: Send, response: HttpResponse, extra: Mapping[str, str] = {}) -> None:
+        answer = _response(response, {**SECURITY_HEADERS, **extra})
+
+        async def no_body() -> Message:
+            return {"type": "http.disconnect"}
+
+        await answer({"type": "http"}, no_body, send)
+
+
+# -- the operations as endpoints ---------------------------------------------------------
+
+
+def _endpoint(
+    api: Api,
+    auth: Auth,
+    operation: Operation,
+    prefix: str,
+    sessions: CookieSessions | None,
+) -> Callable[..., Any]:
+    """A FastAPI endpoint for ``operation``: typed path parameters, the input model
+    (``Body`` or ``Query``) and the principal as a dependency, with a signature
+    FastAPI reads like any hand-written one."""
+    parameters = [inspect.Parameter("request", inspect.Parameter.KEYWORD_ONLY, annotation=Request)]
+    for name in operation.path:
+        kind, description = PATH_PARAMS[name]
+        parameters.append(
+            inspect.Parameter(
+                name,
+                inspect.Parameter.KEYWORD_ONLY,
+                annotation=Annotated[kind, Path(description=description)],
+            )
+        )
+    # The credential is read on the event loop (no I/O) and authenticated in
+    # the endpoint's thread, so a request crosses into the thread pool once.
+    parameters.append(
+        inspect.Parameter(
+            "credential",
+            inspect.Parameter.KEYWORD_ONLY,
+            annotation=Annotated[Credential | None, Depends(auth.credential)],
+        )
+    )
+    model = operation.input
+    if model is not None and operation.name != "login":
+        marker = Query() if operation.source == "query" else Body()
+        required = operation.source == "query" or operation.body_required
+        parameters.append(
+            inspect.Parameter(
+                "value",
+                inspect.Parameter.KEYWORD_ONLY,
+                annotation=Annotated[model if required else model | None, marker],
+                default=inspect.Parameter.empty if required else None,
+            )
+        )
+    secret_headers = NO_STORE_HEADERS if operation.issues_secrets else {}
+
+    def endpoint(**kwargs: Any) -> Response:
+        request: Request = kwargs.pop("request")
+        credential = kwargs.pop("credential")
+        value = kwargs.pop("value", None)
+        try:
+            principal = None
+            if credential is not None:
+                principal = principal_of(
+                    api.core,
+                    credential,
+                    request.headers,
+                    request.cookies,
+                    method=request.method,
+                    sessions=sessions,
+                )
+            if operation.name == "login":
+                value = login_input(_body_of(request), request.headers.get("content-type"))
+            call = Call(api, credential, request.client.host if request.client else None)
+            if sessions is not None:
+                value = fill_refresh_token(
+                    sessions, operation, value, request.method, request.headers, request.cookies
+                )
+            result = operation.run(call, principal, value, kwargs)
+            answer = HttpResponse(
+                *outcome(operation, result),
+                secret_headers,
+                session_cookies(sessions, operation, result, prefix),
+            )
+        except UsercoreError as exc:
+            if is_unexpected(exc):
+                return _unexpected(request, exc)
+            answer = error_response(exc)
+        except Exception as exc:
+            return _unexpected(request, exc)
+        return _response(answer)
+
+    endpoint.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
+    endpoint.__name__ = operation.name
+    setattr(endpoint, _OPERATION, operation.name)
+    return endpoint
+
+
+def _body_of(request: Request) -> bytes:
+    body: bytes = request.scope.get("usercore_body", b"")
+    return body
+
+
+async def _read_login_body(request: Request) -> None:
+    # login takes JSON or the OAuth2 password form, so it reads its body itself.
+    request.scope["usercore_body"] = await request.body()
+
+
+def create_router(
+    core: UserCore,
+    *,
+    prefix: str = "",
+    on_password_reset: PasswordResetHook | None = None,
+    on_email_verification: EmailVerificationHook | None = None,
+    sessions: CookieSessions | None = None,
+    routes: Sequence[tuple[str, str, str]] = V1_ROUTES,
+) -> APIRouter:
+    """The usercore routes as an ``APIRouter`` under ``prefix``.
+
+    Call :func:`init_app` on the app too: it answers usercore's errors with
+    usercore's envelope.  ``routes`` is the route table (``(method, path,
+    operation name)``); ``sessions`` turns on the cookie transport.
+    """
+    router = APIRouter()
+    api = Api(
+        core, on_password_reset=on_password_reset, on_email_verification=on_email_verification
+    )
+    _add_routes(router, api, prefix, sessions, routes)
+    return router
+
+
+def _add_routes(
+    router: APIRouter,
+    api: Api,
+    prefix: str,
+    sessions: CookieSessions | None,
+    routes: Sequence[tuple[str, str, str]],
+) -> None:
+    auth = Auth(api.core, prefix=prefix, sessions=sessions)
+    endpoints: dict[str, Callable[..., Any]] = {}
+    for method, path, name in routes:
+        operation = OPERATIONS[name]
+        if name not in endpoints:
+            endpoints[name] = _endpoint(api, auth, operation, prefix, sessions)
+        extra: dict[str, Any] = {}
+        if name == "login":
+            extra["dependencies"] = [Depends(_read_login_body)]
+            extra["openapi_extra"] = {"requestBody": _LOGIN_BODY}
+        router.add_api_route(
+            prefix + path,
+            endpoints[name],
+            methods=[method],
+            status_code=operation.status,
+            response_model=operation.output,
+            responses=_errors(*operation.errors, *((401, 403) if operation.auth else ())),
+            name=name,
+            summary=operation.summary,
+            **extra,
+        )
+
+
+_LOGIN_BODY = {
+    "required": True,
+    "content": {
+        "application/json": {"schema": LoginRequest.model_json_schema()},
+        "application/x-www-form-urlencoded": {"schema": OAuth2PasswordForm.model_json_schema()},
+    },
+}
+
+
+# -- the app ------------------------------------------------------------------------
+
+
+def init_app(
+    app: FastAPI,
+    core: UserCore,
+    *,
+    prefix: str = DEFAULT_PREFIX,
+    sessions: CookieSessions | None = None,
+    cors_origins: Sequence[str] = (),
+    cors_allow_credentials: bool = False,
+    format_all_errors: bool = False,
+) -> Auth:
+    """Set ``core`` up on ``app`` and return the :class:`Auth` for its own routes.
+
+    Installs: an exception handler for ``UsercoreError`` (usercore's
+    envelope); handlers for ``RequestValidationError`` and ``HTTPException``
+    that format only errors of usercore's routes and hand every other one to
+    the handler the app had (FastAPI's by default); and, for paths under
+    ``prefix``, a middleware adding security headers, CORS for
+    ``cors_origins`` and the streamed 1 MiB body cap.  With
+    ``format_all_errors=True`` every error of the app, including unexpected
+    ones, gets usercore's envelope.
+    """
+    auth = Auth(core, prefix=prefix, sessions=sessions)
     app.state.usercore = core
-    app.add_exception_handler(UsercoreError, _usercore_error)
-    app.add_exception_handler(RequestValidationError, _request_validation_error)
-    app.add_exception_handler(StarletteHTTPException, _http_error)
-    app.add_exception_handler(Exception, _unexpected_error)
+    app.state.usercore_auth = auth
+    _install_error_handlers(app, format_all_errors)
+    cors = Cors.of(cors_origins, cors_allow_credentials, sessions)
+    # With format_all_errors (create_app), the app is usercore's: every answer is guarded.
+    app.add_middleware(_Guard, prefix=prefix, cors=cors, everywhere=format_all_errors)
+    return auth
 
 
 def create_app(
@@ -544,237 +650,43 @@ def create_app(
     on_password_reset: PasswordResetHook | None = None,
     on_email_verification: EmailVerificationHook | None = None,
     title: str = "usercore",
+    docs: bool = True,
+    docs_ui: bool = False,
+    sessions: CookieSessions | None = None,
+    cors_origins: Sequence[str] = (),
+    cors_allow_credentials: bool = False,
 ) -> FastAPI:
     """A FastAPI app serving the usercore API under ``prefix``.
 
     ``on_password_reset(email, token)`` and ``on_email_verification(user,
     token)`` deliver the one-time tokens, which the API never returns.
+    ``docs=False`` serves no ``/openapi.json``; ``docs_ui=True`` also serves
+    Swagger UI at ``/docs`` (off by default: FastAPI loads it from a CDN
+    without subresource integrity).
+    ``sessions`` turns on the cookie transport (with CSRF protection),
+    ``cors_origins`` lets those origins call the API from a browser.
     """
     from usercore import __version__
 
-    app = FastAPI(title=title, version=__version__)
-    init_app(app, core)
+    app = FastAPI(
+        title=title,
+        version=__version__,
+        openapi_url="/openapi.json" if docs else None,
+        docs_url="/docs" if docs and docs_ui else None,
+        redoc_url=None,
+    )
+    init_app(
+        app,
+        core,
+        prefix=prefix,
+        sessions=sessions,
+        cors_origins=cors_origins,
+        cors_allow_credentials=cors_allow_credentials,
+        format_all_errors=True,
+    )
+    api = Api(
+        core, on_password_reset=on_password_reset, on_email_verification=on_email_verification
+    )
     # Straight onto the app's router: an included router is matched twice per request.
-    _add_routes(
-        app.router,
-        HttpApi(
-            core, on_password_reset=on_password_reset, on_email_verification=on_email_verification
-        ),
-        prefix,
-    )
+    _add_routes(app.router, api, prefix, sessions, V1_ROUTES)
     return app
-
-
-UserId = Annotated[int, Path(description="The user's id")]
-KeyId = Annotated[int, Path(description="The API key's id")]
-RoleName = Annotated[str, Path(description="The role's name")]
-
-
-def create_router(
-    core: UserCore,
-    *,
-    prefix: str = "",
-    on_password_reset: PasswordResetHook | None = None,
-    on_email_verification: EmailVerificationHook | None = None,
-) -> APIRouter:
-    """The usercore routes of DESIGN §8 as an ``APIRouter`` under ``prefix``.
-
-    The routes answer their own errors with usercore's envelope; call
-    :func:`init_app` too so the dependencies work on the app's other routes.
-    """
-    router = APIRouter()
-    _add_routes(
-        router,
-        HttpApi(
-            core, on_password_reset=on_password_reset, on_email_verification=on_email_verification
-        ),
-        prefix,
-    )
-    return router
-
-
-def _add_routes(router: APIRouter, api: HttpApi, prefix: str) -> None:
-    route_class = _route_class(api)
-    token_scheme = OAuth2PasswordBearer(
-        tokenUrl=f"{prefix}/auth/login", scheme_name="usercore_token", auto_error=False
-    )
-    # Authenticated operations name the schemes in the document only: the
-    # neutral layer reads the headers itself, and two security dependencies
-    # would cost every request a tenth of its time.  logout() declares both
-    # as parameters, which puts them in the document's components.
-    secured: dict[str, Any] = {
-        "security": [{token_scheme.scheme_name: []}, {api_key_scheme.scheme_name: []}]
-    }
-    added: set[str] = set()
-
-    def add(
-        name: str,
-        endpoint: Callable[..., Response],
-        errors: tuple[int, ...],
-        response_model: Any = None,
-        **extra: Any,
-    ) -> None:
-        route = api.route(name)
-        if route.auth:
-            extra["openapi_extra"] = {**extra.get("openapi_extra", {}), **secured}
-        for index, path in enumerate(route.paths):
-            alias = f" (alias of {route.paths[0]})" if index else ""
-            summary = route.summary + alias
-            for method in route.methods:
-                router.add_api_route(
-                    prefix + path,
-                    endpoint,
-                    methods=[method],
-                    status_code=route.status,
-                    response_model=response_model,
-                    responses=_errors(*errors, *((401, 403) if route.auth else ())),
-                    name=name,
-                    summary=summary,
-                    route_class_override=route_class,
-                    **extra,
-                )
-        added.add(name)
-
-    def run(name: str, request: Request, body: BaseModel | None = None) -> Response:
-        data = NO_BODY if body is None else body.model_dump(exclude_unset=True)
-        return _response(api.dispatch(name, _neutral_request(request, data)))
-
-    # Typed parameters below declare and check the input for the OpenAPI
-    # document; run() hands the request to the neutral layer, which reads it.
-
-    def register(request: Request, body: RegisterRequest) -> Response:
-        return run("register", request, body)
-
-    def login(request: Request, raw_body: Annotated[bytes, Depends(_raw_body)]) -> Response:
-        # JSON or the OAuth2 password form, so the docs' "Authorize" button works.
-        return _response(api.dispatch("login", _neutral_request(request, raw_body=raw_body)))
-
-    def refresh(request: Request, body: RefreshRequest) -> Response:
-        return run("refresh", request, body)
-
-    def logout(
-        request: Request,
-        _token: Annotated[str | None, Security(token_scheme)],
-        _key: Annotated[str | None, Security(api_key_scheme)],
-        body: LogoutRequest | None = None,
-    ) -> Response:
-        return run("logout", request, body)
-
-    def me(request: Request) -> Response:
-        return run("me", request)
-
-    def request_password_reset(request: Request, body: PasswordResetRequest) -> Response:
-        return run("request_password_reset", request, body)
-
-    def reset_password(request: Request, body: PasswordResetConfirm) -> Response:
-        return run("reset_password", request, body)
-
-    def request_email_verification(request: Request, body: EmptyBody | None = None) -> Response:
-        return run("request_email_verification", request, body)
-
-    def verify_email(request: Request, body: TokenBody) -> Response:
-        return run("verify_email", request, body)
-
-    def list_users(
-        request: Request,
-        page: Annotated[
-            int | None, Query(ge=1, le=MAX_PAGE, description="Page number (adds total)")
-        ] = None,
-        per_page: Annotated[int, Query(ge=1, le=MAX_PER_PAGE, description="Users per page")] = 20,
-        cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
-        role: Annotated[str | None, Query(description="Only users holding this role")] = None,
-        status: Annotated[
-            Literal["active", "inactive"] | None, Query(description="Only this status")
-        ] = None,
-        q: Annotated[str | None, Query(description="Substring of email, username or name")] = None,
-    ) -> Response:
-        return run("list_users", request)
-
-    def create_user(request: Request, body: UserCreate) -> Response:
-        return run("create_user", request, body)
-
-    def get_user(request: Request, user_id: UserId) -> Response:
-        return run("get_user", request)
-
-    def update_user(request: Request, user_id: UserId, body: UserUpdate) -> Response:
-        return run("update_user", request, body)
-
-    def delete_user(request: Request, user_id: UserId) -> Response:
-        return run("delete_user", request)
-
-    def set_user_roles(request: Request, user_id: UserId, body: RolesBody) -> Response:
-        return run("set_user_roles", request, body)
-
-    def set_user_password(request: Request, user_id: UserId, body: PasswordChange) -> Response:
-        return run("set_user_password", request, body)
-
-    def create_api_key(request: Request, user_id: UserId, body: ApiKeyCreate) -> Response:
-        return run("create_api_key", request, body)
-
-    def list_api_keys(request: Request, user_id: UserId) -> Response:
-        return run("list_api_keys", request)
-
-    def revoke_api_key(request: Request, key_id: KeyId) -> Response:
-        return run("revoke_api_key", request)
-
-    def list_roles(request: Request) -> Response:
-        return run("list_roles", request)
-
-    def create_role(request: Request, body: RoleCreate) -> Response:
-        return run("create_role", request, body)
-
-    def get_role(request: Request, name: RoleName) -> Response:
-        return run("get_role", request)
-
-    def update_role(request: Request, name: RoleName, body: RoleUpdate) -> Response:
-        return run("update_role", request, body)
-
-    def delete_role(
-        request: Request,
-        name: RoleName,
-        force: Annotated[bool, Query(description="Remove the role from its holders")] = False,
-    ) -> Response:
-        return run("delete_role", request)
-
-    def set_role_permissions(request: Request, name: RoleName, body: PermissionsBody) -> Response:
-        return run("set_role_permissions", request, body)
-
-    def list_permissions(request: Request) -> Response:
-        return run("list_permissions", request)
-
-    login_body = {
-        "required": True,
-        "content": {
-            "application/json": {"schema": LoginRequest.model_json_schema()},
-            "application/x-www-form-urlencoded": {"schema": OAuth2PasswordForm.model_json_schema()},
-        },
-    }
-    # /users/me before /users/{user_id}: the first matching route wins.
-    add("register", register, (409,), UserOut)
-    add("login", login, (401, 429), TokenPairOut, openapi_extra={"requestBody": login_body})
-    add("refresh", refresh, (401,), TokenPairOut)
-    add("logout", logout, (401,))
-    add("me", me, (404,), UserOut)
-    add("request_password_reset", request_password_reset, (), AcceptedOut)
-    add("reset_password", reset_password, (401,))
-    add("request_email_verification", request_email_verification, (404,), AcceptedOut)
-    add("verify_email", verify_email, (401,), UserOut)
-    add("list_users", list_users, (), UserPage)
-    add("create_user", create_user, (409,), UserOut)
-    add("get_user", get_user, (404,), UserOut)
-    add("update_user", update_user, (404, 409), UserOut)
-    add("delete_user", delete_user, (404,))
-    add("set_user_roles", set_user_roles, (404,), UserOut)
-    add("set_user_password", set_user_password, (404,))
-    add("create_api_key", create_api_key, (404,), ApiKeyCreated)
-    add("list_api_keys", list_api_keys, (), list[ApiKeyOut])
-    add("revoke_api_key", revoke_api_key, (404,))
-    add("list_roles", list_roles, (), list[RoleOut])
-    add("create_role", create_role, (409,), RoleOut)
-    add("get_role", get_role, (404,), RoleOut)
-    add("update_role", update_role, (404,), RoleOut)
-    add("delete_role", delete_role, (404, 409))
-    add("set_role_permissions", set_role_permissions, (404,), RoleOut)
-    add("list_permissions", list_permissions, (), list[PermissionOut])
-    missing = {route.name for route in api.routes} - added
-    assert not missing, f"routes without a FastAPI endpoint: {sorted(missing)}"

@@ -1,0 +1,732 @@
+"""The REST API as data: named operations and the route table that mounts them.
+
+Each :class:`Operation` is declared once: its input model (body or query,
+from :mod:`usercore.web._schemas`), its path parameters, its output model,
+its success status, whether it needs a principal, and a plain handler
+``(call, principal, input, **path) -> result``.  :data:`V1_ROUTES` maps
+``(method, path)`` to an operation name; both adapters build their routes
+from these two tables, so another route table (an API profile) is only more
+data over the same operations.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any, Literal
+
+import attrs
+from pydantic import BaseModel
+
+from usercore.domain import SYSTEM, ApiKey, Page, Permission, Principal, Role, TokenPair, User
+from usercore.errors import AuthenticationError, ConflictError, ValidationError
+from usercore.services import UserCore
+from usercore.web import _schemas as s
+from usercore.web._core import CookieLookup, CookieSessions, Credential, HeaderLookup
+
+__all__ = [
+    "OPERATIONS",
+    "PATH_PARAMS",
+    "V1_ROUTES",
+    "Api",
+    "Call",
+    "EmailVerificationHook",
+    "Operation",
+    "PasswordResetHook",
+    "fill_refresh_token",
+    "owner_id_of",
+    "render",
+    "session_cookies",
+]
+
+logger = logging.getLogger("usercore.web")
+
+PasswordResetHook = Callable[[str, str], object]
+"""``on_password_reset(email, token)``: deliver a reset token (e.g. email a link)."""
+EmailVerificationHook = Callable[[User, str], object]
+"""``on_email_verification(user, token)``: deliver a verification token."""
+
+RESET_ACCEPTED = {
+    "message": "If an active account has this address, a password reset token was sent to it."
+}
+VERIFICATION_ACCEPTED = {"message": "A verification token was sent to your email address."}
+REGISTRATION_ACCEPTED = {
+    "message": "If this address can be registered, a message was sent to it with what to do next."
+}
+
+PATH_PARAMS: Mapping[str, tuple[type, str]] = {
+    "user_id": (int, "The user's id"),
+    "key_id": (int, "The API key's id"),
+    "name": (str, "The role's name"),
+}
+"""Every path parameter of the API: its type and description."""
+
+
+class Api:
+    """The operations bound to a facade and the hooks that deliver one-time tokens.
+
+    ``on_password_reset(email, token)`` and ``on_email_verification(user,
+    token)`` deliver the tokens the API never returns (a real application
+    emails a link); without them the tokens are dropped.  A hook that raises
+    is logged and the answer is unchanged, so a failing mailer cannot reveal
+    which addresses have accounts.
+    """
+
+    def __init__(
+        self,
+        core: UserCore,
+        *,
+        on_password_reset: PasswordResetHook | None = None,
+        on_email_verification: EmailVerificationHook | None = None,
+    ):
+        self.core = core
+        self.on_password_reset = on_password_reset
+        self.on_email_verification = on_email_verification
+
+    def deliver(self, what: str, hook: Callable[..., object] | None, *args: Any) -> None:
+        """Hand a one-time token to its hook; a missing or failing hook is only logged."""
+        if hook is None:
+            logger.warning("no on_%s hook is configured: the token was not delivered", what)
+            return
+        try:
+            hook(*args)
+        except Exception:
+            logger.exception("the on_%s hook failed", what)
+
+
+@attrs.frozen
+class Call:
+    """What a handler may use besides its input: the bound API and the request's credential."""
+
+    api: Api
+    credential: Credential | None = None
+    #: Who sent the request (the remote address): the lockout counts per client.
+    client: str | None = None
+
+    @property
+    def core(self) -> UserCore:
+        return self.api.core
+
+
+Handler = Callable[..., Any]
+
+
+@attrs.frozen
+class Operation:
+    """One operation of the API, declared once.
+
+    ``input`` is the model of the body (``source="body"``) or of the query
+    string (``source="query"``), ``None`` when it takes neither; ``path``
+    names its path parameters (see :data:`PATH_PARAMS`).  ``auth`` says
+    whether a principal is required.  ``issues_secrets`` marks answers that
+    carry a token or key (sent with ``Cache-Control: no-store``, RFC 6749
+    §5.1); ``sets_session`` marks those whose token pair may become cookies.
+    """
+
+    name: str
+    summary: str
+    status: int
+    handler: Handler
+    input: type[BaseModel] | None = None
+    source: Literal["body", "query"] = "body"
+    body_required: bool = True
+    path: tuple[str, ...] = ()
+    auth: bool = True
+    output: Any = None
+    errors: tuple[int, ...] = ()
+    issues_secrets: bool = False
+    sets_session: bool = False
+
+    def run(self, call: Call, principal: Principal | None, value: Any, path: Any) -> Any:
+        """Call the handler; 401 when a principal is required and missing."""
+        if self.auth and principal is None:
+            raise AuthenticationError("Authentication required.")
+        if value is None and self.input is not None:
+            value = self.input()  # an optional body left out: every field unset
+        return self.handler(call, principal, value, **path)
+
+
+def owner_id_of(
+    owner: str | Callable[[Mapping[str, Any]], int | None] | None,
+    path_params: Mapping[str, Any],
+) -> int | None:
+    """The owner's user id for ``require(..., owner=...)``: a path parameter's
+    value (``None`` when it is not an integer) or what the callable makes of
+    the path parameters."""
+    if owner is None:
+        return None
+    if callable(owner):
+        return owner(path_params)
+    value = path_params.get(owner)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.isascii() and value.isdigit():
+        return int(value)
+    return None
+
+
+# -- browser sessions -------------------------------------------------------------
+
+
+def fill_refresh_token(
+    sessions: CookieSessions,
+    operation: Operation,
+    value: Any,
+    method: str,
+    headers: HeaderLookup,
+    cookies: CookieLookup,
+) -> Any:
+    """For refresh and logout: the refresh token from the refresh cookie when the
+    body leaves it out (after the CSRF check, as for any cookie-authenticated
+    unsafe request)."""
+    if operation.name not in ("refresh", "logout"):
+        return value
+    if value is not None and getattr(value, "refresh_token", None) is not None:
+        return value
+    cookie = cookies.get(sessions.refresh_cookie)
+    if not cookie:
+        return value
+    sessions.check_csrf(method, headers, cookies)
+    assert operation.input is not None
+    return operation.input(refresh_token=cookie)
+
+
+def session_cookies(
+    sessions: CookieSessions | None, operation: Operation, result: Any, prefix: str
+) -> tuple[str, ...]:
+    """The ``Set-Cookie`` values an operation's answer carries with cookie sessions."""
+    if sessions is None:
+        return ()
+    if operation.sets_session and isinstance(result, TokenPair):
+        return sessions.set_cookies(result, prefix)
+    if operation.name == "logout":
+        return sessions.clear_cookies(prefix)
+    return ()
+
+
+# -- rendering ------------------------------------------------------------------
+
+
+@attrs.frozen
+class Answer:
+    """A handler's result with a status other than its operation's usual one."""
+
+    status: int
+    body: Any
+
+
+def outcome(operation: Operation, result: Any) -> tuple[int, Any]:
+    """The status and JSON body of an operation's result."""
+    if isinstance(result, Answer):
+        return result.status, render(result.body)
+    return operation.status, render(result)
+
+
+def render(result: Any) -> Any:
+    """The JSON of a handler's result (``None``: no body)."""
+    if isinstance(result, (User, Role, Permission, ApiKey)):
+        return result.to_public()
+    if isinstance(result, TokenPair):
+        return result.to_dict()
+    if isinstance(result, Page):
+        return {
+            "items": [user.to_public() for user in result.items],
+            "page": result.page,
+            "per_page": result.per_page,
+            "total": result.total,
+            "next_cursor": result.next_cursor,
+        }
+    if isinstance(result, list):
+        return [render(item) for item in result]
+    return result
+
+
+# -- handlers -------------------------------------------------------------------
+
+
+def _roles_of(body: Mapping[str, Any]) -> list[str] | None:
+    """``roles: [...]`` or ``role: "..."`` (one of them), or ``None`` when neither."""
+    if "role" in body and "roles" in body:
+        raise ValidationError.single("role", "give either role or roles, not both")
+    if "role" in body:
+        return [body["role"]]
+    roles = body.get("roles")
+    return None if roles is None else list(roles)
+
+
+def register(call: Call, _: Principal | None, body: s.RegisterRequest) -> User | Answer:
+    core = call.core
+    # Settings.registration_enumeration_safe: a taken email answers exactly like a
+    # new one; the service tells the existing address (user.registration_duplicate).
+    safe = core.settings.registration_enumeration_safe
+    try:
+        user = core.users.register(
+            email=body.email, password=body.password, username=body.username, name=body.name
+        )
+    except ConflictError as exc:
+        if safe and exc.field == "email":
+            return Answer(202, REGISTRATION_ACCEPTED)
+        raise
+    return Answer(202, REGISTRATION_ACCEPTED) if safe else user
+
+
+def login(call: Call, _: Principal | None, body: s.LoginRequest) -> TokenPair:
+    given = [field for field in ("identifier", "email", "username") if field in body.given()]
+    if len(given) > 1:
+        raise ValidationError.single("identifier", "give one of email, username or identifier")
+    if not given:
+        raise ValidationError.single("identifier", "give email, username or identifier")
+    return call.core.auth.login(getattr(body, given[0]), body.password, client=call.client)
+
+
+def refresh(call: Call, _: Principal | None, body: s.RefreshRequest) -> TokenPair:
+    if body.refresh_token is None:
+        raise ValidationError.single("refresh_token", "is required")
+    return call.core.auth.refresh(body.refresh_token)
+
+
+def logout(call: Call, _: Principal | None, body: s.LogoutRequest) -> None:
+    credential = call.credential
+    if credential is None:
+        raise AuthenticationError("Authentication required.")
+    if credential.source == "api_key":
+        raise ValidationError.single(
+            "authorization",
+            "logout ends a token session; revoke an API key with DELETE /api-keys/{key_id}",
+        )
+    call.core.auth.logout(credential.token, body.refresh_token)
+
+
+def me(call: Call, actor: Principal, _: None) -> User:
+    assert actor.user_id is not None
+    core = call.core
+    if actor.user is not None and actor.user.id == actor.user_id:
+        # The account was loaded a moment ago to authenticate this very request:
+        # check the permission, skip a second read.
+        core.policy.require(actor, "users:read", owner_id=actor.user_id)
+        return actor.user
+    return core.users.get(actor, actor.user_id)
+
+
+def request_password_reset(
+    call: Call, _: Principal | None, body: s.PasswordResetRequest
+) -> dict[str, str]:
+    token = call.core.auth.request_password_reset(body.email)
+    if token is not None:
+        # The stored address, never the typed one (a look-alike could differ).
+        recipient = call.core.auth.reset_recipient(token)
+        call.api.deliver("password_reset", call.api.on_password_reset, recipient, token)
+    return RESET_ACCEPTED
+
+
+def reset_password(call: Call, _: Principal | None, body: s.PasswordResetConfirm) -> None:
+    call.core.auth.reset_password(body.token, body.new_password)
+
+
+def request_email_verification(call: Call, actor: Principal, _: Any) -> dict[str, str]:
+    assert actor.user_id is not None
+    core = call.core
+    token = core.auth.request_email_verification(actor, actor.user_id)
+    # The hook is trusted application code: it gets the account as the system sees it.
+    user = core.users.get(SYSTEM, actor.user_id)
+    call.api.deliver("email_verification", call.api.on_email_verification, user, token)
+    return VERIFICATION_ACCEPTED
+
+
+def verify_email(call: Call, _: Principal | None, body: s.TokenBody) -> User:
+    return call.core.auth.verify_email(body.token)
+
+
+def list_users(call: Call, actor: Principal, query: s.UserListQuery) -> Page[User]:
+    try:
+        return call.core.users.list(
+            actor,
+            page=query.page,
+            per_page=query.per_page,
+            cursor=query.cursor,
+            role=query.role,
+            status=query.status,
+            search=query.q,
+        )
+    except ValidationError as exc:
+        # The facade says "search" where the query string says "q".
+        if "search" not in exc.errors:
+            raise
+        errors = dict(exc.errors)
+        errors["q"] = errors.pop("search")
+        raise ValidationError(errors) from None
+
+
+def create_user(call: Call, actor: Principal, body: s.UserCreate) -> User:
+    roles = _roles_of(body.given())
+    return call.core.users.create(
+        actor,
+        email=body.email,
+        password=body.password,
+        username=body.username,
+        name=body.name,
+        roles=("user",) if roles is None else roles,
+        status=body.status or "active",
+    )
+
+
+def get_user(call: Call, actor: Principal, _: None, user_id: int) -> User:
+    return call.core.users.get(actor, user_id)
+
+
+def update_user(call: Call, actor: Principal, body: s.UserUpdate, user_id: int) -> User:
+    return call.core.users.update(actor, user_id, **body.given())
+
+
+def delete_user(call: Call, actor: Principal, _: None, user_id: int) -> None:
+    call.core.users.delete(actor, user_id)
+
+
+def set_user_roles(call: Call, actor: Principal, body: s.RolesBody, user_id: int) -> User:
+    return call.core.users.assign_roles(
+        actor, user_id, body.roles, current_password=body.current_password
+    )
+
+
+def set_user_password(call: Call, actor: Principal, body: s.PasswordChange, user_id: int) -> None:
+    users = call.core.users
+    if body.current_password is not None:
+        users.change_password(
+            actor,
+            user_id,
+            current_password=body.current_password,
+            new_password=body.new_password,
+            client=call.client,
+        )
+    else:
+        users.set_password(actor, user_id, body.new_password)
+
+
+def create_api_key(
+    call: Call, actor: Principal, body: s.ApiKeyCreate, user_id: int
+) -> dict[str, Any]:
+    record, key = call.core.api_keys.create(
+        actor,
+        user_id,
+        name=body.name,
+        scopes=body.scopes,
+        expires_in=body.expires_in,
+        current_password=body.current_password,
+    )
+    return {"api_key": record.to_public(), "key": key}
+
+
+def list_api_keys(call: Call, actor: Principal, _: None, user_id: int) -> list[ApiKey]:
+    return call.core.api_keys.list(actor, user_id)
+
+
+def revoke_api_key(call: Call, actor: Principal, _: None, key_id: int) -> None:
+    call.core.api_keys.revoke(actor, key_id)
+
+
+def list_roles(call: Call, actor: Principal, _: None) -> list[Role]:
+    return list(call.core.roles.list(actor))
+
+
+def create_role(call: Call, actor: Principal, body: s.RoleCreate) -> Role:
+    return call.core.roles.create(
+        actor,
+        body.name,
+        permissions=body.permissions or (),
+        inherits=body.inherits or (),
+        description=body.description or "",
+    )
+
+
+def get_role(call: Call, actor: Principal, _: None, name: str) -> Role:
+    return call.core.roles.get(actor, name)
+
+
+def update_role(call: Call, actor: Principal, body: s.RoleUpdate, name: str) -> Role:
+    return call.core.roles.update(
+        actor,
+        name,
+        permissions=body.permissions,
+        inherits=body.inherits,
+        description=body.description,
+    )
+
+
+def delete_role(call: Call, actor: Principal, query: s.RoleDeleteQuery, name: str) -> None:
+    call.core.roles.delete(actor, name, force=query.force)
+
+
+def set_role_permissions(call: Call, actor: Principal, body: s.PermissionsBody, name: str) -> Role:
+    return call.core.roles.set_permissions(actor, name, body.permissions)
+
+
+def list_permissions(call: Call, actor: Principal, _: None) -> list[Permission]:
+    core = call.core
+    # core.permissions.list() takes no actor; the registry is for administrators.
+    core.policy.require(actor, "permissions:read")
+    return list(core.permissions.list())
+
+
+# -- the tables ---------------------------------------------------------------------
+
+_OPERATIONS = (
+    Operation(
+        "register",
+        "Create an account (self-service, role 'user')",
+        201,
+        register,
+        s.RegisterRequest,
+        auth=False,
+        output=s.UserOut,
+        errors=(409,),
+    ),
+    Operation(
+        "login",
+        "Log in by email or username; returns an access and a refresh token",
+        200,
+        login,
+        s.LoginRequest,
+        auth=False,
+        output=s.TokenPairOut,
+        errors=(401, 429),
+        issues_secrets=True,
+        sets_session=True,
+    ),
+    Operation(
+        "refresh",
+        "Trade a refresh token (body or refresh cookie) for a new pair; the old one is spent",
+        200,
+        refresh,
+        s.RefreshRequest,
+        body_required=False,
+        auth=False,
+        output=s.TokenPairOut,
+        errors=(401,),
+        issues_secrets=True,
+        sets_session=True,
+    ),
+    Operation(
+        "logout",
+        "End the session: the access token (and the refresh token, if given) stop working",
+        204,
+        logout,
+        s.LogoutRequest,
+        body_required=False,
+        auth=False,
+        errors=(401,),
+    ),
+    Operation("me", "The current user", 200, me, output=s.UserOut, errors=(404,)),
+    Operation(
+        "request_password_reset",
+        "Send a password reset token (the same answer whether or not the address is known)",
+        202,
+        request_password_reset,
+        s.PasswordResetRequest,
+        auth=False,
+        output=s.AcceptedOut,
+        issues_secrets=True,
+    ),
+    Operation(
+        "reset_password",
+        "Set a new password with a reset token; ends every session",
+        204,
+        reset_password,
+        s.PasswordResetConfirm,
+        auth=False,
+        errors=(401,),
+        issues_secrets=True,
+    ),
+    Operation(
+        "request_email_verification",
+        "Send the current user a token proving control of their email address",
+        202,
+        request_email_verification,
+        s.EmptyBody,
+        body_required=False,
+        output=s.AcceptedOut,
+        errors=(404,),
+        issues_secrets=True,
+    ),
+    Operation(
+        "verify_email",
+        "Mark the email address verified with a verification token",
+        200,
+        verify_email,
+        s.TokenBody,
+        auth=False,
+        output=s.UserOut,
+        errors=(401,),
+        issues_secrets=True,
+    ),
+    Operation(
+        "list_users",
+        "A page of users (by cursor, or by page number with a total)",
+        200,
+        list_users,
+        s.UserListQuery,
+        source="query",
+        output=s.UserPage,
+    ),
+    Operation(
+        "create_user",
+        "Create a user as an administrator",
+        201,
+        create_user,
+        s.UserCreate,
+        output=s.UserOut,
+        errors=(409,),
+    ),
+    Operation(
+        "get_user", "A user", 200, get_user, path=("user_id",), output=s.UserOut, errors=(404,)
+    ),
+    Operation(
+        "update_user",
+        "Change some fields of a user (PUT and PATCH are both partial)",
+        200,
+        update_user,
+        s.UserUpdate,
+        path=("user_id",),
+        output=s.UserOut,
+        errors=(404, 409),
+    ),
+    Operation(
+        "delete_user",
+        "Delete a user, their sessions and API keys",
+        204,
+        delete_user,
+        path=("user_id",),
+        errors=(404,),
+    ),
+    Operation(
+        "set_user_roles",
+        "Replace a user's roles",
+        200,
+        set_user_roles,
+        s.RolesBody,
+        path=("user_id",),
+        output=s.UserOut,
+        errors=(404,),
+    ),
+    Operation(
+        "set_user_password",
+        "Change a password: one's own with current_password, anyone's as an administrator",
+        204,
+        set_user_password,
+        s.PasswordChange,
+        path=("user_id",),
+        errors=(404,),
+    ),
+    Operation(
+        "create_api_key",
+        "Create an API key; the key text is in this answer only",
+        201,
+        create_api_key,
+        s.ApiKeyCreate,
+        path=("user_id",),
+        output=s.ApiKeyCreated,
+        errors=(404,),
+        issues_secrets=True,
+    ),
+    Operation(
+        "list_api_keys",
+        "A user's API keys (never their secrets)",
+        200,
+        list_api_keys,
+        path=("user_id",),
+        output=list[s.ApiKeyOut],
+    ),
+    Operation(
+        "revoke_api_key",
+        "Revoke an API key",
+        204,
+        revoke_api_key,
+        path=("key_id",),
+        errors=(404,),
+    ),
+    Operation("list_roles", "Every role", 200, list_roles, output=list[s.RoleOut]),
+    Operation(
+        "create_role",
+        "Create a role",
+        201,
+        create_role,
+        s.RoleCreate,
+        output=s.RoleOut,
+        errors=(409,),
+    ),
+    Operation("get_role", "A role", 200, get_role, path=("name",), output=s.RoleOut, errors=(404,)),
+    Operation(
+        "update_role",
+        "Change some of a role's permissions, inherited roles and description",
+        200,
+        update_role,
+        s.RoleUpdate,
+        path=("name",),
+        output=s.RoleOut,
+        errors=(404,),
+    ),
+    Operation(
+        "delete_role",
+        "Delete a role (force=true first takes it from its holders)",
+        204,
+        delete_role,
+        s.RoleDeleteQuery,
+        source="query",
+        path=("name",),
+        errors=(404, 409),
+    ),
+    Operation(
+        "set_role_permissions",
+        "Replace a role's permissions",
+        200,
+        set_role_permissions,
+        s.PermissionsBody,
+        path=("name",),
+        output=s.RoleOut,
+        errors=(404,),
+    ),
+    Operation(
+        "list_permissions",
+        "Every permission roles may grant",
+        200,
+        list_permissions,
+        output=list[s.PermissionOut],
+    ),
+)
+
+OPERATIONS: Mapping[str, Operation] = {operation.name: operation for operation in _OPERATIONS}
+"""Every operation of the API by name."""
+
+V1_ROUTES: tuple[tuple[str, str, str], ...] = (
+    # /users/me before /users/{user_id}: the first matching route wins.
+    ("POST", "/auth/register", "register"),
+    ("POST", "/register", "register"),
+    ("POST", "/auth/login", "login"),
+    ("POST", "/login", "login"),
+    ("POST", "/auth/refresh", "refresh"),
+    ("POST", "/auth/logout", "logout"),
+    ("GET", "/auth/me", "me"),
+    ("GET", "/users/me", "me"),
+    ("POST", "/auth/password-reset", "request_password_reset"),
+    ("POST", "/auth/password-reset/confirm", "reset_password"),
+    ("POST", "/auth/verify-email", "request_email_verification"),
+    ("POST", "/auth/verify-email/confirm", "verify_email"),
+    ("GET", "/users", "list_users"),
+    ("POST", "/users", "create_user"),
+    ("GET", "/users/{user_id}", "get_user"),
+    ("PUT", "/users/{user_id}", "update_user"),
+    ("PATCH", "/users/{user_id}", "update_user"),
+    ("DELETE", "/users/{user_id}", "delete_user"),
+    ("POST", "/users/{user_id}/roles", "set_user_roles"),
+    ("PUT", "/users/{user_id}/password", "set_user_password"),
+    ("POST", "/users/{user_id}/api-keys", "create_api_key"),
+    ("GET", "/users/{user_id}/api-keys", "list_api_keys"),
+    ("DELETE", "/api-keys/{key_id}", "revoke_api_key"),
+    ("GET", "/roles", "list_roles"),
+    ("POST", "/roles", "create_role"),
+    ("GET", "/roles/{name}", "get_role"),
+    ("PATCH", "/roles/{name}", "update_role"),
+    ("DELETE", "/roles/{name}", "delete_role"),
+    ("PUT", "/roles/{name}/permissions", "set_role_permissions"),
+    ("GET", "/permissions", "list_permissions"),
+)
+"""The canonical ``/api/v1`` API: ``(method, path, operation name)``, relative to the prefix."""
