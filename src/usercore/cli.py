@@ -279,6 +279,18 @@ def check_sqlite(path: Path, *, write: bool, thorough: bool) -> None:
         _unusable(f"{path} cannot be written: {exc}")
 
 
+def command_url(args: argparse.Namespace, *, allow_memory: bool = False) -> str:
+    """``args.db`` as a URL; ``memory://`` keeps nothing after the command, so
+    only ``serve`` (``allow_memory``) accepts it."""
+    url = database_url(args.db)
+    if url == MEMORY_URL and not allow_memory:
+        _usage(
+            f"--db {args.db}: an in-memory database is gone when `usercore {args.command}` "
+            "ends; give a database file or a postgresql:// URL (memory:// is for serve)"
+        )
+    return url
+
+
 def open_database(
     args: argparse.Namespace,
     *,
@@ -291,15 +303,9 @@ def open_database(
     """The facade for a command, after refusing a database it cannot use.
 
     Only ``create`` commands make a missing SQLite file (a mistyped path must
-    not look like an empty database).  ``memory://`` keeps nothing after the
-    command, so only ``serve`` (``allow_memory``) accepts it.
+    not look like an empty database).
     """
-    url = database_url(args.db)
-    if url == MEMORY_URL and not allow_memory:
-        _usage(
-            f"--db {args.db}: an in-memory database is gone when `usercore {args.command}` "
-            "ends; give a database file or a postgresql:// URL (memory:// is for serve)"
-        )
+    url = command_url(args, allow_memory=allow_memory)
     database = _sqlite_path(url)
     if database is not None:
         if database.exists():
@@ -1002,6 +1008,7 @@ def _default_jobs() -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
+    command_url(args)
     kind = _import_kind(args)
     if args.batch_size < 1:
         _usage("--batch-size must be at least 1")
@@ -1098,7 +1105,7 @@ def _sqlite_version(path: Path) -> int | None:
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
-    url = database_url(args.db)
+    url = command_url(args)
     database = _sqlite_path(url)
     existed = database.exists() if database is not None else True
     if database is not None and existed:
