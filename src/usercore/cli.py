@@ -46,6 +46,7 @@ import attrs
 
 from usercore import (
     SYSTEM,
+    ApiKey,
     ConflictError,
     NotFoundError,
     Settings,
@@ -330,6 +331,10 @@ def _reasons(error: ValidationError) -> str:
     )
 
 
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
+
+
 def _print_json(value: object) -> None:
     print(json.dumps(value, ensure_ascii=False))
 
@@ -471,14 +476,18 @@ def cmd_users_list(args: argparse.Namespace) -> int:
             if page.next_cursor is None:
                 break
             cursor = page.next_cursor
-    _info(f"{shown} user{'s' if shown != 1 else ''}")
+    _info(_count(shown, "user"))
     return 0
 
 
-def cmd_users_show(args: argparse.Namespace) -> int:
+def _user_and_keys(args: argparse.Namespace) -> tuple[User, list[ApiKey]]:
     with open_database(args) as core:
         user = find_user(core, args.user)
-        keys = core.api_keys.list(SYSTEM, user.id)
+        return user, core.api_keys.list(SYSTEM, user.id)
+
+
+def cmd_users_show(args: argparse.Namespace) -> int:
+    user, keys = _user_and_keys(args)
     public = user.to_public()
     if args.json:
         _print_json(public)
@@ -678,9 +687,7 @@ def cmd_permissions_add(args: argparse.Namespace) -> int:
 
 
 def cmd_api_keys_list(args: argparse.Namespace) -> int:
-    with open_database(args) as core:
-        user = find_user(core, args.user)
-        keys = core.api_keys.list(SYSTEM, user.id)
+    _, keys = _user_and_keys(args)
     for key in keys:
         public = key.to_public()
         if args.json:
@@ -705,7 +712,7 @@ def cmd_api_keys_revoke(args: argparse.Namespace) -> int:
 def cmd_purge(args: argparse.Namespace) -> int:
     with open_database(args, write=True) as core:
         purged = core.purge_expired()
-    print(f"purged {purged} expired record{'s' if purged != 1 else ''}")
+    print(f"purged {_count(purged, 'expired record')}")
     return 0
 
 
@@ -735,7 +742,7 @@ def cmd_export(args: argparse.Namespace) -> int:
                 _usage(f"cannot create {args.output}: {exc.strerror} (it must not exist)")
             with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
                 count = _write_export(core, handle)
-    _info(f"exported {count} user{'s' if count != 1 else ''}")
+    _info(f"exported {_count(count, 'user')}")
     return 0
 
 
