@@ -1154,6 +1154,11 @@ def _store_fault_message(exc: BaseException) -> str:
     if isinstance(exc, sqlite3.DatabaseError) and not isinstance(exc, sqlite3.OperationalError):
         return f"the database is damaged ({exc}); restore it from a backup"
     if isinstance(exc, UsercoreError):
+        # StoreUnavailable keeps the driver's error as its cause: the operator
+        # at the console is shown what it was (an HTTP client never is).
+        cause = exc.__cause__
+        if cause is not None and not isinstance(cause, UsercoreError):
+            return _store_fault_message(cause)
         return f"the database is unavailable ({exc.message})"
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     return f"database error: {text}"

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from usercore import SYSTEM, cli
+from usercore import SYSTEM, UsercoreError, cli
 
 from .conftest import Runner, open_db
 
@@ -238,3 +238,33 @@ def test_a_closed_pipe_ends_the_listing_quietly(db: Path) -> None:
     assert listing.wait(timeout=120) == cli.EXIT_BROKEN_PIPE
     errors.join()
     assert getattr(listing, "err", b"") == b""
+
+
+class FakeStoreUnavailable(UsercoreError):
+    code = "store_unavailable"
+
+
+@pytest.mark.parametrize(
+    ("cause", "message"),
+    [
+        (sqlite3.OperationalError("database or disk is full"), "database error: database or "
+         "disk is full"),
+        (None, "the database is unavailable (try later)"),
+    ],
+)  # fmt: skip
+def test_a_store_unavailable_error_names_its_cause(
+    run: Runner,
+    db: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    cause: Exception | None,
+    message: str,
+) -> None:
+    from usercore.services.users import UserService
+
+    def unavailable(*args: object, **kwargs: object) -> None:
+        raise FakeStoreUnavailable("try later") from cause
+
+    monkeypatch.setattr(UserService, "set_status", unavailable)
+    status, _, err = run("users", "enable", "ada", "--db", str(db))
+    assert status == cli.EXIT_DATABASE
+    assert err == f"usercore: error: {message}\n"
