@@ -269,8 +269,8 @@ def check_sqlite(path: Path, *, write: bool, thorough: bool) -> None:
         connection = sqlite3.connect(str(path), timeout=PROBE_TIMEOUT, isolation_level=None)
         try:
             connection.execute("BEGIN IMMEDIATE")
-            version = int(connection.execute("PRAGMA user_version").fetchone()[0])
-            connection.execute(f"PRAGMA user_version = {version}")
+            # Any write to the header page will do: it is rolled back.
+            connection.execute("PRAGMA user_version = 0")
             connection.execute("ROLLBACK")
         finally:
             connection.close()
