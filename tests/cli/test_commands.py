@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from usercore import SYSTEM, AuthenticationError, TokenError, UserStatus
+from usercore import SYSTEM, AuthenticationError, TokenError, UserStatus, cli
 
 from .conftest import PASSWORD, Runner, open_db
 
@@ -210,3 +210,26 @@ def test_purge_counts_what_went(run: Runner, db: Path, monkeypatch: pytest.Monke
 
     monkeypatch.setattr(UserCore, "purge_expired", lambda self: 1)
     assert run("purge", "--db", str(db))[1] == "purged 1 expired record\n"
+
+
+def every_command() -> list[list[str]]:
+    import argparse
+
+    def walk(parser: argparse.ArgumentParser, path: list[str]) -> list[list[str]]:
+        found = [path]
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    found += walk(sub, [*path, name])
+        return found
+
+    return walk(cli.build_parser(), [])
+
+
+@pytest.mark.parametrize("path", every_command(), ids=" ".join)
+def test_every_command_has_help(path: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        cli.main([*path, "--help"])
+    assert exited.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"usage: usercore {' '.join(path)}".rstrip())
