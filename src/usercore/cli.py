@@ -286,7 +286,7 @@ def command_url(args: argparse.Namespace, *, allow_memory: bool = False) -> str:
     url = database_url(args.db)
     if url == MEMORY_URL and not allow_memory:
         _usage(
-            f"--db {args.db}: an in-memory database is gone when `usercore {args.command}` "
+            f"--db {args.db}: an in-memory database is gone when `{args.prog}` "
             "ends; give a database file or a postgresql:// URL (memory:// is for serve)"
         )
     return url
@@ -783,7 +783,9 @@ class Progress:
         if self.total:
             fraction = min(1.0, self.done_bytes / self.total)
             bar = "#" * round(fraction * 30)
-            eta = _duration(elapsed * (1 - fraction) / fraction) if fraction > 0 else "?"
+            # The first second's rate says little about the rest.
+            settled = fraction > 0 and (elapsed >= 1 or fraction >= 1)
+            eta = _duration(elapsed * (1 - fraction) / fraction) if settled else "?"
             return f"importing [{bar:<30}] {fraction:4.0%}  {self.lines:,} lines  {rate}  ETA {eta}"
         return f"importing  {self.lines:,} lines  {rate}  {_duration(elapsed)} elapsed"
 
@@ -1225,7 +1227,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="usercore",
         description="Manage usercore user databases and serve the usercore HTTP API.",
         epilog="Exit status: 0 done, 1 failed, 2 usage error, 3 database unusable "
-        "(missing, damaged, read-only, locked, unreachable).",
+        "(missing, damaged, read-only, locked, unavailable).",
     )
     parser.add_argument("--version", action="version", version=f"usercore {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -1236,7 +1238,7 @@ def build_parser() -> argparse.ArgumentParser:
         sub: argparse.ArgumentParser = group.add_parser(
             name, parents=[database, *parents], help=help, description=help[0].upper() + help[1:]
         )
-        sub.set_defaults(handler=handler)
+        sub.set_defaults(handler=handler, prog=sub.prog)
         return sub
 
     serve = command(commands, "serve", cmd_serve, "serve the HTTP API (FastAPI under uvicorn)")

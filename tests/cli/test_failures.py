@@ -50,6 +50,7 @@ def test_an_in_memory_database_is_refused_where_nothing_would_persist(
     status, _, err = run(*argv, "--db", value)
     assert status == cli.EXIT_USAGE
     assert "in-memory database is gone" in err
+    assert f"`usercore {' '.join(word for word in argv if 'jsonl' not in word)}` ends" in err
     assert "memory:// is for serve" in err
 
 
