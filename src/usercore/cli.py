@@ -355,9 +355,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
         args, create=True, write=True, thorough=True, secret_key=key, allow_memory=True
     )
     try:
-        app = create_app(core, prefix=args.prefix)
+        app = create_app(
+            core,
+            prefix=args.prefix,
+            docs=not args.no_docs,
+            docs_ui=args.docs_ui,
+            cors_origins=tuple(args.cors_origin),
+            cors_allow_credentials=args.cors_allow_credentials,
+        )
         base = f"http://{args.host}:{args.port}"
-        _info(f"serving {_describe(url)} at {base}{args.prefix} (OpenAPI docs at {base}/docs)")
+        where = "no OpenAPI document" if args.no_docs else f"OpenAPI at {base}/openapi.json"
+        if args.docs_ui and not args.no_docs:
+            where += f", Swagger UI at {base}/docs"
+        _info(f"serving {_describe(url)} at {base}{args.prefix} ({where})")
         if args.host not in ("127.0.0.1", "localhost", "::1"):
             _warn("this is plain HTTP: put a TLS-terminating proxy in front of it")
         # Client addresses (logged, and keyed on by login throttling) come from
@@ -1257,6 +1267,27 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="comma-separated addresses of the reverse proxies whose X-Forwarded-For and "
         "X-Forwarded-Proto to trust (default: none, proxy headers are ignored)",
+    )
+    serve.add_argument(
+        "--cors-origin",
+        metavar="URL",
+        action="append",
+        default=[],
+        help="an origin (scheme://host[:port]) allowed to call the API from a browser; "
+        "repeat for several (default: none)",
+    )
+    serve.add_argument(
+        "--cors-allow-credentials",
+        action="store_true",
+        help="let those origins send cookies (cross-origin cookie sessions need it)",
+    )
+    serve.add_argument(
+        "--no-docs", action="store_true", help="serve no /openapi.json (nor Swagger UI)"
+    )
+    serve.add_argument(
+        "--docs-ui",
+        action="store_true",
+        help="serve Swagger UI at /docs (loaded from a CDN without integrity: development only)",
     )
     serve.add_argument(
         "--log-level",

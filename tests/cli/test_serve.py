@@ -17,7 +17,7 @@ uvicorn = pytest.importorskip("uvicorn")
 @pytest.fixture
 def served(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
     calls: list[dict[str, Any]] = []
-    monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: calls.append(kwargs))
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: calls.append({"app": app, **kwargs}))
     monkeypatch.setenv(cli.SECRET_KEY_ENV, "s" * 40)
     return calls
 
@@ -47,3 +47,25 @@ def test_serve_accepts_memory_and_creates_a_new_file(
     assert run("serve", "--db", str(fresh))[0] == 0
     assert fresh.exists()
     assert len(served) == 3
+
+
+def test_web_options_reach_the_app(run: Runner, db: Path, served: list[dict[str, Any]]) -> None:
+    """--cors-origin, --cors-allow-credentials, --no-docs and --docs-ui shape the served app."""
+    from fastapi.testclient import TestClient
+
+    origin = "https://app.example.com"
+    assert 0 == run("serve", "--db", str(db))[0]
+    assert 0 == run("serve", "--db", str(db), "--docs-ui")[0]
+    argv = ("--cors-origin", origin, "--cors-allow-credentials", "--no-docs")
+    assert 0 == run("serve", "--db", str(db), *argv)[0]
+    default, with_ui, locked_down = (TestClient(call["app"]) for call in served)
+    assert 200 == default.get("/openapi.json").status_code
+    assert 404 == default.get("/docs").status_code
+    assert 200 == with_ui.get("/docs").status_code
+    assert 404 == locked_down.get("/openapi.json").status_code
+    preflight = {"Origin": origin, "Access-Control-Request-Method": "POST"}
+    answer = locked_down.options("/api/v1/auth/login", headers=preflight)
+    assert answer.headers.get("access-control-allow-origin") == origin
+    assert answer.headers.get("access-control-allow-credentials") == "true"
+    refused = default.options("/api/v1/auth/login", headers=preflight)
+    assert refused.headers.get("access-control-allow-origin") is None
