@@ -143,7 +143,7 @@ class _InPool(Generic[S, P, R]):
         method: Callable[P, R] = getattr(obj.sync, self._name)
         pool = obj._pool
 
-        @functools.wraps(self._method)
+        @functools.wraps(method)
         async def call(*args: P.args, **kwargs: P.kwargs) -> R:
             return await pool.run(method, *args, **kwargs)
 
@@ -182,7 +182,7 @@ class _IterInPool(Generic[S, P, T]):
         method: Callable[P, Iterator[T]] = getattr(obj.sync, self._name)
         pool = obj._pool
 
-        @functools.wraps(self._method)
+        @functools.wraps(method)
         async def iterate(*args: P.args, **kwargs: P.kwargs) -> AsyncIterator[T]:
             # Building the generator runs none of its body: no I/O here.
             items = method(*args, **kwargs)
