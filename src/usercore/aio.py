@@ -147,6 +147,8 @@ class _InPool(Generic[S, P, R]):
         async def call(*args: P.args, **kwargs: P.kwargs) -> R:
             return await pool.run(method, *args, **kwargs)
 
+        # Bound once: the instance attribute now shadows this (non-data) descriptor.
+        obj.__dict__[self._name] = call
         return call
 
 
@@ -198,6 +200,7 @@ class _IterInPool(Generic[S, P, T]):
                 if close is not None:
                     close()  # a suspended generator closes without I/O
 
+        obj.__dict__[self._name] = iterate
         return iterate
 
 

@@ -218,3 +218,9 @@ def test_without_anyio_the_import_error_names_the_extra(monkeypatch: pytest.Monk
     monkeypatch.setitem(sys.modules, "anyio", None)
     with pytest.raises(ImportError, match=r"pip install 'usercore\[async\]'"):
         importlib.import_module("usercore.aio")
+
+
+async def test_a_twin_is_bound_once_per_service(acore: AsyncUserCore) -> None:
+    assert acore.auth.login is acore.auth.login
+    assert acore.users.iter_all is acore.users.iter_all
+    assert acore.users.get is not acore.roles.get
