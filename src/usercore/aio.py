@@ -110,22 +110,34 @@ class _AsyncService(Generic[S]):
         return f"{type(self).__name__}({self.sync!r})"
 
 
-class _InPool(Generic[S, P, R]):
-    """``name = _InPool(Service.name)``: an ``async`` twin of a synchronous method.
+class _Twin(Generic[S, P, R]):
+    """What an async twin of a synchronous method knows: the method, typed.
 
     Typed from the method itself, so a parameter added on the synchronous side
-    is accepted (and checked by mypy) here without an edit.  The call looks the
-    method up on the wrapped instance, so subclasses and overrides are honoured.
+    is accepted (and checked by mypy) by the twin without an edit.  The twin
+    calls the method looked up on the wrapped instance, so subclasses and
+    overrides are honoured.
     """
 
     def __init__(self, method: Callable[Concatenate[S, P], R]) -> None:
-        self._method = method
         self._name: str = getattr(method, "__name__", "")
         self.__doc__ = method.__doc__
 
     def __set_name__(self, owner: type[Any], name: str) -> None:
         if name != self._name:
             raise TypeError(f"{owner.__name__}.{name} mirrors {self._name!r}: use the same name")
+
+    def _method_of(self, obj: _AsyncService[S]) -> Callable[P, R]:
+        method: Callable[P, R] = getattr(obj.sync, self._name)
+        return method
+
+    def _keep(self, obj: _AsyncService[S], twin: Any) -> None:
+        # Bound once: the instance attribute now shadows this (non-data) descriptor.
+        obj.__dict__[self._name] = twin
+
+
+class _InPool(_Twin[S, P, R]):
+    """``name = _InPool(Service.name)``: a coroutine function running the method in the pool."""
 
     @overload
     def __get__(self, obj: None, owner: type[Any] | None = None) -> _InPool[S, P, R]: ...
@@ -140,33 +152,23 @@ class _InPool(Generic[S, P, R]):
     ) -> _InPool[S, P, R] | Callable[P, Coroutine[Any, Any, R]]:
         if obj is None:
             return self
-        method: Callable[P, R] = getattr(obj.sync, self._name)
+        method = self._method_of(obj)
         pool = obj._pool
 
         @functools.wraps(method)
         async def call(*args: P.args, **kwargs: P.kwargs) -> R:
             return await pool.run(method, *args, **kwargs)
 
-        # Bound once: the instance attribute now shadows this (non-data) descriptor.
-        obj.__dict__[self._name] = call
+        self._keep(obj, call)
         return call
 
 
-class _IterInPool(Generic[S, P, T]):
+class _IterInPool(_Twin[S, P, Iterator[T]]):
     """``name = _IterInPool(Service.name)``: a synchronous generator as an async iterator.
 
     The synchronous iterator advances in the worker pool, ``MAX_PER_PAGE``
     items per trip, so the loop never waits on the store.
     """
-
-    def __init__(self, method: Callable[Concatenate[S, P], Iterator[T]]) -> None:
-        self._method = method
-        self._name: str = getattr(method, "__name__", "")
-        self.__doc__ = method.__doc__
-
-    def __set_name__(self, owner: type[Any], name: str) -> None:
-        if name != self._name:
-            raise TypeError(f"{owner.__name__}.{name} mirrors {self._name!r}: use the same name")
 
     @overload
     def __get__(self, obj: None, owner: type[Any] | None = None) -> _IterInPool[S, P, T]: ...
@@ -181,7 +183,7 @@ class _IterInPool(Generic[S, P, T]):
     ) -> _IterInPool[S, P, T] | Callable[P, AsyncIterator[T]]:
         if obj is None:
             return self
-        method: Callable[P, Iterator[T]] = getattr(obj.sync, self._name)
+        method = self._method_of(obj)
         pool = obj._pool
 
         @functools.wraps(method)
@@ -200,7 +202,7 @@ class _IterInPool(Generic[S, P, T]):
                 if close is not None:
                     close()  # a suspended generator closes without I/O
 
-        obj.__dict__[self._name] = iterate
+        self._keep(obj, iterate)
         return iterate
 
 

@@ -8,6 +8,7 @@ import pickle
 import subprocess
 import sys
 import threading
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import anyio
@@ -89,19 +90,39 @@ async def test_at_most_max_workers_calls_run_at_once() -> None:
     assert peak == 2
 
 
-async def test_a_cancelled_call_finishes_its_transaction_and_frees_its_worker(
-    acore: AsyncUserCore,
-) -> None:
-    user = await acore.users.register(email="ada@example.com", password=PASSWORD)
+async def cancel_while_inside(
+    acore: AsyncUserCore, event_name: str, call: Callable[[], Awaitable[object]]
+) -> bool:
+    """Run ``call``, cancel it while its synchronous call is held inside the core
+    (at the event ``event_name``), then let that go; whether it ran to its end."""
     inside = threading.Event()
     release = threading.Event()
     finished = threading.Event()
 
     def stall(event: Event) -> None:
-        if event.name == "auth.login_failed":
+        if event.name == event_name:
             inside.set()
             release.wait()
             finished.set()
+
+    unsubscribe = acore.events.subscribe(stall)
+    try:
+        with anyio.CancelScope() as scope:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(call)
+                await anyio.to_thread.run_sync(inside.wait)
+                scope.cancel()
+                release.set()
+    finally:
+        release.set()
+        unsubscribe()
+    return finished.is_set()
+
+
+async def test_a_cancelled_call_finishes_its_transaction_and_frees_its_worker(
+    acore: AsyncUserCore,
+) -> None:
+    user = await acore.users.register(email="ada@example.com", password=PASSWORD)
 
     async def attempt() -> None:
         # The call's own outcome may still reach the cancelled caller: the
@@ -109,16 +130,9 @@ async def test_a_cancelled_call_finishes_its_transaction_and_frees_its_worker(
         with pytest.raises(InvalidCredentials):
             await acore.auth.login("ada@example.com", "wrong password, quite long")
 
-    acore.events.subscribe(stall)
-    with anyio.CancelScope() as scope:
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(attempt)
-            await anyio.to_thread.run_sync(inside.wait)
-            scope.cancel()
-            release.set()
     # The await was cancelled, but only after the synchronous call completed:
     # the failure was counted once, whole, and the worker slot came back.
-    assert finished.is_set()
+    assert await cancel_while_inside(acore, "auth.login_failed", attempt)
     assert (await acore.users.get(SYSTEM, user.id)).failed_logins == 1
     assert acore._pool.limiter.borrowed_tokens == 0
     assert (await acore.auth.login("ada@example.com", PASSWORD)).access_token
@@ -126,21 +140,10 @@ async def test_a_cancelled_call_finishes_its_transaction_and_frees_its_worker(
 
 
 async def test_a_cancelled_registration_is_all_or_nothing(acore: AsyncUserCore) -> None:
-    inside = threading.Event()
-    release = threading.Event()
+    async def register() -> None:
+        await acore.users.register(email="ada@example.com", password=PASSWORD)
 
-    def stall(event: Event) -> None:
-        if event.name == "user.registered":
-            inside.set()
-            release.wait()
-
-    acore.events.subscribe(stall)
-    with anyio.CancelScope() as scope:
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(lambda: acore.users.register(email="ada@example.com", password=PASSWORD))
-            await anyio.to_thread.run_sync(inside.wait)
-            scope.cancel()
-            release.set()
+    assert await cancel_while_inside(acore, "user.registered", register)
     user = await acore.users.get_by_email(SYSTEM, "ada@example.com")
     assert user.roles == frozenset({"user"})
     assert (await acore.auth.login("ada@example.com", PASSWORD)).refresh_token
