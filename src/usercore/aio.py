@@ -47,7 +47,6 @@ from usercore.services.events import EventBus
 from usercore.services.roles import PermissionService, RoleService
 from usercore.services.users import MAX_PER_PAGE, UserService
 from usercore.settings import Settings
-from usercore.web import HeaderLookup
 from usercore.web import authenticate as _authenticate_headers
 
 __all__ = [
@@ -363,15 +362,27 @@ class AsyncUserCore(_AsyncService[UserCore]):
         raise TypeError("AsyncUserCore cannot be pickled (it holds connections and keys)")
 
 
-async def authenticate(core: AsyncUserCore, headers: HeaderLookup) -> Principal | None:
-    """The principal a request's credentials stand for, ``None`` when it has none:
-    :func:`usercore.web.authenticate` in the worker pool (a token check reads the
-    store for revocations).
+def _on_core(
+    func: Callable[Concatenate[UserCore, P], R],
+) -> Callable[Concatenate[AsyncUserCore, P], Coroutine[Any, Any, R]]:
+    """``f(core, ...)`` on a :class:`UserCore` as ``await f(acore, ...)`` in the
+    pool, typed from ``func`` so its parameters flow through unedited."""
 
-    ``Authorization: Bearer <jwt>`` is an access token; ``Bearer uc_…`` and
-    ``X-API-Key`` are API keys.  Raises ``AuthenticationError`` for a malformed
-    header and ``TokenError`` for credentials that are present but not valid,
-    exactly as the synchronous function does.  The building block of async web
-    dependencies: read the headers, ``await authenticate(core, request.headers)``.
-    """
-    return await core.run(_authenticate_headers, core.sync, headers)
+    async def call(core: AsyncUserCore, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        return await core.run(func, core.sync, *args, **kwargs)
+
+    call.__name__ = call.__qualname__ = func.__name__
+    return call
+
+
+authenticate = _on_core(_authenticate_headers)
+authenticate.__doc__ = """``await authenticate(core, headers)``: the principal a request's
+credentials stand for, ``None`` when it has none; :func:`usercore.web.authenticate`
+run in the worker pool (a token check reads the store for revocations).
+
+``Authorization: Bearer <jwt>`` is an access token; ``Bearer uc_…`` and
+``X-API-Key`` are API keys.  Raises ``AuthenticationError`` for a malformed
+header and ``TokenError`` for credentials that are present but not valid,
+exactly as the synchronous function does.  The building block of async web
+dependencies: ``await authenticate(core, request.headers)``.
+"""

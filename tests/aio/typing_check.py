@@ -44,6 +44,8 @@ async def rejected(core: AsyncUserCore, actor: Principal) -> None:
     token: str = await core.auth.login("ada", "p")  # type: ignore[assignment]
     unawaited = core.auth.login("ada", "p").access_token  # type: ignore[attr-defined]
     await core.run(len, 3)  # type: ignore[arg-type]
+    await authenticate(core.sync, {})  # type: ignore[arg-type]
+    await authenticate(core, 42)  # type: ignore[arg-type]
     del token, unawaited
 
 
