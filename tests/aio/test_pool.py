@@ -21,6 +21,8 @@ from usercore.services.events import Event
 
 pytestmark = pytest.mark.anyio
 
+BOUND = 60.0  # seconds; only so that a regression fails instead of hanging
+
 SERVICES = ["users", "roles", "permissions", "auth", "api_keys"]
 
 
@@ -78,14 +80,19 @@ async def test_at_most_max_workers_calls_run_at_once() -> None:
         results.append(await acore.run(hold))
 
     async with acore, anyio.create_task_group() as tg:
-        for _ in range(6):
-            tg.start_soon(one)
-        limiter = acore._pool.limiter
-        while limiter.statistics().tasks_waiting < 4:
-            await anyio.sleep(0.001)
-        assert limiter.borrowed_tokens == 2
-        assert running == 2
-        release.set()
+        # Released whatever happens: a running call cannot be cancelled, so a
+        # failed assertion here would otherwise wait for the held threads forever.
+        try:
+            for _ in range(6):
+                tg.start_soon(one)
+            limiter = acore._pool.limiter
+            with anyio.fail_after(BOUND):
+                while limiter.statistics().tasks_waiting < 4 or running < 2:
+                    await anyio.sleep(0.001)
+            assert limiter.borrowed_tokens == 2
+            assert running == 2
+        finally:
+            release.set()
     assert results == [1] * 6
     assert peak == 2
 
@@ -110,7 +117,7 @@ async def cancel_while_inside(
         with anyio.CancelScope() as scope:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(call)
-                await anyio.to_thread.run_sync(inside.wait)
+                assert await anyio.to_thread.run_sync(inside.wait, BOUND)
                 scope.cancel()
                 release.set()
     finally:
