@@ -510,7 +510,7 @@ def test_every_lookup_searches_an_index(big_store: PostgresStore) -> None:
         sql.user_by_id: "users_pkey",
         sql.user_by_email: "users_email_key",
         sql.user_by_username: "users_username_key",
-        sql.user_roles_count: "user_roles_role",
+        sql.user_for_token: "users_pkey",
         sql.user_roles_holders: "user_roles_role",
         sql.role_get: "roles_pkey",
         sql.refresh_get: "refresh_tokens_pkey",
