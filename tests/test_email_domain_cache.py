@@ -65,3 +65,13 @@ def test_the_cache_stays_bounded() -> None:
         _check_email(f"a@d{n}.com", cache)
     assert cache.get("d2.com") is not None
     assert cache.get("d3.com") is None
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(st.characters(max_codepoint=127), max_size=40))
+def test_ascii_text_is_single_script_as_the_full_check_says(text: str) -> None:
+    from usercore.validation import _SCRIPT_COMBINATIONS, is_single_script, letter_script
+
+    scripts = {script for script in map(letter_script, text) if script is not None}
+    full = len(scripts) <= 1 or any(scripts <= allowed for allowed in _SCRIPT_COMBINATIONS)
+    assert is_single_script(text) == full

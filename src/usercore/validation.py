@@ -354,6 +354,8 @@ def is_single_script(text: str) -> bool:
     "Highly Restrictive" allows.  So ``аlice`` with a Cyrillic ``а`` is
     mixed, while ``алиса`` and ``alice`` are each single-script.
     """
+    if text.isascii():
+        return True  # ASCII letters are all Latin; digits and punctuation are shared
     scripts = {script for script in map(letter_script, text) if script is not None}
     return len(scripts) <= 1 or any(scripts <= allowed for allowed in _SCRIPT_COMBINATIONS)
 
