@@ -134,39 +134,13 @@ def measure(directory: Path, size: int, reps: int) -> dict[str, float]:
 def django_bulk_create_us(directory: Path) -> float | None:
     """Microseconds per user of Django's ``bulk_create`` (no validation), or None."""
     try:
-        import django
-        from django.conf import settings
+        import django  # noqa: F401 - only whether it is installed
     except ImportError:
         return None
-    settings.configure(
-        DEBUG=False,
-        USE_TZ=True,
-        INSTALLED_APPS=[],
-        DEFAULT_AUTO_FIELD="django.db.models.BigAutoField",
-        DATABASES={
-            "default": {"ENGINE": "django.db.backends.sqlite3", "NAME": directory / "django.db"}
-        },
-    )
-    django.setup()
-    from django.db import connection, models, transaction
+    from bench_storage import django_user_model
+    from django.db import transaction
 
-    class ScaleUser(models.Model):
-        email = models.CharField(max_length=320)
-        email_key = models.CharField(max_length=320, unique=True)
-        username = models.CharField(max_length=150, null=True)
-        username_key = models.CharField(max_length=150, null=True, unique=True)
-        name = models.CharField(max_length=200, null=True)
-        roles = models.TextField(default="[]")
-        status = models.CharField(max_length=16, default="active")
-        created_at = models.DateTimeField()
-        updated_at = models.DateTimeField()
-        password_hash = models.CharField(max_length=200, null=True)
-
-        class Meta:
-            app_label = "bench"
-
-    with connection.schema_editor() as editor:
-        editor.create_model(ScaleUser)
+    ScaleUser = django_user_model(directory)
     rounds = iter(range(1_000_000))
 
     def bulk(_: int) -> None:

@@ -148,7 +148,9 @@ def bench_lookups(
     )
 
 
-def bench_django(directory: Path, users: list[User], keys: list[str], rounds: int) -> float:
+def django_user_model(directory: Path) -> Any:
+    """Configure Django on ``directory / "django.db"`` and return a model equivalent
+    to usercore's ``users`` table (its table created).  Once per process."""
     import django
     from django.conf import settings
 
@@ -187,6 +189,11 @@ def bench_django(directory: Path, users: list[User], keys: list[str], rounds: in
 
     with connection.schema_editor() as editor:
         editor.create_model(BenchUser)
+    return BenchUser
+
+
+def bench_django(directory: Path, users: list[User], keys: list[str], rounds: int) -> float:
+    BenchUser = django_user_model(directory)
     BenchUser.objects.bulk_create(
         [
             BenchUser(

@@ -168,6 +168,7 @@ TRIGRAM_AVAILABLE = _trigram_available()
 SEARCH_INDEX = "users_search"
 """The FTS5 table indexing ``users.email_key``/``username_key``/``name_key`` by trigrams."""
 
+
 # Migration 2: what makes listings flat at a million users (docs/storage.md,
 # "Scale").  Both are kept by triggers, so they change in the very statement
 # (and transaction) that changes a user or a role grant, whoever writes.
@@ -180,6 +181,21 @@ SEARCH_INDEX = "users_search"
 #   phrase query of three or more characters finds exactly the rows whose key
 #   contains it (substring semantics, as ``instr``).  External content: the
 #   index stores trigrams only, the text stays in ``users``.
+def _count(change: str, key: str) -> str:
+    """The trigger statement adding ``change`` (``+ 1``/``- 1``) to counter ``key``."""
+    return (
+        f"INSERT INTO user_counts (key, n) VALUES ({key}, 1) "
+        "ON CONFLICT (key) DO UPDATE SET n = n + 1;"
+        if change == "+ 1"
+        else f"UPDATE user_counts SET n = n - 1 WHERE key = {key};"
+    )
+
+
+def _count_trigger(name: str, event: str, *changes: tuple[str, str], when: str = "") -> str:
+    body = "\n        ".join(_count(change, key) for change, key in changes)
+    return f"CREATE TRIGGER {name} {event} {when} BEGIN\n        {body}\n    END"
+
+
 _COUNTERS = (
     """
     CREATE TABLE user_counts (
@@ -187,36 +203,25 @@ _COUNTERS = (
         n   INTEGER NOT NULL
     ) WITHOUT ROWID
     """,
-    """
-    CREATE TRIGGER user_counts_user_insert AFTER INSERT ON users BEGIN
-        INSERT INTO user_counts (key, n) VALUES ('status:' || new.status, 1)
-        ON CONFLICT (key) DO UPDATE SET n = n + 1;
-    END
-    """,
-    """
-    CREATE TRIGGER user_counts_user_delete AFTER DELETE ON users BEGIN
-        UPDATE user_counts SET n = n - 1 WHERE key = 'status:' || old.status;
-    END
-    """,
-    """
-    CREATE TRIGGER user_counts_user_status AFTER UPDATE OF status ON users
-    WHEN old.status IS NOT new.status BEGIN
-        UPDATE user_counts SET n = n - 1 WHERE key = 'status:' || old.status;
-        INSERT INTO user_counts (key, n) VALUES ('status:' || new.status, 1)
-        ON CONFLICT (key) DO UPDATE SET n = n + 1;
-    END
-    """,
-    """
-    CREATE TRIGGER user_counts_role_insert AFTER INSERT ON user_roles BEGIN
-        INSERT INTO user_counts (key, n) VALUES ('role:' || new.role, 1)
-        ON CONFLICT (key) DO UPDATE SET n = n + 1;
-    END
-    """,
-    """
-    CREATE TRIGGER user_counts_role_delete AFTER DELETE ON user_roles BEGIN
-        UPDATE user_counts SET n = n - 1 WHERE key = 'role:' || old.role;
-    END
-    """,
+    _count_trigger(
+        "user_counts_user_insert", "AFTER INSERT ON users", ("+ 1", "'status:' || new.status")
+    ),
+    _count_trigger(
+        "user_counts_user_delete", "AFTER DELETE ON users", ("- 1", "'status:' || old.status")
+    ),
+    _count_trigger(
+        "user_counts_user_status",
+        "AFTER UPDATE OF status ON users",
+        ("- 1", "'status:' || old.status"),
+        ("+ 1", "'status:' || new.status"),
+        when="WHEN old.status IS NOT new.status",
+    ),
+    _count_trigger(
+        "user_counts_role_insert", "AFTER INSERT ON user_roles", ("+ 1", "'role:' || new.role")
+    ),
+    _count_trigger(
+        "user_counts_role_delete", "AFTER DELETE ON user_roles", ("- 1", "'role:' || old.role")
+    ),
     """
     INSERT INTO user_counts (key, n)
     SELECT 'status:' || status, count(*) FROM users GROUP BY status
