@@ -36,8 +36,9 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 
+from bench_storage import make_users
+
 from usercore import SYSTEM, Settings, UserCore
-from usercore.domain import User
 
 NOW = datetime(2024, 5, 17, 12, 0, tzinfo=timezone.utc)
 HASH = "$argon2id$v=19$m=65536,t=3,p=4$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo"
@@ -64,19 +65,7 @@ def load(core: UserCore, count: int) -> float:
     start = time.perf_counter()
     step = 50_000
     for first in range(0, count, step):
-        users = [
-            User(
-                id=0,
-                email=f"User{n}@Example.com",
-                username=f"user{n}",
-                name=f"User Number {n}",
-                roles={"user"} if n % 10 else {"user", "admin"},
-                password_hash=HASH,
-                created_at=NOW,
-                updated_at=NOW,
-            )
-            for n in range(first, min(first + step, count))
-        ]
+        users = make_users(min(step, count - first), start=first)
         with core.store.transaction() as tx:
             tx.users.add_many(users)
     return time.perf_counter() - start
@@ -137,7 +126,7 @@ def django_bulk_create_us(directory: Path) -> float | None:
         import django  # noqa: F401 - only whether it is installed
     except ImportError:
         return None
-    from bench_storage import django_user_model
+    from bench_storage import django_user_model  # configures Django: only now
     from django.db import transaction
 
     ScaleUser = django_user_model(directory)

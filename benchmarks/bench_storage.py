@@ -53,7 +53,8 @@ def best_of(rounds: int, run: Callable[[], object], operations: int = 1) -> floa
     return min(timings)
 
 
-def make_users(count: int) -> list[User]:
+def make_users(count: int, start: int = 0) -> list[User]:
+    """Users number ``start`` to ``start + count - 1`` (one in ten an admin)."""
     return [
         User(
             id=0,
@@ -65,7 +66,7 @@ def make_users(count: int) -> list[User]:
             created_at=NOW,
             updated_at=NOW,
         )
-        for n in range(count)
+        for n in range(start, start + count)
     ]
 
 
