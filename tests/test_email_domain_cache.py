@@ -75,3 +75,25 @@ def test_ascii_text_is_single_script_as_the_full_check_says(text: str) -> None:
     scripts = {script for script in map(letter_script, text) if script is not None}
     full = len(scripts) <= 1 or any(scripts <= allowed for allowed in _SCRIPT_COMBINATIONS)
     assert is_single_script(text) == full
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(st.characters(codec="utf-8"), max_size=30))
+def test_the_whitespace_and_control_scan_matches_the_character_classes(text: str) -> None:
+    import unicodedata
+
+    from usercore.validation import _WHITESPACE_OR_CONTROL
+
+    expected = any(char.isspace() or unicodedata.category(char) == "Cc" for char in text)
+    assert bool(_WHITESPACE_OR_CONTROL.search(text)) == expected
+
+
+def test_the_whitespace_and_control_scan_agrees_on_every_code_point() -> None:
+    import unicodedata
+
+    from usercore.validation import _WHITESPACE_OR_CONTROL
+
+    for code in range(0x110000):
+        char = chr(code)
+        expected = char.isspace() or unicodedata.category(char) == "Cc"
+        assert bool(_WHITESPACE_OR_CONTROL.search(char)) == expected, hex(code)

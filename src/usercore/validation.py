@@ -150,6 +150,11 @@ def _fold(text: str) -> str:
 # ---------------------------------------------------------------- email
 
 
+# Any whitespace (``re``'s ``\s`` is ``str.isspace``) or control character
+# (category Cc: U+0000-U+001F, U+007F-U+009F); one C-speed scan of the address.
+_WHITESPACE_OR_CONTROL: Final = re.compile(r"[\s\x00-\x1f\x7f-\x9f]")
+
+
 class EmailDomainCache:
     """Remembers the domains of addresses that validated, for one batch of work.
 
@@ -231,7 +236,7 @@ def _check_email(
         return None, [_NOT_EMPTY]
     if len(text) > EMAIL_MAX_LENGTH:
         return None, [_at_most(EMAIL_MAX_LENGTH)]
-    if any(char.isspace() or unicodedata.category(char) == "Cc" for char in text):
+    if _WHITESPACE_OR_CONTROL.search(text):
         return None, [_EMAIL_WHITESPACE]
     try:
         if domains is not None:
