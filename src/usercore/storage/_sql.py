@@ -266,11 +266,7 @@ class Dialect:
             f" OR {self.contains('u.name_key')})"
         )
 
-    def search_params(
-        self, method: str, needle: str, execute: Callable[..., Cursor] | None = None
-    ) -> list[Any]:
-        """The parameters of :meth:`search_condition`; ``execute`` runs statements
-        in the caller's transaction if the dialect needs to look something up."""
+    def search_params(self, method: str, needle: str) -> list[Any]:
         return [needle, needle, needle]
 
     def translate(self, exc: Exception) -> Exception | None:
@@ -347,12 +343,7 @@ class Dialect:
             return f"SELECT count(*) FROM {source}{where}"
         return f"SELECT {_USER_COLUMNS} FROM {source}{where} ORDER BY {order} LIMIT ? OFFSET ?"
 
-    def user_query_params(
-        self,
-        after: int | None,
-        filter: UserFilter,
-        execute: Callable[..., Cursor] | None = None,
-    ) -> list[Any]:
+    def user_query_params(self, after: int | None, filter: UserFilter) -> list[Any]:
         """Parameters for :meth:`user_query`, in its placeholder order."""
         params: list[Any] = []
         if filter.role is not None:
@@ -363,7 +354,7 @@ class Dialect:
             params.append(filter.status.value)
         if filter.search:
             needle = search_key(filter.search)
-            params += self.search_params(self.search_method(needle), needle, execute)
+            params += self.search_params(self.search_method(needle), needle)
         return params
 
     def counter_keys(self, filter: UserFilter) -> tuple[str, str] | None:
@@ -672,7 +663,7 @@ class SqlUserRepository(_Repository):
             return []
         dialect = self._uow.dialect
         sql = dialect.user_query("list", after=after is not None, filter=filter)
-        params = dialect.user_query_params(after, filter, execute)
+        params = dialect.user_query_params(after, filter)
         params += (limit, offset)
         return [user_from_row(row) for row in execute(sql, params).fetchall()]
 
@@ -685,7 +676,7 @@ class SqlUserRepository(_Repository):
         if keys is not None:
             return int(execute(self._sql.user_counts_sum, keys).fetchone()[0])
         sql = dialect.user_query("count", after=False, filter=filter)
-        return int(execute(sql, dialect.user_query_params(None, filter, execute)).fetchone()[0])
+        return int(execute(sql, dialect.user_query_params(None, filter)).fetchone()[0])
 
     def count_with_role(self, role: str) -> int:
         return self.count(filter=UserFilter(role=role))

@@ -27,14 +27,7 @@ from __future__ import annotations
 
 import sqlite3
 
-__all__ = [
-    "APPLICATION_ID",
-    "LATEST_VERSION",
-    "MIGRATIONS",
-    "SEARCH_INDEX",
-    "SEARCH_TERMS",
-    "TRIGRAM_AVAILABLE",
-]
+__all__ = ["APPLICATION_ID", "LATEST_VERSION", "MIGRATIONS", "SEARCH_INDEX", "TRIGRAM_AVAILABLE"]
 
 # PRAGMA application_id marks the file as a usercore database ("UCOR"), so a
 # store refuses to migrate somebody else's SQLite file.
@@ -175,9 +168,6 @@ TRIGRAM_AVAILABLE = _trigram_available()
 SEARCH_INDEX = "users_search"
 """The FTS5 table indexing ``users.email_key``/``username_key``/``name_key`` by trigrams."""
 
-SEARCH_TERMS = "users_search_terms"
-"""The ``fts5vocab`` table of ``SEARCH_INDEX``: each trigram and how many users hold it."""
-
 
 # Migration 2: what makes listings flat at a million users (docs/storage.md,
 # "Scale").  Both are kept by triggers, so they change in the very statement
@@ -270,9 +260,6 @@ _SEARCH_INDEX = (
     END
     """,
     f"INSERT INTO {SEARCH_INDEX} ({SEARCH_INDEX}) VALUES ('rebuild')",
-    # How many users hold each trigram: a search asks the index only for its
-    # needle's rarest trigrams ("use" is in every row of "user123@...").
-    f"CREATE VIRTUAL TABLE {SEARCH_TERMS} USING fts5vocab ({SEARCH_INDEX}, 'row')",
 )
 # Without the trigram tokenizer (SQLite < 3.34, or FTS5 left out of the
 # build) the migration skips the index and search keeps scanning with

@@ -42,7 +42,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from types import TracebackType
 from typing import Any, cast
 
@@ -215,9 +215,7 @@ class PostgresDialect(Dialect):
             return super().search_condition(method)
         return "(u.email_key LIKE ? OR u.username_key LIKE ? OR u.name_key LIKE ?)"
 
-    def search_params(
-        self, method: str, needle: str, execute: Callable[..., Cursor] | None = None
-    ) -> list[Any]:
+    def search_params(self, method: str, needle: str) -> list[Any]:
         if method != "index":
             return super().search_params(method, needle)
         # The needle's own wildcards and the escape character are escaped

@@ -30,7 +30,6 @@ One file, many threads and processes:
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import random
@@ -45,13 +44,12 @@ from typing import Any, TypeVar
 from usercore.errors import NotFoundError, UsercoreError
 from usercore.storage._faults import Incidents
 from usercore.storage._schema import UNIQUE_RULES
-from usercore.storage._sql import Cursor, Dialect, SqlUnitOfWork
+from usercore.storage._sql import Dialect, SqlUnitOfWork
 from usercore.storage._sqlite_schema import (
     APPLICATION_ID,
     LATEST_VERSION,
     MIGRATIONS,
     SEARCH_INDEX,
-    SEARCH_TERMS,
 )
 from usercore.storage._transaction import Transaction, TransactionHooks
 
@@ -105,47 +103,18 @@ class SQLiteDialect(Dialect):
         return "index" if self.indexed_search and len(needle) >= 3 else "scan"
 
     def search_condition(self, method: str) -> str:
-        scan = super().search_condition(method)
         if method != "index":
-            return scan
-        # The index narrows the rows to those holding the needle's rarest
-        # trigrams; the substring test on those few rows makes it exact.
+            return super().search_condition(method)
         # SEARCH_INDEX is our own constant table name.
-        return (
-            f"u.id IN (SELECT rowid FROM {SEARCH_INDEX} WHERE {SEARCH_INDEX} MATCH ?) "  # noqa: S608
-            f"AND {scan}"
-        )
+        return f"u.id IN (SELECT rowid FROM {SEARCH_INDEX} WHERE {SEARCH_INDEX} MATCH ?)"  # noqa: S608
 
-    def search_params(
-        self, method: str, needle: str, execute: Callable[..., Cursor] | None = None
-    ) -> list[Any]:
-        scan = super().search_params(method, needle)
+    def search_params(self, method: str, needle: str) -> list[Any]:
         if method != "index":
-            return scan
-        return [self._rare_trigrams(needle, execute), *scan]
-
-    @staticmethod
-    def _rare_trigrams(needle: str, execute: Callable[..., Cursor] | None) -> str:
-        """An FTS5 query for the (at most) two trigrams of ``needle`` fewest users hold.
-
-        Every user whose key contains the needle holds all its trigrams, so
-        any of them selects a superset of the matches; the rarest make it the
-        smallest.  A frequent trigram ("use" in "user5678@") would have the
-        index read a posting for every user.  Each trigram is an FTS5 phrase:
-        inside double quotes every character is literal but the quote itself,
-        written twice.
-        """
-        trigrams = sorted({needle[i : i + 3] for i in range(len(needle) - 2)})
-        if len(trigrams) > 2 and execute is not None:
-            counts = dict(
-                execute(
-                    f"SELECT term, doc FROM {SEARCH_TERMS} "  # noqa: S608 - our table name
-                    "WHERE term IN (SELECT value FROM json_each(?))",
-                    (json.dumps(trigrams, ensure_ascii=False),),
-                ).fetchall()
-            )
-            trigrams.sort(key=lambda trigram: counts.get(trigram, 0))
-        return " ".join('"' + trigram.replace('"', '""') + '"' for trigram in trigrams[:2])
+            return super().search_params(method, needle)
+        # One FTS5 phrase: inside double quotes every character is literal but
+        # the quote itself, written twice.  With the trigram tokenizer a
+        # phrase matches exactly the columns that contain it as a substring.
+        return ['"' + needle.replace('"', '""') + '"']
 
     def translate(self, exc: Exception) -> Exception | None:
         message = str(exc)
