@@ -162,6 +162,7 @@ _V1 = (
 TRIGRAM_INDEXES = ("users_email_trgm", "users_username_trgm", "users_name_trgm")
 """GIN ``pg_trgm`` indexes of the three search keys, when the extension could be created."""
 
+
 # Migration 2: what keeps listings flat at a million users (docs/storage.md,
 # "Scale"), as in the SQLite schema.
 #
@@ -177,26 +178,11 @@ TRIGRAM_INDEXES = ("users_email_trgm", "users_username_trgm", "users_name_trgm")
 # Statement-level triggers over transition tables: one counter update per
 # statement, so a bulk COPY of a million users touches each counter row once
 # (a row trigger would stack a million versions of the row in one transaction).
-_DELTA = {
-    "insert": "SELECT {column} AS value, 1 AS k FROM new_rows",
-    "delete": "SELECT {column} AS value, -1 AS k FROM old_rows",
-    "update": (
-        "SELECT {column} AS value, 1 AS k FROM new_rows UNION ALL SELECT {column}, -1 FROM old_rows"
-    ),
-}
-_REFERENCING = {
-    "insert": "NEW TABLE AS new_rows",
-    "delete": "OLD TABLE AS old_rows",
-    "update": "OLD TABLE AS old_rows NEW TABLE AS new_rows",
-}
-_COUNTS = {"status": "users", "role": "user_roles"}
-
-
-def _count_trigger(what: str, event: str) -> tuple[str, str]:
-    """The function and the trigger adding the deltas of ``event`` on ``what``'s table."""
-    name = f"usercore_count_{what}_{event}"
-    delta = _DELTA[event].format(column=what)
-    function = f"""
+def _count_trigger(name: str, event: str, table: str, tables: str, what: str, delta: str) -> str:
+    """Function ``name`` and its trigger: after ``event`` on ``table`` (whose
+    transition ``tables`` ``delta`` reads as ``value, k`` rows), add each
+    ``k`` to the counter ``what:value``."""
+    return f"""
     CREATE FUNCTION {name}() RETURNS trigger
     LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
     BEGIN
@@ -206,13 +192,10 @@ def _count_trigger(what: str, event: str) -> tuple[str, str]:
         ON CONFLICT (key) DO UPDATE SET n = user_counts.n + excluded.n;
         RETURN NULL;
     END
-    $$
+    $$;
+    CREATE TRIGGER {name} AFTER {event} ON {table}
+    REFERENCING {tables} FOR EACH STATEMENT EXECUTE FUNCTION {name}()
     """
-    trigger = (
-        f"CREATE TRIGGER {name} AFTER {event.upper()} ON {_COUNTS[what]} "
-        f"REFERENCING {_REFERENCING[event]} FOR EACH STATEMENT EXECUTE FUNCTION {name}()"
-    )
-    return function, trigger
 
 
 _V2 = (
@@ -222,11 +205,46 @@ _V2 = (
         n   bigint  NOT NULL
     )
     """,
-    *_count_trigger("status", "insert"),
-    *_count_trigger("status", "delete"),
-    *_count_trigger("status", "update"),
-    *_count_trigger("role", "insert"),
-    *_count_trigger("role", "delete"),
+    _count_trigger(
+        "usercore_count_status_insert",
+        "INSERT",
+        "users",
+        "NEW TABLE AS new_rows",
+        "status",
+        "SELECT status AS value, 1 AS k FROM new_rows",
+    ),
+    _count_trigger(
+        "usercore_count_status_delete",
+        "DELETE",
+        "users",
+        "OLD TABLE AS old_rows",
+        "status",
+        "SELECT status AS value, -1 AS k FROM old_rows",
+    ),
+    _count_trigger(
+        "usercore_count_status_update",
+        "UPDATE",
+        "users",
+        "OLD TABLE AS old_rows NEW TABLE AS new_rows",
+        "status",
+        "SELECT status AS value, 1 AS k FROM new_rows UNION ALL SELECT status, -1 FROM old_rows",
+    ),
+    _count_trigger(
+        "usercore_count_role_insert",
+        "INSERT",
+        "user_roles",
+        "NEW TABLE AS new_rows",
+        "role",
+        "SELECT role AS value, 1 AS k FROM new_rows",
+    ),
+    _count_trigger(
+        "usercore_count_role_delete",
+        "DELETE",
+        "user_roles",
+        "OLD TABLE AS old_rows",
+        "role",
+        "SELECT role AS value, -1 AS k FROM old_rows",
+    ),
     """
     INSERT INTO user_counts (key, n)
     SELECT 'status:' || status, count(*) FROM users GROUP BY status

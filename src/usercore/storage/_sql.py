@@ -337,7 +337,11 @@ class Dialect:
         if status:
             conditions.append("u.status = ?")
         if search:
-            conditions.append(self.search_condition(search))
+            conditions.append(
+                self.search_condition("index")
+                if search == "index"
+                else self.search_condition("scan")
+            )
         where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
         if kind == "count":
             return f"SELECT count(*) FROM {source}{where}"

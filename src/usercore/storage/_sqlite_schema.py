@@ -181,19 +181,17 @@ SEARCH_INDEX = "users_search"
 #   phrase query of three or more characters finds exactly the rows whose key
 #   contains it (substring semantics, as ``instr``).  External content: the
 #   index stores trigrams only, the text stays in ``users``.
-def _count(change: str, key: str) -> str:
-    """The trigger statement adding ``change`` (``+ 1``/``- 1``) to counter ``key``."""
-    return (
-        f"INSERT INTO user_counts (key, n) VALUES ({key}, 1) "
+def _counter_trigger(name: str, event: str, minus: str, plus: str) -> str:
+    """A trigger on ``event`` taking one from the counter keyed ``minus`` and adding
+    one to the counter keyed ``plus`` (SQL key expressions; ``""``: none)."""
+    take = f"UPDATE user_counts SET n = n - 1 WHERE key = {minus};" if minus else ""
+    add = (
+        f"INSERT INTO user_counts (key, n) VALUES ({plus}, 1) "
         "ON CONFLICT (key) DO UPDATE SET n = n + 1;"
-        if change == "+ 1"
-        else f"UPDATE user_counts SET n = n - 1 WHERE key = {key};"
+        if plus
+        else ""
     )
-
-
-def _count_trigger(name: str, event: str, *changes: tuple[str, str], when: str = "") -> str:
-    body = "\n        ".join(_count(change, key) for change, key in changes)
-    return f"CREATE TRIGGER {name} {event} {when} BEGIN\n        {body}\n    END"
+    return f"CREATE TRIGGER {name} {event} BEGIN {take} {add} END"
 
 
 _COUNTERS = (
@@ -203,24 +201,23 @@ _COUNTERS = (
         n   INTEGER NOT NULL
     ) WITHOUT ROWID
     """,
-    _count_trigger(
-        "user_counts_user_insert", "AFTER INSERT ON users", ("+ 1", "'status:' || new.status")
+    _counter_trigger(
+        "user_counts_user_insert", "AFTER INSERT ON users", "", "'status:' || new.status"
     ),
-    _count_trigger(
-        "user_counts_user_delete", "AFTER DELETE ON users", ("- 1", "'status:' || old.status")
+    _counter_trigger(
+        "user_counts_user_delete", "AFTER DELETE ON users", "'status:' || old.status", ""
     ),
-    _count_trigger(
+    _counter_trigger(
         "user_counts_user_status",
-        "AFTER UPDATE OF status ON users",
-        ("- 1", "'status:' || old.status"),
-        ("+ 1", "'status:' || new.status"),
-        when="WHEN old.status IS NOT new.status",
+        "AFTER UPDATE OF status ON users WHEN old.status IS NOT new.status",
+        "'status:' || old.status",
+        "'status:' || new.status",
     ),
-    _count_trigger(
-        "user_counts_role_insert", "AFTER INSERT ON user_roles", ("+ 1", "'role:' || new.role")
+    _counter_trigger(
+        "user_counts_role_insert", "AFTER INSERT ON user_roles", "", "'role:' || new.role"
     ),
-    _count_trigger(
-        "user_counts_role_delete", "AFTER DELETE ON user_roles", ("- 1", "'role:' || old.role")
+    _counter_trigger(
+        "user_counts_role_delete", "AFTER DELETE ON user_roles", "'role:' || old.role", ""
     ),
     """
     INSERT INTO user_counts (key, n)
