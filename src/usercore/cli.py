@@ -388,6 +388,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     url = database_url(args.db)
     if args.workers > 1 and url == MEMORY_URL:
         _usage("--workers: each worker would have its own in-memory database; give a database")
+    import importlib.util
+
+    for option, module in (("--loop", args.loop), ("--http", args.http)):
+        if module in ("uvloop", "httptools") and importlib.util.find_spec(module) is None:
+            _usage(f"{option} {module} needs the server extra: pip install 'usercore[server]'")
     mail_url = _mail_url(args)
     if mail_url is not None:
         _check_mail(mail_url, args)
@@ -424,6 +429,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         "proxy_headers": bool(proxies),
         "forwarded_allow_ips": proxies or "",
         "server_header": False,
+        "loop": args.loop,
+        "http": args.http,
         "timeout_graceful_shutdown": args.graceful_timeout or None,
     }
     workers = _count(args.workers, "worker")
@@ -1403,6 +1410,18 @@ def build_parser() -> argparse.ArgumentParser:
         default=1,
         help="worker processes, each with its own store connection (default: 1; "
         "about one per core)",
+    )
+    serve.add_argument(
+        "--loop",
+        choices=["auto", "asyncio", "uvloop"],
+        default="auto",
+        help="event loop (default: auto, uvloop when installed: pip install 'usercore[server]')",
+    )
+    serve.add_argument(
+        "--http",
+        choices=["auto", "h11", "httptools"],
+        default="auto",
+        help="HTTP parser (default: auto, httptools when installed)",
     )
     serve.add_argument(
         "--graceful-timeout",
