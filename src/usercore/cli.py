@@ -26,6 +26,7 @@ Only ``serve`` imports FastAPI and uvicorn, and only when it runs.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import errno
 import getpass
@@ -439,11 +440,26 @@ def cmd_serve(args: argparse.Namespace) -> int:
             app = _server.build_app(options, core)
             _info(f"serving {_describe(url)} at {base}{args.prefix} ({where}; {workers})")
             _non_local_warning(args.host)
-            uvicorn.run(app, **server_options)
+            with _sigterm_is_a_normal_stop():
+                uvicorn.run(app, **server_options)
             return 0
     finally:
         core.close()
     return _serve_workers(args, options, server_options, f"{where}; {workers}")
+
+
+@contextlib.contextmanager
+def _sigterm_is_a_normal_stop() -> Iterator[None]:
+    """uvicorn drains in-flight requests on SIGTERM, then raises the signal again
+    with the handler it found; this one makes that a normal exit (status 0), which
+    is what service managers expect of a graceful stop."""
+    import signal
+
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: None)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _non_local_warning(host: str) -> None:
