@@ -22,7 +22,7 @@ from urllib.parse import parse_qs, quote, urlsplit
 import httpx
 import pytest
 
-from tests.mail.smtp_server import smtp_server
+from tests.mail.smtp_server import free_port, smtp_server
 
 from .conftest import PASSWORD
 
@@ -32,13 +32,6 @@ pytestmark = pytest.mark.slow
 HOST = "127.0.0.1"
 STARTUP_SECONDS = 60.0
 NEW_PASSWORD = "a brand new passphrase, long"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @contextmanager

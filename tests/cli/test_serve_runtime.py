@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from argon2 import profiles
 
+from tests.mail.smtp_server import free_port
 from usercore import SYSTEM, InvalidCredentials, Settings, UserCore, cli
 from usercore.mail import RecordingMailer
 
@@ -91,9 +92,7 @@ def test_workers_run_under_uvicorns_supervisor_on_a_tcp_socket(
     monkeypatch.setattr(supervisors.Multiprocess, "run", fake_run)
     monkeypatch.setattr(supervisors.multiprocess.signal, "signal", lambda *args: None)
     monkeypatch.delenv(_server.OPTIONS_ENV, raising=False)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = str(probe.getsockname()[1])
+    port = str(free_port())
     status, _, err = run("serve", "--db", str(db), "--port", port, "--workers", "3", "--no-docs")
     assert status == 0, err
     assert "3 workers" in err
