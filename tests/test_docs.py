@@ -108,7 +108,7 @@ def test_every_command_shown_exists(page: str, arguments: str) -> None:
 
 @pytest.mark.parametrize(
     "arguments",
-    ["users frobnicate", "roles list --verbose", "export --db x --force", "serve --workers 2 x"],
+    ["users frobnicate", "roles list --verbose", "export --db x --force", "serve --threads 2 x"],
 )
 def test_the_command_check_catches_what_does_not_exist(arguments: str) -> None:
     assert check_command(arguments)

@@ -2,7 +2,7 @@
 
 ::
 
-    usercore serve [--db usercore.db] [--host 127.0.0.1] [--port 8000] [--forwarded-allow-ips IPS]
+    usercore serve [--db usercore.db] [--host 127.0.0.1] [--port 8000] [--workers N] ...
     usercore create-admin --email E [--username U] [--name N] [--password-stdin]
     usercore users list|show|disable|enable|delete|set-password|roles ...
     usercore roles list|create|update|delete ...
@@ -26,6 +26,7 @@ Only ``serve`` imports FastAPI and uvicorn, and only when it runs.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import errno
 import getpass
@@ -342,49 +343,161 @@ def _print_json(value: object) -> None:
 # -- serve -------------------------------------------------------------------------------
 
 
+MAIL_URL_ENV = "USERCORE_MAIL_URL"
+
+
+def _mail_url(args: argparse.Namespace) -> str | None:
+    """``--mail-url``, else ``$USERCORE_MAIL_URL``; a password on the command
+    line is visible to every local user in the process list, so it warns."""
+    from urllib.parse import urlsplit
+
+    url: str | None = args.mail_url
+    if url is None:
+        url = os.environ.get(MAIL_URL_ENV) or None
+    elif urlsplit(url).password:
+        _warn(
+            f"--mail-url holds a password, which other local users can read in the "
+            f"process list; set ${MAIL_URL_ENV} instead"
+        )
+    if url is not None and not (args.reset_url and args.verification_url):
+        _usage("mail needs --reset-url and --verification-url (the pages that take the token)")
+    if url is None and (args.reset_url or args.verification_url):
+        _usage(f"--reset-url and --verification-url need --mail-url or ${MAIL_URL_ENV}")
+    return url
+
+
+def _check_mail(url: str, args: argparse.Namespace) -> None:
+    """Refuse a bad mail configuration at start, not at the first reset."""
+    from usercore.mail import Notifier, RecordingMailer, mailer_from_url
+
+    try:
+        mailer_from_url(url)
+        Notifier(
+            RecordingMailer(), reset_url=args.reset_url, verification_url=args.verification_url
+        )
+    except ValueError as exc:  # the messages never repeat the URL (docs/mail.md)
+        _usage(f"mail: {exc}")
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     try:
         import uvicorn
 
-        from usercore.web.fastapi import create_app
+        from usercore.web import _server
     except ImportError:
         _usage("usercore serve needs the fastapi extra: pip install 'usercore[fastapi]'")
     url = database_url(args.db)
+    if args.workers > 1 and url == MEMORY_URL:
+        _usage("--workers: each worker would have its own in-memory database; give a database")
+    import importlib.util
+
+    for option, module in (("--loop", args.loop), ("--http", args.http)):
+        if module in ("uvloop", "httptools") and importlib.util.find_spec(module) is None:
+            _usage(f"{option} {module} needs the server extra: pip install 'usercore[server]'")
+    mail_url = _mail_url(args)
+    if mail_url is not None:
+        _check_mail(mail_url, args)
     key = serving_key(url)
+    options = _server.ServeOptions(
+        url=url,
+        prefix=args.prefix,
+        docs=not args.no_docs,
+        docs_ui=args.docs_ui,
+        cors_origins=tuple(args.cors_origin),
+        cors_allow_credentials=args.cors_allow_credentials,
+        mail_url=mail_url,
+        reset_url=args.reset_url,
+        verification_url=args.verification_url,
+        purge_every=args.purge_every * 60,
+        access_log=args.access_log,
+    )
     core = open_database(
         args, create=True, write=True, thorough=True, secret_key=key, allow_memory=True
     )
+    base = f"http://{args.host}:{args.port}"
+    where = "no OpenAPI document" if args.no_docs else f"OpenAPI at {base}/openapi.json"
+    if args.docs_ui and not args.no_docs:
+        where += f", Swagger UI at {base}/docs"
+    # Client addresses (logged, and keyed on by login throttling) come from
+    # X-Forwarded-For only when the proxy sending them is named: a header
+    # from anyone else would let a client pick its own address.
+    proxies = args.forwarded_allow_ips
+    server_options: dict[str, Any] = {
+        "host": args.host,
+        "port": args.port,
+        "log_level": args.log_level,
+        "access_log": args.access_log == "text",
+        "proxy_headers": bool(proxies),
+        "forwarded_allow_ips": proxies or "",
+        "server_header": False,
+        "loop": args.loop,
+        "http": args.http,
+        "timeout_graceful_shutdown": args.graceful_timeout or None,
+    }
+    workers = _count(args.workers, "worker")
     try:
-        app = create_app(
-            core,
-            prefix=args.prefix,
-            docs=not args.no_docs,
-            docs_ui=args.docs_ui,
-            cors_origins=tuple(args.cors_origin),
-            cors_allow_credentials=args.cors_allow_credentials,
-        )
-        base = f"http://{args.host}:{args.port}"
-        where = "no OpenAPI document" if args.no_docs else f"OpenAPI at {base}/openapi.json"
-        if args.docs_ui and not args.no_docs:
-            where += f", Swagger UI at {base}/docs"
-        _info(f"serving {_describe(url)} at {base}{args.prefix} ({where})")
-        if args.host not in ("127.0.0.1", "localhost", "::1"):
-            _warn("this is plain HTTP: put a TLS-terminating proxy in front of it")
-        # Client addresses (logged, and keyed on by login throttling) come from
-        # X-Forwarded-For only when the proxy sending them is named: a header
-        # from anyone else would let a client pick its own address.
-        proxies = args.forwarded_allow_ips
-        uvicorn.run(
-            app,
-            host=args.host,
-            port=args.port,
-            log_level=args.log_level,
-            proxy_headers=bool(proxies),
-            forwarded_allow_ips=proxies or "",
-            server_header=False,
-        )
+        if args.workers == 1:
+            app = _server.build_app(options, core)
+            _info(f"serving {_describe(url)} at {base}{args.prefix} ({where}; {workers})")
+            _non_local_warning(args.host)
+            with _sigterm_is_a_normal_stop():
+                uvicorn.run(app, **server_options)
+            return 0
     finally:
         core.close()
+    return _serve_workers(args, options, server_options, f"{where}; {workers}")
+
+
+@contextlib.contextmanager
+def _sigterm_is_a_normal_stop() -> Iterator[None]:
+    """uvicorn drains in-flight requests on SIGTERM, then raises the signal again
+    with the handler it found; this one makes that a normal exit (status 0), which
+    is what service managers expect of a graceful stop."""
+    import signal
+
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: None)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _non_local_warning(host: str) -> None:
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        _warn("this is plain HTTP: put a TLS-terminating proxy in front of it")
+
+
+def _serve_workers(
+    args: argparse.Namespace, options: Any, server_options: dict[str, Any], where: str
+) -> int:
+    """``--workers N``: uvicorn's supervisor over N processes, each building its
+    own app and store (``usercore.web._server.worker_app``) on a socket made
+    here with ``IPPROTO_TCP`` (see that module for why)."""
+    import inspect
+
+    import uvicorn
+    from uvicorn.supervisors import Multiprocess
+
+    from usercore.web import _server
+
+    os.environ[_server.OPTIONS_ENV] = options.to_json()
+    config = uvicorn.Config(
+        "usercore.web._server:worker_app", factory=True, workers=args.workers, **server_options
+    )
+    try:
+        sock = _server.listening_socket(args.host, args.port)
+    except OSError as exc:
+        raise CommandError(f"cannot listen on {args.host}:{args.port}: {exc.strerror}") from None
+    base = f"http://{args.host}:{args.port}"
+    _info(f"serving {_describe(options.url)} at {base}{args.prefix} ({where})")
+    _non_local_warning(args.host)
+    supervisor_options: dict[str, Any] = {"sockets": [sock]}
+    if "target" in inspect.signature(Multiprocess).parameters:  # uvicorn < 0.36
+        supervisor_options["target"] = uvicorn.Server(config).run
+    try:
+        Multiprocess(config, **supervisor_options).run()
+    finally:
+        sock.close()
     return 0
 
 
@@ -1205,6 +1318,24 @@ def _prefix(value: str) -> str:
     return value
 
 
+def _non_negative(value: str, unit: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of {unit}: {value!r}") from None
+    if not 0 <= number < 1e9:
+        raise argparse.ArgumentTypeError(f"a number of {unit}, 0 or more")
+    return number
+
+
+def _seconds(value: str) -> float:
+    return _non_negative(value, "seconds")
+
+
+def _minutes(value: str) -> float:
+    return _non_negative(value, "minutes")
+
+
 def _positive_int(value: str) -> int:
     try:
         number = int(value)
@@ -1288,6 +1419,64 @@ def build_parser() -> argparse.ArgumentParser:
         "--docs-ui",
         action="store_true",
         help="serve Swagger UI at /docs (loaded from a CDN without integrity: development only)",
+    )
+    serve.add_argument(
+        "--workers",
+        type=_positive_int,
+        default=1,
+        help="worker processes, each with its own store connection (default: 1; "
+        "about one per core)",
+    )
+    serve.add_argument(
+        "--loop",
+        choices=["auto", "asyncio", "uvloop"],
+        default="auto",
+        help="event loop (default: auto, uvloop when installed: pip install 'usercore[server]')",
+    )
+    serve.add_argument(
+        "--http",
+        choices=["auto", "h11", "httptools"],
+        default="auto",
+        help="HTTP parser (default: auto, httptools when installed)",
+    )
+    serve.add_argument(
+        "--graceful-timeout",
+        type=_seconds,
+        default=30.0,
+        metavar="SECONDS",
+        help="on SIGTERM, how long in-flight requests may take to finish (default: 30; "
+        "0: wait for them however long)",
+    )
+    serve.add_argument(
+        "--access-log",
+        choices=["text", "json", "off"],
+        default="text",
+        help="uvicorn's text lines, one JSON object per request on stdout, or none (default: text)",
+    )
+    serve.add_argument(
+        "--purge-every",
+        type=_minutes,
+        default=10.0,
+        metavar="MINUTES",
+        help="purge expired tokens, revocations and login throttles this often "
+        "(default: 10; 0: never, e.g. when `usercore purge` runs from cron)",
+    )
+    serve.add_argument(
+        "--mail-url",
+        metavar="URL",
+        default=None,
+        help=f"send the account mails: smtp://, smtps://, console: or file:// (docs/mail.md); "
+        f"default ${MAIL_URL_ENV}, where a password belongs",
+    )
+    serve.add_argument(
+        "--reset-url",
+        metavar="URL",
+        help="your page that resets a password, with {token} where the token goes",
+    )
+    serve.add_argument(
+        "--verification-url",
+        metavar="URL",
+        help="your page that verifies an address, with {token} where the token goes",
     )
     serve.add_argument(
         "--log-level",

@@ -92,6 +92,7 @@ __all__ = [
     "CookieSessions",
     "ErrorResponse",
     "UserOut",
+    "add_health_routes",
     "create_app",
     "create_router",
     "current_principal",
@@ -690,3 +691,41 @@ def create_app(
     # Straight onto the app's router: an included router is matched twice per request.
     _add_routes(app.router, api, prefix, sessions, V1_ROUTES)
     return app
+
+
+# -- health probes ----------------------------------------------------------------
+
+
+def add_health_routes(app: FastAPI, core: UserCore) -> None:
+    """``GET /healthz`` and ``GET /readyz`` at the app's root, outside any prefix
+    and outside the OpenAPI document (they are for load balancers and
+    orchestrators, documented in docs/deployment.md).
+
+    ``/healthz`` (liveness) answers 200 without touching the store, from the
+    event loop, so it answers even while every worker thread is busy.
+    ``/readyz`` (readiness) makes one cheap read (the schema version): 200 when
+    the store answers, 503 with ``Retry-After`` on ``StoreUnavailable``.
+    Neither says more than its status: no versions, no store details.
+    """
+    from usercore.errors import StoreUnavailable
+
+    no_store = {"Cache-Control": "no-store"}
+
+    async def healthz() -> Response:
+        return Response(b'{"status":"ok"}', headers=no_store, media_type="application/json")
+
+    def readyz() -> Response:
+        try:
+            with core.store.transaction(readonly=True) as tx:
+                tx.meta.schema_version()
+        except StoreUnavailable as exc:
+            return Response(
+                b'{"status":"unavailable"}',
+                status_code=503,
+                headers={**no_store, "Retry-After": str(exc.retry_after)},
+                media_type="application/json",
+            )
+        return Response(b'{"status":"ready"}', headers=no_store, media_type="application/json")
+
+    app.add_api_route("/healthz", healthz, methods=["GET"], include_in_schema=False)
+    app.add_api_route("/readyz", readyz, methods=["GET"], include_in_schema=False)
