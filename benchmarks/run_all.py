@@ -30,6 +30,11 @@ BENCHMARKS: dict[str, tuple[str, list[str]]] = {
     "passwords": ("bench_passwords.py", ["-n", "10"]),
     "login": ("bench_login.py", ["-n", "8"]),
     "http": ("bench_http.py", ["--seconds", "2", "--rounds", "2"]),
+    "password_dos": ("bench_password_dos.py", ["-n", "3"]),
+    "sqlite_writers": ("bench_sqlite_writers.py", ["--writes", "100"]),
+    "scale": ("bench_scale.py", ["--sizes", "10000,30000", "--reps", "50"]),
+    "import": ("bench_import.py", ["--records", "24", "--rounds", "1"]),
+    "workers": ("bench_workers.py", ["--seconds", "2", "--rounds", "1", "--requests", "30"]),
 }
 OPTIONAL = {"storage_postgres": ("bench_storage_postgres.py", [])}
 
