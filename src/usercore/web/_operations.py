@@ -192,12 +192,21 @@ def fill_refresh_token(
 
 
 def session_cookies(
-    sessions: CookieSessions | None, operation: Operation, result: Any, prefix: str
+    sessions: CookieSessions | None,
+    operation: Operation,
+    result: Any,
+    prefix: str,
+    headers: HeaderLookup,
+    cookies: CookieLookup,
 ) -> tuple[str, ...]:
-    """The ``Set-Cookie`` values an operation's answer carries with cookie sessions."""
+    """The ``Set-Cookie`` values an operation's answer carries with cookie sessions
+    (a session is opened only for a request no other site could have forged:
+    :meth:`CookieSessions.may_open`)."""
     if sessions is None:
         return ()
     if operation.sets_session and isinstance(result, TokenPair):
+        if not sessions.may_open(headers, cookies):
+            return ()
         return sessions.set_cookies(result, prefix)
     if operation.name == "logout":
         return sessions.clear_cookies(prefix)

@@ -521,7 +521,9 @@ def _endpoint(
             answer = HttpResponse(
                 *outcome(operation, result),
                 secret_headers,
-                session_cookies(sessions, operation, result, prefix),
+                session_cookies(
+                    sessions, operation, result, prefix, request.headers, request.cookies
+                ),
             )
         except UsercoreError as exc:
             if is_unexpected(exc):

@@ -364,7 +364,10 @@ def _view(
 def _cookies(
     sessions: CookieSessions, operation: Operation, result: Any, paths: Sequence[str]
 ) -> tuple[str, ...]:
-    return session_cookies(sessions, operation, result, _mount_prefix(paths))
+    request = flask.request
+    return session_cookies(
+        sessions, operation, result, _mount_prefix(paths), request.headers, request.cookies
+    )
 
 
 def _mount_prefix(paths: Sequence[str]) -> str:
