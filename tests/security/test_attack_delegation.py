@@ -1,0 +1,60 @@
+"""Adversarial tests of the delegation guard (OWASP ASVS 4.0.3 V4.1.3 least
+privilege, V4.2.1 no privilege escalation).
+
+An API key minted for *another* account is handed to the minter, who then
+acts as that account.  Its ``:own`` grants therefore reach that account's
+records on the minter's behalf: ``users:delete:own`` in a key for Ada lets
+whoever holds the key delete Ada.  The privilege rule ignores the target's
+``:own`` grants ("they reach no further than the account itself, which the
+actor is acting on anyway"), which is true of a profile edit but not of a
+credential the actor walks away with.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from usercore import SYSTEM, PermissionDenied, User, UserCore
+
+from ..services.conftest import PASSWORD, login_principal
+
+
+def keymaker(core: UserCore) -> User:
+    """An operator who may mint API keys for anyone, and nothing else."""
+    core.roles.create(SYSTEM, "keymaker", permissions=["apikeys:create"])
+    return core.users.create(
+        SYSTEM, email="km@example.com", username="keymaker", password=PASSWORD, roles=["keymaker"]
+    )
+
+
+def test_a_key_minted_for_another_account_cannot_do_what_the_minter_cannot(
+    core: UserCore, ada: User
+) -> None:
+    keymaker(core)
+    minter = login_principal(core, "keymaker")
+    # Before the fix: a key with Ada's grants (users:delete:own among them),
+    # and `core.users.delete(as_ada, ada.id)` deleted Ada for a minter holding
+    # no users:delete.  Neither through the key's own grants nor explicit :own scopes.
+    for scopes in (None, ["users:delete:own"], ["apikeys:revoke:own"]):
+        with pytest.raises(PermissionDenied):
+            core.api_keys.create(minter, ada.id, name="impersonate", scopes=scopes)
+    assert core.users.get(SYSTEM, ada.id).email == "ada@example.com"
+    assert core.api_keys.list(SYSTEM, ada.id) == []
+
+
+def test_a_minter_that_holds_the_grants_on_any_record_may_mint(core: UserCore, ada: User) -> None:
+    core.roles.create(
+        SYSTEM, "support", permissions=["apikeys:create", "users:read", "users:update"]
+    )
+    core.users.create(
+        SYSTEM, email="s@example.com", username="support", password=PASSWORD, roles=["support"]
+    )
+    support = login_principal(core, "support")
+    # Scopes it holds on anyone's records: fine, also as :own scopes of Ada's key.
+    key, _ = core.api_keys.create(support, ada.id, name="read", scopes=["users:read:own"])
+    assert key.user_id == ada.id
+    with pytest.raises(PermissionDenied):
+        core.api_keys.create(support, ada.id, name="all")  # Ada may delete herself
+    # One's own key is bounded by one's own grants, :own included, as before.
+    ada_p = login_principal(core, "ada")
+    assert core.api_keys.create(ada_p, ada.id, name="mine")[0].user_id == ada.id
