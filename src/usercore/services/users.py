@@ -509,9 +509,14 @@ class UserService:
 
         Revokes every session and API key of the user and clears any lockout.
         ``PermissionDenied`` on an account more privileged than the actor.
+        On the actor's own account it is a password change and needs fresh
+        authentication like one (``ReauthenticationRequired``; an API key never
+        is fresh): else a stolen administrator token or key takes the account.
         """
         check_id(user_id)
         self._ctx.policy.require(actor, "users:update")
+        if user_id == actor.user_id:
+            require_fresh_auth(self._ctx, actor)
         user = self._load(user_id)
         self._store_password(actor, user, new_password, event="password.reset")
 
