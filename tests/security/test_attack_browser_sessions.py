@@ -21,7 +21,7 @@ import pytest
 
 from tests.web.clients import ADAPTERS, PASSWORD, make_core
 from tests.web.test_browser_sessions import Browser
-from usercore import UserCore
+from usercore import SYSTEM, UserCore
 
 EVIL = {"Origin": "https://evil.example", "Sec-Fetch-Site": "cross-site"}
 
@@ -74,3 +74,40 @@ def test_a_json_login_still_opens_a_cookie_session(adapter: str, core: UserCore)
     assert status == 200
     assert browser.cookie("usercore_access")
     assert browser.request("GET", "/auth/me")[1]["username"] == "mallory"
+
+
+@pytest.mark.parametrize("adapter", ADAPTERS)
+def test_a_dead_session_cookie_does_not_block_login_or_recovery(
+    adapter: str, core: UserCore
+) -> None:
+    """Availability of recovery (OWASP ASVS 4.0.3 V2.5, V3.3): after "sign out
+    everywhere" or a password change on another device, the browser still holds
+    the revoked access cookie (for up to its 15-minute Max-Age).  Every route
+    authenticated it, even those that need no credential, so logging in again
+    answered 401 ``invalid_token`` and a password-reset request 403
+    ``csrf_failed``: the owner was kept out exactly when recovering."""
+    browser = Browser(adapter, core)
+    status, _, _ = browser.request(
+        "POST", "/auth/login", json={"username": "mallory", "password": PASSWORD}
+    )
+    assert status == 200
+    user_id = browser.request("GET", "/auth/me")[1]["id"]
+    core.auth.logout_all(SYSTEM, user_id)  # from another device
+    assert browser.request("GET", "/auth/me")[0] == 401  # the cookie is dead...
+    status, _, _ = browser.request(
+        "POST", "/auth/password-reset", json={"email": "mallory@example.com"}
+    )
+    assert status == 202  # ...but recovery and a new login still work
+    status, body, _ = browser.request(
+        "POST", "/auth/login", json={"username": "mallory", "password": PASSWORD}
+    )
+    assert status == 200, body
+    assert browser.request("GET", "/auth/me")[0] == 200
+    # A dead *bearer* token is still an explicit credential: refused, never ignored.
+    status, _, _ = browser.request(
+        "POST",
+        "/auth/password-reset",
+        json={"email": "x@example.com"},
+        headers={"Authorization": "Bearer not-a-token"},
+    )
+    assert status == 401
