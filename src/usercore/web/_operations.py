@@ -34,6 +34,7 @@ __all__ = [
     "Operation",
     "PasswordResetHook",
     "fill_refresh_token",
+    "ignores_credential",
     "owner_id_of",
     "render",
     "session_cookies",
@@ -166,6 +167,25 @@ def owner_id_of(
 
 
 # -- browser sessions -------------------------------------------------------------
+
+
+def ignores_credential(operation: Operation, credential: Credential | None) -> bool:
+    """Whether ``operation`` answers anonymously despite ``credential``: a session
+    cookie sent to an operation that needs no credential (register, login,
+    refresh, password reset and the confirmations; logout reads its credential).
+
+    The browser sends its cookie everywhere, also when it is dead (the session
+    signed out everywhere or the password changed on another device); checking
+    it there kept the owner from logging in again or recovering the account
+    (401 ``invalid_token``, 403 ``csrf_failed``).  An explicit bearer token or
+    API key is still checked, and refused when not valid.
+    """
+    return (
+        credential is not None
+        and credential.source == "cookie"
+        and not operation.auth
+        and operation.name != "logout"
+    )
 
 
 def fill_refresh_token(

@@ -74,6 +74,7 @@ from usercore.web._operations import (
     Operation,
     PasswordResetHook,
     fill_refresh_token,
+    ignores_credential,
     outcome,
     owner_id_of,
     session_cookies,
@@ -498,6 +499,8 @@ def _endpoint(
     def endpoint(**kwargs: Any) -> Response:
         request: Request = kwargs.pop("request")
         credential = kwargs.pop("credential")
+        if ignores_credential(operation, credential):
+            credential = None
         value = kwargs.pop("value", None)
         try:
             principal = None
