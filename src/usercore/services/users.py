@@ -473,9 +473,15 @@ class UserService:
         return saved
 
     def _revoke_sessions(self, tx: UnitOfWork, user: User) -> User:
-        """Bump the token version (every access and refresh token dies) and revoke
-        the refresh tokens and API keys; returns the evolved user for the caller to save."""
+        """Bump the token version (every access and refresh token dies), revoke
+        the refresh tokens and API keys and delete outstanding reset and
+        verification tokens; returns the evolved user for the caller to save.
+
+        A reset link read before a deactivation must not set a password on
+        the deactivated account, to be found in force at its reactivation.
+        """
         self._ctx.tokens.revoke_user_sessions(tx, user.id)
+        tx.one_time_tokens.delete_for_user(user.id)
         return attrs.evolve(user, token_version=user.token_version + 1)
 
     def change_password(
