@@ -12,6 +12,8 @@ credential the actor walks away with.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
 from usercore import SYSTEM, PermissionDenied, User, UserCore
@@ -58,3 +60,34 @@ def test_a_minter_that_holds_the_grants_on_any_record_may_mint(core: UserCore, a
     # One's own key is bounded by one's own grants, :own included, as before.
     ada_p = login_principal(core, "ada")
     assert core.api_keys.create(ada_p, ada.id, name="mine")[0].user_id == ada.id
+
+
+def test_a_demoted_administrator_cannot_undo_its_demotion_with_token_roles(
+    open_core: Callable[..., UserCore],
+) -> None:
+    """With ``trust_token_roles=True`` a token keeps the roles it was issued
+    with until it expires (a documented trade-off: up to 15 minutes of the old
+    permissions).  But the delegation guard trusted them too, so an
+    administrator demoted by another one gave itself ``admin`` back with its
+    old token, and the demotion never happened.  What an actor may *hand out*
+    is judged on its roles as stored now."""
+    core = open_core(trust_token_roles=True)
+    for name in ("root", "eve"):
+        core.users.create(
+            SYSTEM,
+            email=f"{name}@example.com",
+            username=name,
+            password=PASSWORD,
+            roles=["admin"],
+        )
+    eve = login_principal(core, "eve")
+    assert eve.user_id is not None
+    core.users.assign_roles(login_principal(core, "root"), eve.user_id, ["user"])
+    for attempt in (
+        lambda: core.users.assign_roles(eve, eve.user_id or 0, ["user", "admin"]),
+        lambda: core.users.create(eve, email="sock@example.com", roles=["admin"]),
+        lambda: core.roles.create(eve, "root2", permissions=["*"]),
+    ):
+        with pytest.raises(PermissionDenied):
+            attempt()
+    assert core.users.get(SYSTEM, eve.user_id).roles == {"user"}
