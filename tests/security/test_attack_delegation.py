@@ -80,14 +80,19 @@ def test_a_demoted_administrator_cannot_undo_its_demotion_with_token_roles(
             password=PASSWORD,
             roles=["admin"],
         )
-    eve = login_principal(core, "eve")
-    assert eve.user_id is not None
-    core.users.assign_roles(login_principal(core, "root"), eve.user_id, ["user"])
+    token = core.auth.login("eve", PASSWORD).access_token
+    eve_id = core.auth.authenticate(token).user_id
+    assert eve_id is not None
+    core.users.assign_roles(login_principal(core, "root"), eve_id, ["user"])
+    # Eve's next request, with the token she held before the demotion: it
+    # still carries the admin role.
+    eve = core.auth.authenticate(token)
+    assert "admin" in eve.roles
     for attempt in (
-        lambda: core.users.assign_roles(eve, eve.user_id or 0, ["user", "admin"]),
+        lambda: core.users.assign_roles(eve, eve_id, ["user", "admin"]),
         lambda: core.users.create(eve, email="sock@example.com", roles=["admin"]),
         lambda: core.roles.create(eve, "root2", permissions=["*"]),
     ):
         with pytest.raises(PermissionDenied):
             attempt()
-    assert core.users.get(SYSTEM, eve.user_id).roles == {"user"}
+    assert core.users.get(SYSTEM, eve_id).roles == {"user"}
