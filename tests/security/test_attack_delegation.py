@@ -96,3 +96,23 @@ def test_a_demoted_administrator_cannot_undo_its_demotion_with_token_roles(
         with pytest.raises(PermissionDenied):
             attempt()
     assert core.users.get(SYSTEM, eve_id).roles == {"user"}
+
+
+def test_a_verification_token_for_a_more_privileged_account_is_refused(
+    core: UserCore, admin_user: User
+) -> None:
+    """The privilege rule covers every act on another account, and a
+    verification token is a credential for that account's address: a helpdesk
+    role with ``users:update`` got one for the administrator (and could mark
+    an address verified that nobody had proved)."""
+    core.roles.create(SYSTEM, "helpdesk", permissions=["users:update"])
+    core.users.create(
+        SYSTEM,
+        email="hd@example.com",
+        username="helpdesk",
+        password=PASSWORD,
+        roles=["user", "helpdesk"],
+    )
+    helpdesk = login_principal(core, "helpdesk")
+    with pytest.raises(PermissionDenied):
+        core.auth.request_email_verification(helpdesk, admin_user.id)
