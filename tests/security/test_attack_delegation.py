@@ -18,7 +18,7 @@ import pytest
 
 from usercore import SYSTEM, PermissionDenied, User, UserCore
 
-from ..services.conftest import PASSWORD, login_principal
+from ..services.conftest import ADMIN_PASSWORD, PASSWORD, login_principal
 
 
 def keymaker(core: UserCore) -> User:
@@ -116,3 +116,30 @@ def test_a_verification_token_for_a_more_privileged_account_is_refused(
     helpdesk = login_principal(core, "helpdesk")
     with pytest.raises(PermissionDenied):
         core.auth.request_email_verification(helpdesk, admin_user.id)
+
+
+def test_change_password_on_a_more_privileged_account_is_no_guessing_oracle(
+    core: UserCore, admin_user: User
+) -> None:
+    """``change_password`` checked the current password *before* the privilege
+    rule: a helpdesk role with ``users:update`` got ``current_password: is
+    incorrect`` for a wrong guess of the administrator's password and
+    ``PermissionDenied`` for the right one (an oracle, OWASP ASVS 4.0.3
+    V4.2.1), and each wrong guess was charged to the administrator's lockout
+    counters.  The privilege rule must refuse first, whatever the guess."""
+    core.roles.create(SYSTEM, "helpdesk", permissions=["users:update"])
+    core.users.create(
+        SYSTEM,
+        email="hd@example.com",
+        username="helpdesk",
+        password=PASSWORD,
+        roles=["user", "helpdesk"],
+    )
+    helpdesk = login_principal(core, "helpdesk")
+    for guess in [f"wrong guess number {n}" for n in range(6)] + [ADMIN_PASSWORD]:
+        with pytest.raises(PermissionDenied):
+            core.users.change_password(
+                helpdesk, admin_user.id, current_password=guess, new_password="x" * 20
+            )
+    # No guess was charged: the administrator is not locked out.
+    assert login_principal(core, admin_user.email, ADMIN_PASSWORD).user_id == admin_user.id
