@@ -503,7 +503,12 @@ class UserService:
         """
         check_id(user_id)
         self._ctx.policy.require(actor, "users:update", owner_id=user_id)
-        user = self._load(user_id)
+        with self._ctx.store.transaction(readonly=True) as tx:
+            user = found(tx.users.get(user_id) if in_id_range(user_id) else None, "User")
+            # The privilege rule before the password is even looked at: no
+            # "incorrect" vs "denied" oracle on a more privileged account, and
+            # no guess charged to its lockout.
+            require_delegation(role_table(tx), actor, target=user)
         if not isinstance(current_password, str):
             raise ValidationError.single("current_password", "must be a string")
         if not self._lockout.check_password(user, current_password, client=client):
