@@ -19,21 +19,14 @@ import pytest
 from usercore import SYSTEM, PermissionDenied, User, UserCore
 
 from ..services.conftest import ADMIN_PASSWORD, PASSWORD, login_principal
-
-
-def keymaker(core: UserCore) -> User:
-    """An operator who may mint API keys for anyone, and nothing else."""
-    core.roles.create(SYSTEM, "keymaker", permissions=["apikeys:create"])
-    return core.users.create(
-        SYSTEM, email="km@example.com", username="keymaker", password=PASSWORD, roles=["keymaker"]
-    )
+from .test_delegation import member_of
 
 
 def test_a_key_minted_for_another_account_cannot_do_what_the_minter_cannot(
     core: UserCore, ada: User
 ) -> None:
-    keymaker(core)
-    minter = login_principal(core, "keymaker")
+    # An operator who may mint API keys for anyone (and manage its own account).
+    minter = member_of(core, "keymaker", "apikeys:create")
     # Before the fix: a key with Ada's grants (users:delete:own among them),
     # and `core.users.delete(as_ada, ada.id)` deleted Ada for a minter holding
     # no users:delete.  Neither through the key's own grants nor explicit :own scopes.
@@ -45,13 +38,7 @@ def test_a_key_minted_for_another_account_cannot_do_what_the_minter_cannot(
 
 
 def test_a_minter_that_holds_the_grants_on_any_record_may_mint(core: UserCore, ada: User) -> None:
-    core.roles.create(
-        SYSTEM, "support", permissions=["apikeys:create", "users:read", "users:update"]
-    )
-    core.users.create(
-        SYSTEM, email="s@example.com", username="support", password=PASSWORD, roles=["support"]
-    )
-    support = login_principal(core, "support")
+    support = member_of(core, "support", "apikeys:create", "users:read", "users:update")
     # Scopes it holds on anyone's records: fine, also as :own scopes of Ada's key.
     key, _ = core.api_keys.create(support, ada.id, name="read", scopes=["users:read:own"])
     assert key.user_id == ada.id
@@ -105,15 +92,7 @@ def test_a_verification_token_for_a_more_privileged_account_is_refused(
     verification token is a credential for that account's address: a helpdesk
     role with ``users:update`` got one for the administrator (and could mark
     an address verified that nobody had proved)."""
-    core.roles.create(SYSTEM, "helpdesk", permissions=["users:update"])
-    core.users.create(
-        SYSTEM,
-        email="hd@example.com",
-        username="helpdesk",
-        password=PASSWORD,
-        roles=["user", "helpdesk"],
-    )
-    helpdesk = login_principal(core, "helpdesk")
+    helpdesk = member_of(core, "helpdesk", "users:update")
     with pytest.raises(PermissionDenied):
         core.auth.request_email_verification(helpdesk, admin_user.id)
 
@@ -127,15 +106,7 @@ def test_change_password_on_a_more_privileged_account_is_no_guessing_oracle(
     ``PermissionDenied`` for the right one (an oracle, OWASP ASVS 4.0.3
     V4.2.1), and each wrong guess was charged to the administrator's lockout
     counters.  The privilege rule must refuse first, whatever the guess."""
-    core.roles.create(SYSTEM, "helpdesk", permissions=["users:update"])
-    core.users.create(
-        SYSTEM,
-        email="hd@example.com",
-        username="helpdesk",
-        password=PASSWORD,
-        roles=["user", "helpdesk"],
-    )
-    helpdesk = login_principal(core, "helpdesk")
+    helpdesk = member_of(core, "helpdesk", "users:update")
     for guess in [f"wrong guess number {n}" for n in range(6)] + [ADMIN_PASSWORD]:
         with pytest.raises(PermissionDenied):
             core.users.change_password(
