@@ -119,6 +119,10 @@ _USERNAME_AT_SIGN: Final = "must not contain '@'"
 _USERNAME_MIXED_SCRIPTS: Final = (
     "must not mix letters of different scripts (e.g. Latin and Cyrillic look-alikes)"
 )
+_USERNAME_STRAY_MARK: Final = (
+    "must not put a combining mark on a Latin, Greek or Cyrillic letter it does not "
+    "combine with (a look-alike of the plain letter)"
+)
 _NAME_CHARACTERS: Final = "must not contain control or invisible formatting characters"
 _PW_UNSAFE: Final = "must not contain NUL or unpaired surrogate characters"
 _PW_COMMON: Final = "is too common"
@@ -322,7 +326,27 @@ def _check_username(value: object) -> tuple[str | None, list[str]]:
         problems.append(_USERNAME_START)
     if not problems and not is_single_script(text):
         problems.append(_USERNAME_MIXED_SCRIPTS)
+    if not problems and _has_stray_mark(text):
+        problems.append(_USERNAME_STRAY_MARK)
     return (None if problems else text), problems
+
+
+# Alphabets whose letters are all encoded precomposed: after NFKC a combining
+# mark left on one of them does not compose with it (UTS #39 §5.4).
+_PRECOMPOSED_SCRIPTS: Final = frozenset({"LATIN", "GREEK", "CYRILLIC"})
+
+
+def _has_stray_mark(text: str) -> bool:
+    """Whether a combining mark follows a Latin, Greek or Cyrillic letter in
+    (NFKC) ``text``: ``ali\u0307ce`` draws as ``alice`` (UTS #39 §5.4)."""
+    base: str | None = None
+    for char in text:
+        if unicodedata.category(char) in _MARK_CATEGORIES:
+            if base in _PRECOMPOSED_SCRIPTS:
+                return True
+        else:
+            base = letter_script(char)
+    return False
 
 
 # UTS #39 §5.1 "Highly Restrictive": one script, or Latin with the scripts that

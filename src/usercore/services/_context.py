@@ -129,6 +129,13 @@ def require_delegation(
     (or holds ``*``).  ``details["permission"]`` names the first grant missing.
     """
     given = frozenset(grants)
+    stored = actor.user
+    if stored is not None and stored.id == actor.user_id and stored.roles != actor.roles:
+        # With Settings.trust_token_roles the token's roles may predate a
+        # demotion: they may still *do* what they did until the token expires,
+        # but what the actor hands out is judged on its roles as stored, or a
+        # demoted administrator would grant itself admin back.
+        actor = attrs.evolve(actor, roles=stored.roles)
     target_roles = None if target is None or target.id == actor.user_id else target.roles
     decision = table.explain_delegation(actor, grants=given, target_roles=target_roles)
     if not decision:

@@ -13,8 +13,9 @@ from datetime import timedelta
 
 import attrs
 
-from usercore.domain import ApiKey, Principal
+from usercore.domain import ApiKey, Principal, User
 from usercore.errors import ValidationError
+from usercore.policy import CompiledPolicy
 from usercore.services._context import (
     Context,
     authorize_on_record,
@@ -48,6 +49,24 @@ def _expires_in(value: object) -> timedelta | None:
     if not timedelta(0) < delta <= MAX_EXPIRES_IN:
         raise ValidationError.single("expires_in", "must be positive and at most ten years")
     return delta
+
+
+def _handed_out(
+    table: CompiledPolicy, actor: Principal, user: User, scopes: frozenset[str] | None
+) -> frozenset[str]:
+    """The grants minting this key hands to ``actor`` (the delegation rule's input).
+
+    A key for oneself: its scopes.  A key for another account goes to the
+    minter, who then *acts as* that account, so the account's ``:own``
+    grants reach its records on the minter's behalf (``users:delete:own``
+    in Ada's key deletes Ada): every grant the key carries (its scopes, or
+    all the account's grants) must be the minter's on any record, i.e.
+    ``r:a:own`` counts as ``r:a`` (OWASP ASVS 4.0.3 V4.2.1).
+    """
+    if user.id == actor.user_id:
+        return scopes or frozenset()
+    carried = table.effective_permissions(user.roles) if scopes is None else scopes
+    return frozenset(grant.removesuffix(":own") for grant in carried)
 
 
 def _name_problems(name: object) -> list[str]:
@@ -114,7 +133,9 @@ class ApiKeyService:
         expires_at = None if lifetime is None else self._ctx.clock() + lifetime
         with self._ctx.store.transaction() as tx:
             user = found(tx.users.get(user_id) if in_id_range(user_id) else None, "User")
-            require_delegation(role_table(tx), actor, grants=scope_set or (), target=user)
+            table = role_table(tx)
+            grants = _handed_out(table, actor, user, scope_set)
+            require_delegation(table, actor, grants=grants, target=user)
             if len(tx.api_keys.list_for_user(user_id)) >= MAX_KEYS_PER_USER:
                 raise ValidationError.single(
                     "name", f"a user may hold at most {MAX_KEYS_PER_USER} API keys"

@@ -438,11 +438,13 @@ class AuthService:
         ctx.events.emit("password.reset", user_id=user.id)
 
     def request_email_verification(self, actor: Principal, user_id: int) -> str:
-        """A token proving control of the user's email (``users:update``, or oneself)."""
+        """A token proving control of the user's email (``users:update``, or oneself;
+        ``PermissionDenied`` on an account more privileged than the actor)."""
         check_id(user_id)
         self._ctx.policy.require(actor, "users:update", owner_id=user_id)
         with self._ctx.store.transaction() as tx:
             user = found(tx.users.get(user_id) if in_id_range(user_id) else None, "User")
+            require_delegation(role_table(tx), actor, target=user)
             token = self._ctx.tokens.issue_one_time(tx, user, EMAIL_VERIFICATION)
         self._ctx.events.emit("email.verification_requested", user_id=user_id, actor=actor)
         return token

@@ -473,9 +473,15 @@ class UserService:
         return saved
 
     def _revoke_sessions(self, tx: UnitOfWork, user: User) -> User:
-        """Bump the token version (every access and refresh token dies) and revoke
-        the refresh tokens and API keys; returns the evolved user for the caller to save."""
+        """Bump the token version (every access and refresh token dies), revoke
+        the refresh tokens and API keys and delete outstanding reset and
+        verification tokens; returns the evolved user for the caller to save.
+
+        A reset link read before a deactivation must not set a password on
+        the deactivated account, to be found in force at its reactivation.
+        """
         self._ctx.tokens.revoke_user_sessions(tx, user.id)
+        tx.one_time_tokens.delete_for_user(user.id)
         return attrs.evolve(user, token_version=user.token_version + 1)
 
     def change_password(
@@ -497,7 +503,12 @@ class UserService:
         """
         check_id(user_id)
         self._ctx.policy.require(actor, "users:update", owner_id=user_id)
-        user = self._load(user_id)
+        with self._ctx.store.transaction(readonly=True) as tx:
+            user = found(tx.users.get(user_id) if in_id_range(user_id) else None, "User")
+            # The privilege rule before the password is even looked at: no
+            # "incorrect" vs "denied" oracle on a more privileged account, and
+            # no guess charged to its lockout.
+            require_delegation(role_table(tx), actor, target=user)
         if not isinstance(current_password, str):
             raise ValidationError.single("current_password", "must be a string")
         if not self._lockout.check_password(user, current_password, client=client):
@@ -509,9 +520,14 @@ class UserService:
 
         Revokes every session and API key of the user and clears any lockout.
         ``PermissionDenied`` on an account more privileged than the actor.
+        On the actor's own account it is a password change and needs fresh
+        authentication like one (``ReauthenticationRequired``; an API key never
+        is fresh): else a stolen administrator token or key takes the account.
         """
         check_id(user_id)
         self._ctx.policy.require(actor, "users:update")
+        if user_id == actor.user_id:
+            require_fresh_auth(self._ctx, actor)
         user = self._load(user_id)
         self._store_password(actor, user, new_password, event="password.reset")
 

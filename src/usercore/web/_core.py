@@ -16,6 +16,7 @@ import re
 import secrets
 import uuid
 from collections.abc import Mapping, Sequence
+from email.message import Message
 from typing import Any, Literal, Protocol
 
 import attrs
@@ -51,6 +52,8 @@ __all__ = [
     "http_error_response",
     "identify",
     "internal_error_response",
+    "is_json_media_type",
+    "media_type",
     "principal_of",
     "request_id_of",
 ]
@@ -114,6 +117,20 @@ def encode_json(value: Any) -> bytes:
     return json.dumps(value, separators=(",", ":"), allow_nan=False).encode("ascii")
 
 
+def media_type(content_type: str | None) -> tuple[str, str]:
+    """The ``(main, sub)`` media type of a ``Content-Type`` value, lower-cased
+    (``("text", "plain")`` when it is missing or malformed, as RFC 2045 says)."""
+    message = Message()
+    message["content-type"] = content_type or ""
+    return message.get_content_maintype(), message.get_content_subtype()
+
+
+def is_json_media_type(content_type: str | None) -> bool:
+    """True for ``application/json`` and ``application/*+json`` (RFC 6839)."""
+    main, sub = media_type(content_type)
+    return main == "application" and (sub == "json" or sub.endswith("+json"))
+
+
 # -- browser sessions ------------------------------------------------------------
 
 
@@ -173,14 +190,34 @@ class CookieSessions:
             self._cookie(self.csrf_cookie, "", "/", 0, False),
         )
 
+    def _echoes_csrf(self, headers: HeaderLookup, cookies: CookieLookup) -> bool:
+        cookie = cookies.get(self.csrf_cookie) or ""
+        header = headers.get(self.csrf_header) or ""
+        return bool(cookie) and hmac.compare_digest(cookie.encode(), header.encode())
+
+    def may_open(self, headers: HeaderLookup, cookies: CookieLookup) -> bool:
+        """Whether an answer to this request may set the session cookies.
+
+        Only when the request could not have been forged by another site: it
+        declares a JSON media type (not CORS-safelisted, so a browser sends it
+        cross-origin only after a preflight, which unlisted origins fail) or
+        it echoes the CSRF cookie (a cookie refresh).  A plain form post or a
+        body without a media type is a "simple" request any page can send:
+        answering it with cookies would sign the victim's browser in to the
+        attacker's account (login CSRF, OWASP CSRF Prevention Cheat Sheet).
+        Such a login still answers its tokens in the body (the OAuth2
+        password form of API tools).
+        """
+        return is_json_media_type(headers.get("content-type")) or self._echoes_csrf(
+            headers, cookies
+        )
+
     def check_csrf(self, method: str, headers: HeaderLookup, cookies: CookieLookup) -> None:
         """Raise ``CsrfFailed`` unless a cookie-authenticated unsafe request echoes
         the CSRF cookie in the CSRF header (compared in constant time)."""
         if method.upper() in SAFE_METHODS:
             return
-        cookie = cookies.get(self.csrf_cookie) or ""
-        header = headers.get(self.csrf_header) or ""
-        if not cookie or not hmac.compare_digest(cookie.encode(), header.encode()):
+        if not self._echoes_csrf(headers, cookies):
             raise CsrfFailed(
                 f"A request authenticated by cookie must echo the {self.csrf_cookie} cookie "
                 f"in the {self.csrf_header} header."

@@ -34,6 +34,7 @@ __all__ = [
     "Operation",
     "PasswordResetHook",
     "fill_refresh_token",
+    "ignores_credential",
     "owner_id_of",
     "render",
     "session_cookies",
@@ -168,6 +169,25 @@ def owner_id_of(
 # -- browser sessions -------------------------------------------------------------
 
 
+def ignores_credential(operation: Operation, credential: Credential | None) -> bool:
+    """Whether ``operation`` answers anonymously despite ``credential``: a session
+    cookie sent to an operation that needs no credential (register, login,
+    refresh, password reset and the confirmations; logout reads its credential).
+
+    The browser sends its cookie everywhere, also when it is dead (the session
+    signed out everywhere or the password changed on another device); checking
+    it there kept the owner from logging in again or recovering the account
+    (401 ``invalid_token``, 403 ``csrf_failed``).  An explicit bearer token or
+    API key is still checked, and refused when not valid.
+    """
+    return (
+        credential is not None
+        and credential.source == "cookie"
+        and not operation.auth
+        and operation.name != "logout"
+    )
+
+
 def fill_refresh_token(
     sessions: CookieSessions,
     operation: Operation,
@@ -192,12 +212,21 @@ def fill_refresh_token(
 
 
 def session_cookies(
-    sessions: CookieSessions | None, operation: Operation, result: Any, prefix: str
+    sessions: CookieSessions | None,
+    operation: Operation,
+    result: Any,
+    prefix: str,
+    headers: HeaderLookup,
+    cookies: CookieLookup,
 ) -> tuple[str, ...]:
-    """The ``Set-Cookie`` values an operation's answer carries with cookie sessions."""
+    """The ``Set-Cookie`` values an operation's answer carries with cookie sessions
+    (a session is opened only for a request no other site could have forged:
+    :meth:`CookieSessions.may_open`)."""
     if sessions is None:
         return ()
     if operation.sets_session and isinstance(result, TokenPair):
+        if not sessions.may_open(headers, cookies):
+            return ()
         return sessions.set_cookies(result, prefix)
     if operation.name == "logout":
         return sessions.clear_cookies(prefix)

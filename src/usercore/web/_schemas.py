@@ -16,7 +16,6 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from email.message import Message
 from typing import Annotated, Any, Literal
 from urllib.parse import parse_qsl
 
@@ -24,6 +23,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from pydantic import ValidationError as PydanticValidationError
 
 from usercore.errors import ValidationError
+from usercore.web._core import is_json_media_type, media_type
 
 __all__ = [
     "MAX_EXPIRES_IN",
@@ -368,15 +368,9 @@ def validate(model: type[BaseModel], value: Any) -> Any:
         raise ValidationError(validation_details(exc.errors())) from None
 
 
-def _media_type(content_type: str | None) -> tuple[str, str]:
-    message = Message()
-    message["content-type"] = content_type or ""
-    return message.get_content_maintype(), message.get_content_subtype()
-
-
 def is_form(content_type: str | None) -> bool:
     """True for ``application/x-www-form-urlencoded``."""
-    return _media_type(content_type) == ("application", "x-www-form-urlencoded")
+    return media_type(content_type) == ("application", "x-www-form-urlencoded")
 
 
 def body_value(raw: bytes, content_type: str | None) -> Any:
@@ -387,8 +381,7 @@ def body_value(raw: bytes, content_type: str | None) -> Any:
     """
     if not raw:
         return None
-    main, sub = _media_type(content_type) if content_type else ("application", "json")
-    if main != "application" or not (sub == "json" or sub.endswith("+json")):
+    if content_type and not is_json_media_type(content_type):
         return raw
     try:
         return json.loads(raw)

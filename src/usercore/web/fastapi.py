@@ -74,6 +74,7 @@ from usercore.web._operations import (
     Operation,
     PasswordResetHook,
     fill_refresh_token,
+    ignores_credential,
     outcome,
     owner_id_of,
     session_cookies,
@@ -499,6 +500,8 @@ def _endpoint(
     def endpoint(**kwargs: Any) -> Response:
         request: Request = kwargs.pop("request")
         credential = kwargs.pop("credential")
+        if ignores_credential(operation, credential):
+            credential = None
         value = kwargs.pop("value", None)
         try:
             principal = None
@@ -522,7 +525,9 @@ def _endpoint(
             answer = HttpResponse(
                 *outcome(operation, result),
                 secret_headers,
-                session_cookies(sessions, operation, result, prefix),
+                session_cookies(
+                    sessions, operation, result, prefix, request.headers, request.cookies
+                ),
             )
         except UsercoreError as exc:
             if is_unexpected(exc):

@@ -45,6 +45,7 @@ from usercore.web._core import (
     Cors,
     HttpResponse,
     answer_headers,
+    credential_of,
     error_response,
     http_error_response,
     identify,
@@ -62,6 +63,7 @@ from usercore.web._operations import (
     Operation,
     PasswordResetHook,
     fill_refresh_token,
+    ignores_credential,
     outcome,
     owner_id_of,
     session_cookies,
@@ -338,12 +340,18 @@ def _view(
                     # A body that does not parse is refused before anything else, as FastAPI does.
                     body_value(raw, request.content_type)
             value, path = _input(operation, raw, path_params)
-            principal = auth.optional_principal()
+            credential = None
+            principal = None
+            if not ignores_credential(
+                operation, credential_of(request.headers, request.cookies, sessions)
+            ):
+                principal = auth.optional_principal()
+                credential = flask.g.get(_CREDENTIAL)
             if sessions is not None:
                 value = fill_refresh_token(
                     sessions, operation, value, request.method, request.headers, request.cookies
                 )
-            call = Call(api, flask.g.get(_CREDENTIAL), request.remote_addr)
+            call = Call(api, credential, request.remote_addr)
             result = operation.run(call, principal, value, path)
             return _response(
                 HttpResponse(
@@ -364,7 +372,10 @@ def _view(
 def _cookies(
     sessions: CookieSessions, operation: Operation, result: Any, paths: Sequence[str]
 ) -> tuple[str, ...]:
-    return session_cookies(sessions, operation, result, _mount_prefix(paths))
+    request = flask.request
+    return session_cookies(
+        sessions, operation, result, _mount_prefix(paths), request.headers, request.cookies
+    )
 
 
 def _mount_prefix(paths: Sequence[str]) -> str:
