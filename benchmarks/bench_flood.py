@@ -161,12 +161,16 @@ async def _flood(port: int, connections: int, seconds: float, polite: bool) -> d
                 fields = {"username": USERNAME, "password": PASSWORD}
             started = time.monotonic()
             try:
-                async with asyncio.timeout(CLIENT_TIMEOUT):
-                    if stream is None:
-                        stream = await asyncio.open_connection(HOST, port)
-                    status, headers = await _exchange(*stream, port, json.dumps(fields).encode())
-            except (TimeoutError, OSError, asyncio.IncompleteReadError) as exc:
-                statuses["timeout" if isinstance(exc, TimeoutError) else type(exc).__name__] += 1
+                if stream is None:
+                    stream = await asyncio.wait_for(
+                        asyncio.open_connection(HOST, port), CLIENT_TIMEOUT
+                    )
+                left = CLIENT_TIMEOUT - (time.monotonic() - started)
+                exchange = _exchange(*stream, port, json.dumps(fields).encode())
+                status, headers = await asyncio.wait_for(exchange, max(left, 0.001))
+            except (asyncio.TimeoutError, OSError, asyncio.IncompleteReadError) as exc:
+                timed_out = isinstance(exc, asyncio.TimeoutError)
+                statuses["timeout" if timed_out else type(exc).__name__] += 1
                 if stream is not None:
                     stream[1].close()
                 stream = None
