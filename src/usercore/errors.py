@@ -177,7 +177,17 @@ class ReauthenticationRequired(PermissionDenied):
     )
 
 
-class StoreUnavailable(UsercoreError):
+class _RetryLater(UsercoreError):
+    """A 503: the request may succeed unchanged after ``retry_after`` seconds (``Retry-After``)."""
+
+    http_status = 503
+
+    def __init__(self, message: str | None = None, *, retry_after: int = 1):
+        self.retry_after = max(1, int(retry_after))
+        super().__init__(message, details={"retry_after": self.retry_after})
+
+
+class StoreUnavailable(_RetryLater):
     """The store cannot serve the request right now; try again in ``retry_after`` seconds.
 
     Raised for transient faults only: the connection to the database was lost,
@@ -189,15 +199,10 @@ class StoreUnavailable(UsercoreError):
     """
 
     code = "store_unavailable"
-    http_status = 503
     default_message = "The service is temporarily unavailable; try again later."
 
-    def __init__(self, message: str | None = None, *, retry_after: int = 1):
-        self.retry_after = max(1, int(retry_after))
-        super().__init__(message, details={"retry_after": self.retry_after})
 
-
-class Overloaded(UsercoreError):
+class Overloaded(_RetryLater):
     """Too many password hashes are in progress; try again in ``retry_after`` seconds.
 
     Raised instead of waiting when every hashing slot of the process is busy
@@ -210,9 +215,4 @@ class Overloaded(UsercoreError):
     """
 
     code = "overloaded"
-    http_status = 503
     default_message = "The service is busy; try again later."
-
-    def __init__(self, message: str | None = None, *, retry_after: int = 1):
-        self.retry_after = max(1, int(retry_after))
-        super().__init__(message, details={"retry_after": self.retry_after})

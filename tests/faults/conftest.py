@@ -106,6 +106,17 @@ class Server:
     def register(self, email: str, **call: Any) -> tuple[int, dict[str, str], dict[str, Any]]:
         return self.call("POST", "/auth/register", {"email": email, "password": PASSWORD}, **call)
 
+    def recovers(self, attempts: int = 40) -> bool:
+        """Whether a registration succeeds within ``attempts`` tries, each answered
+        201 or a 503 (never anything else) meanwhile; no restart in between."""
+        for attempt in range(attempts):
+            answer = self.register(f"recovered{attempt}@example.com")
+            if answer[0] == 201:
+                return True
+            assert_unavailable(*answer)
+            time.sleep(0.1)
+        return False
+
 
 @pytest.fixture
 def serve() -> Iterator[type[Server]]:

@@ -5,7 +5,6 @@ OWASP ASVS 4.0.3 V2.2.1 (anti-automation must not fail open), NIST SP
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any
@@ -24,33 +23,16 @@ from usercore import (
 from usercore.services.events import Event
 
 from ..services.conftest import PASSWORD, FakeClock
+from ..test_hash_limiter import held
 
 WRONG = "definitely wrong pw"
 
 
-@contextmanager
-def slots_taken(core: UserCore) -> Iterator[None]:
-    """Every hashing slot of ``core`` is held by another thread (queue length 0)."""
+def slots_taken(core: UserCore) -> AbstractContextManager[None]:
+    """Every hashing slot of ``core`` is held by another thread."""
     limiter = core._ctx.hasher.limiter
     assert limiter is not None
-    entered = threading.Barrier(limiter.slots + 1)
-    release = threading.Event()
-
-    def hold() -> None:
-        with limiter.slot():
-            entered.wait()
-            release.wait()
-
-    threads = [threading.Thread(target=hold) for _ in range(limiter.slots)]
-    for thread in threads:
-        thread.start()
-    entered.wait()
-    try:
-        yield
-    finally:
-        release.set()
-        for thread in threads:
-            thread.join()
+    return held(limiter, limiter.slots)
 
 
 @contextmanager
