@@ -148,7 +148,7 @@ def test_the_default_is_a_hash_per_core_within_a_quarter_of_memory() -> None:
     memory = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     per_hash = settings.argon2_profile.memory_cost * 1024
     assert settings.max_concurrent_hashes * per_hash <= max(per_hash, memory // 4)
-    assert settings.hash_queue_length == 2 * settings.max_concurrent_hashes
+    assert settings.hash_queue_length == 8 * settings.max_concurrent_hashes
     # A profile too heavy for a quarter of memory still gets one slot.
     huge = dataclasses.replace(CHEAP, memory_cost=2**31)
     assert Settings(argon2_profile=huge).max_concurrent_hashes == 1

@@ -107,8 +107,14 @@ def _default_max_concurrent_hashes(settings: Settings) -> int:
     return max(1, min(cores, memory // _HASH_MEMORY_SHARE // per_hash))
 
 
+# Waiters per slot by default: a burst of logins a few times the slots waits
+# (the timeout bounds each wait); a flood beyond it is refused at once, so
+# parked requests never hold most of a server's worker threads.
+_HASH_QUEUE_PER_SLOT = 8
+
+
 def _default_hash_queue_length(settings: Settings) -> int:
-    return 2 * settings.max_concurrent_hashes
+    return _HASH_QUEUE_PER_SLOT * settings.max_concurrent_hashes
 
 
 def _check_not_negative(instance: Any, attribute: attrs.Attribute[Any], value: int) -> None:
