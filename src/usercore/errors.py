@@ -18,6 +18,7 @@ __all__ = [
     "ConflictError",
     "InvalidCredentials",
     "NotFoundError",
+    "Overloaded",
     "PermissionDenied",
     "ReauthenticationRequired",
     "StoreUnavailable",
@@ -176,7 +177,17 @@ class ReauthenticationRequired(PermissionDenied):
     )
 
 
-class StoreUnavailable(UsercoreError):
+class _RetryLater(UsercoreError):
+    """A 503: the request may succeed unchanged after ``retry_after`` seconds (``Retry-After``)."""
+
+    http_status = 503
+
+    def __init__(self, message: str | None = None, *, retry_after: int = 1):
+        self.retry_after = max(1, int(retry_after))
+        super().__init__(message, details={"retry_after": self.retry_after})
+
+
+class StoreUnavailable(_RetryLater):
     """The store cannot serve the request right now; try again in ``retry_after`` seconds.
 
     Raised for transient faults only: the connection to the database was lost,
@@ -188,9 +199,20 @@ class StoreUnavailable(UsercoreError):
     """
 
     code = "store_unavailable"
-    http_status = 503
     default_message = "The service is temporarily unavailable; try again later."
 
-    def __init__(self, message: str | None = None, *, retry_after: int = 1):
-        self.retry_after = max(1, int(retry_after))
-        super().__init__(message, details={"retry_after": self.retry_after})
+
+class Overloaded(_RetryLater):
+    """Too many password hashes are in progress; try again in ``retry_after`` seconds.
+
+    Raised instead of waiting when every hashing slot of the process is busy
+    and the short queue is full, or a queued request waited
+    ``Settings.hash_queue_timeout`` without getting a slot: load shedding, so a
+    login flood is answered at once with HTTP 503 + ``Retry-After`` instead of
+    exhausting memory (each Argon2 hash holds its ``memory_cost``) and hanging
+    every other request (OWASP ASVS 4.0.3 V2.4 / CWE-400).  Nothing was
+    checked or written: a shed login is not charged to the lockout counters.
+    """
+
+    code = "overloaded"
+    default_message = "The service is busy; try again later."

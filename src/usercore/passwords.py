@@ -29,18 +29,21 @@ import logging
 import re
 import secrets
 import threading
+import time
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from types import ModuleType
 from typing import TYPE_CHECKING, NamedTuple
 
 import argon2
 from argon2.exceptions import VerificationError, VerifyMismatchError
 
+from usercore.errors import Overloaded
+
 if TYPE_CHECKING:
     from usercore.settings import Settings
 
-__all__ = ["SUPPORTED_SCHEMES", "PasswordHasher"]
+__all__ = ["SUPPORTED_SCHEMES", "HashLimiter", "PasswordHasher"]
 
 _log = logging.getLogger("usercore.passwords")
 
@@ -132,6 +135,114 @@ def _decimal(text: str) -> int | None:
     return int(text) if _DECIMAL.fullmatch(text) else None
 
 
+class HashLimiter:
+    """At most ``slots`` password hashes at once in this process, and a short queue.
+
+    Each Argon2 hash holds its ``memory_cost`` (64 MiB by default) and keeps a
+    core busy, so an unbounded number at once is a memory and CPU exhaustion
+    (CWE-400; issue: a login flood took 2.5 GB and hung every request).  A
+    caller gets a slot at once when one is free; otherwise it waits in a queue
+    of at most ``queue`` callers for at most ``timeout`` seconds.  A full queue
+    or a wait past the timeout raises :class:`~usercore.errors.Overloaded`
+    (HTTP 503 + ``Retry-After``) and the hash is never started: a client that
+    waited past its deadline has likely given up, and its work would only delay
+    the next ones.
+
+    Slots are re-entrant per thread: a hash made while the thread already
+    holds a slot (a verify that upgrades the hash, a dummy verify after an
+    unusable hash, or a caller that took the slot around a whole login) does
+    not take a second one, and so can never deadlock on itself.
+    """
+
+    def __init__(self, slots: int, *, queue: int, timeout: float, retry_after: int = 1) -> None:
+        if slots < 1:
+            raise ValueError(f"HashLimiter slots must be at least 1, got {slots}")
+        if queue < 0 or timeout < 0:
+            raise ValueError("HashLimiter queue and timeout must not be negative")
+        self.slots = slots
+        self.queue = queue
+        self.timeout = timeout
+        self.retry_after = max(1, retry_after)
+        self._condition = threading.Condition(threading.Lock())
+        self._busy = 0
+        self._waiting = 0
+        self._refused = 0
+        self._held = threading.local()
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> HashLimiter:
+        """The limiter of ``settings.max_concurrent_hashes``, ``hash_queue_length``
+        and ``hash_queue_timeout``."""
+        timeout = settings.hash_queue_timeout.total_seconds()
+        return cls(
+            settings.max_concurrent_hashes,
+            queue=settings.hash_queue_length,
+            timeout=timeout,
+            retry_after=max(1, int(timeout + 0.999)),
+        )
+
+    def __repr__(self) -> str:
+        return f"HashLimiter(slots={self.slots}, queue={self.queue}, timeout={self.timeout})"
+
+    @property
+    def busy(self) -> int:
+        """Slots in use now."""
+        return self._busy
+
+    @property
+    def waiting(self) -> int:
+        """Callers queued for a slot now."""
+        return self._waiting
+
+    @property
+    def refused(self) -> int:
+        """How many callers were refused with ``Overloaded`` since the limiter was made."""
+        return self._refused
+
+    @contextlib.contextmanager
+    def slot(self) -> Iterator[None]:
+        """Hold a hashing slot for the ``with`` block; ``Overloaded`` if none comes in time."""
+        if getattr(self._held, "depth", 0):
+            self._held.depth += 1
+            try:
+                yield
+            finally:
+                self._held.depth -= 1
+            return
+        self._acquire()
+        self._held.depth = 1
+        try:
+            yield
+        finally:
+            self._held.depth = 0
+            with self._condition:
+                self._busy -= 1
+                self._condition.notify()
+
+    def _acquire(self) -> None:
+        with self._condition:
+            if self._busy < self.slots and not self._waiting:
+                self._busy += 1
+                return
+            if self._waiting >= self.queue:
+                self._refused += 1
+                raise Overloaded(retry_after=self.retry_after)
+            self._waiting += 1
+            deadline = time.monotonic() + self.timeout
+            try:
+                while self._busy >= self.slots:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        self._refused += 1
+                        # Pass the turn on: another waiter may fit in a freed slot.
+                        self._condition.notify()
+                        raise Overloaded(retry_after=self.retry_after)
+                    self._condition.wait(remaining)
+            finally:
+                self._waiting -= 1
+            self._busy += 1
+
+
 class PasswordHasher:
     """Hashes passwords with Argon2id and verifies current and legacy hashes.
 
@@ -147,11 +258,23 @@ class PasswordHasher:
       unknown accounts (OWASP Authentication Cheat Sheet, "Authentication and
       Error Messages").
 
+    With a :class:`HashLimiter` (``from_settings`` makes one), every hash and
+    verify, dummy ones included, runs in one of its slots, so at most
+    ``Settings.max_concurrent_hashes`` run at once and a caller beyond the
+    short queue gets :class:`~usercore.errors.Overloaded` instead of waiting.
+    Without one (the command line's import workers bound themselves) nothing
+    is limited.
+
     Raises ``TypeError`` for a profile that is not an ``argon2.Parameters`` and
     ``ValueError`` for a profile that is not Argon2id.
     """
 
-    def __init__(self, profile: argon2.Parameters = argon2.profiles.RFC_9106_LOW_MEMORY) -> None:
+    def __init__(
+        self,
+        profile: argon2.Parameters = argon2.profiles.RFC_9106_LOW_MEMORY,
+        *,
+        limiter: HashLimiter | None = None,
+    ) -> None:
         if not isinstance(profile, argon2.Parameters):
             raise TypeError(f"profile must be an argon2.Parameters, not {type(profile).__name__}")
         if profile.type is not argon2.Type.ID:
@@ -164,11 +287,26 @@ class PasswordHasher:
         self._max_parallelism = max(_MAX_ARGON2_PARALLELISM, profile.parallelism)
         self._dummy_hash: str | None = None
         self._dummy_lock = threading.Lock()
+        self._limiter = limiter
 
     @classmethod
     def from_settings(cls, settings: Settings) -> PasswordHasher:
-        """A hasher with ``settings.argon2_profile``."""
-        return cls(settings.argon2_profile)
+        """A hasher with ``settings.argon2_profile``, limited by its :class:`HashLimiter`."""
+        return cls(settings.argon2_profile, limiter=HashLimiter.from_settings(settings))
+
+    @property
+    def limiter(self) -> HashLimiter | None:
+        """The limiter every hash and verify goes through, if any."""
+        return self._limiter
+
+    def slot(self) -> contextlib.AbstractContextManager[None]:
+        """A hashing slot held for a ``with`` block (re-entrant); ``Overloaded`` if
+        none is free in time.  A caller that must not start other work when the
+        hash would be refused (the login charges a guess before checking it)
+        takes the slot first; without a limiter this does nothing."""
+        if self._limiter is None:
+            return contextlib.nullcontext()
+        return self._limiter.slot()
 
     @property
     def profile(self) -> argon2.Parameters:
@@ -193,7 +331,8 @@ class PasswordHasher:
             secret = _utf8(_nfkc(password))
         except UnicodeEncodeError:
             raise ValueError("password is not valid Unicode text (lone surrogate)") from None
-        return self._argon2.hash(secret)
+        with self.slot():
+            return self._argon2.hash(secret)
 
     def verify(self, stored_hash: str | None, password: str) -> tuple[bool, str | None]:
         """Check ``password`` against ``stored_hash`` and say whether to replace the hash.
@@ -208,9 +347,14 @@ class PasswordHasher:
         ``bcrypt`` is not installed, are mismatches, never exceptions; they
         cost the same argon2 work as a real verify (:meth:`dummy_verify`) so
         timing does not reveal them.  Raises ``TypeError`` only if
-        ``password`` is not a ``str``.
+        ``password`` is not a ``str``, and ``Overloaded`` when the limiter
+        has no slot in time (before any work).
         """
         _require_str(password)
+        with self.slot():
+            return self._verify(stored_hash, password)
+
+    def _verify(self, stored_hash: str | None, password: str) -> tuple[bool, str | None]:
         candidate = self._candidate(stored_hash)
         if candidate is None:
             _log.debug("stored password hash is missing or of an unknown format")
@@ -254,12 +398,13 @@ class PasswordHasher:
         :meth:`verify` of an up-to-date hash.  Call it when there is no hash to
         check (unknown account), so the response time does not tell a missing
         account from a wrong password (OWASP Authentication Cheat Sheet).
-        Raises ``TypeError`` if ``password`` is not a ``str``; never anything else.
+        Raises ``TypeError`` if ``password`` is not a ``str``, and ``Overloaded``
+        when the hasher's limiter has no slot in time; never anything else.
         """
         _require_str(password)
         # "surrogatepass": even text that hash() would refuse costs a verify.
         secret = _nfkc(password).encode("utf-8", "surrogatepass")
-        with contextlib.suppress(VerificationError):
+        with self.slot(), contextlib.suppress(VerificationError):
             self._argon2.verify(self._get_dummy_hash(), secret)
 
     def identify(self, stored_hash: str | None) -> str | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
 from typing import Any
 
@@ -84,6 +85,43 @@ def _check_at_least_one(instance: Any, attribute: attrs.Attribute[Any], value: i
         raise ValueError(f"Settings.{attribute.name} must be at least 1, got {value}")
 
 
+# The share of physical memory Argon2 may hold at once by default.
+_HASH_MEMORY_SHARE = 4
+
+
+def _default_max_concurrent_hashes(settings: Settings) -> int:
+    """One hash per core, and no more than a quarter of physical memory in hashes.
+
+    Argon2 holds ``memory_cost`` KiB per hash for its whole run and keeps a
+    core busy: more hashes at once than cores only adds latency and memory.
+    """
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cores = os.cpu_count() or 1
+    try:
+        memory = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return max(1, cores)
+    per_hash = settings.argon2_profile.memory_cost * 1024
+    return max(1, min(cores, memory // _HASH_MEMORY_SHARE // per_hash))
+
+
+# Waiters per slot by default: a burst of logins a few times the slots waits
+# (the timeout bounds each wait); a flood beyond it is refused at once, so
+# parked requests never hold most of a server's worker threads.
+_HASH_QUEUE_PER_SLOT = 8
+
+
+def _default_hash_queue_length(settings: Settings) -> int:
+    return _HASH_QUEUE_PER_SLOT * settings.max_concurrent_hashes
+
+
+def _check_not_negative(instance: Any, attribute: attrs.Attribute[Any], value: int) -> None:
+    if value < 0:
+        raise ValueError(f"Settings.{attribute.name} must not be negative, got {value}")
+
+
 @attrs.frozen(kw_only=True)
 class Settings:
     """Configuration of a :class:`~usercore.UserCore`.
@@ -140,6 +178,22 @@ class Settings:
     # most two identifiers (email, username), so 50 each.  Never below
     # lockout_threshold (the larger of the two applies).
     lockout_identifier_threshold: int = attrs.field(default=50, validator=_check_at_least_one)
+    # Load shedding of password hashing (passwords.HashLimiter): at most this
+    # many Argon2 hashes or verifies at once per process (default: one per
+    # core, within a quarter of physical memory at argon2_profile.memory_cost),
+    # at most hash_queue_length callers waiting, each at most hash_queue_timeout;
+    # beyond that Overloaded (HTTP 503 + Retry-After) at once, never a hang.
+    max_concurrent_hashes: int = attrs.field(
+        default=attrs.Factory(_default_max_concurrent_hashes, takes_self=True),
+        validator=_check_at_least_one,
+    )
+    hash_queue_length: int = attrs.field(
+        default=attrs.Factory(_default_hash_queue_length, takes_self=True),
+        validator=_check_not_negative,
+    )
+    hash_queue_timeout: timedelta = attrs.field(
+        default=timedelta(milliseconds=500), validator=_check_positive
+    )
 
     def __attrs_post_init__(self) -> None:
         if self.algorithm not in SUPPORTED_ALGORITHMS:

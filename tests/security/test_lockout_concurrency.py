@@ -12,6 +12,7 @@ from __future__ import annotations
 import multiprocessing
 import threading
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,14 @@ from ..services.test_postgres_facade import together
 
 THRESHOLD = 5
 WRONG = "a wrong guess, long enough"
+# Races about the lockout, not about load shedding: every racer waits for a
+# hashing slot instead of being refused with Overloaded.
+UNSHED: dict[str, object] = {"hash_queue_length": 100, "hash_queue_timeout": timedelta(minutes=1)}
+
+
+@pytest.fixture
+def core(open_core: Callable[..., UserCore]) -> UserCore:
+    return open_core(**UNSHED)
 
 
 def counted_verifications(core: UserCore) -> list[int]:
@@ -97,7 +106,7 @@ def test_parallel_wrong_current_passwords_evaluate_at_most_the_threshold(
 
 
 def _process_attack(url: str, identifier: str, threads: int, queue: Any) -> None:
-    core = UserCore.open(url, settings=make_settings())
+    core = UserCore.open(url, settings=make_settings(**UNSHED))
     try:
         calls = counted_verifications(core)
         outcomes = race(threads, lambda: guess(core, identifier))
@@ -112,7 +121,7 @@ def test_two_processes_evaluate_at_most_the_threshold_on_sqlite(
 ) -> None:
     """Before the fix two processes x 32 threads evaluated all 64 guesses."""
     url = f"sqlite:///{tmp_path / 'users.db'}"
-    with UserCore.open(url, settings=make_settings()) as core:
+    with UserCore.open(url, settings=make_settings(**UNSHED)) as core:
         core.users.register(email="ada@example.com", password=PASSWORD, username="ada")
     context = multiprocessing.get_context("spawn")
     queue = context.Queue()

@@ -10,17 +10,21 @@ V3 enumeration; NIST SP 800-63B §5.2.2 rate limiting).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import math
 import secrets
+import threading
+from collections import OrderedDict
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 
 import attrs
 
 from usercore import validation
 from usercore.domain import Principal, TokenPair, User, email_key, username_key
-from usercore.errors import AccountLocked, InvalidCredentials, TokenError
+from usercore.errors import AccountLocked, InvalidCredentials, StoreUnavailable, TokenError
 from usercore.ports import LoginAttempts, UnitOfWork
 from usercore.services._context import (
     Context,
@@ -96,6 +100,60 @@ def _attempts_secret(settings: Settings) -> bytes:
     return hmac.new(secret, _ATTEMPTS_KEY_LABEL, hashlib.sha256).digest()
 
 
+# How many identifiers the in-process deny-set holds before it refuses every
+# login (fail closed): a store outage under a guessing attack must not turn
+# into unlimited guesses, nor into unbounded memory.
+MAX_DENIED_IDENTIFIERS = 10_000
+
+
+class _DenySet:
+    """Identifiers whose guesses could not be counted, refused until an expiry.
+
+    When the store cannot record a guess (read-only, disk full, unreachable),
+    the lockout would silently stop counting and allow unlimited guesses
+    whenever the store answers again intermittently: it fails *closed*
+    instead (OWASP ASVS 4.0.3 V2.2.1; NIST SP 800-63B §5.2.2 rate limiting).
+    Per process, bounded: when full, every identifier is refused until the
+    oldest entry expires.
+    """
+
+    def __init__(self, limit: int = MAX_DENIED_IDENTIFIERS) -> None:
+        self._limit = limit
+        self._until: OrderedDict[str, datetime] = OrderedDict()
+        self._everyone_until: datetime | None = None
+        self._lock = threading.Lock()
+
+    def add(self, key: str, until: datetime, now: datetime) -> None:
+        with self._lock:
+            self._forget_expired(now)
+            if len(self._until) >= self._limit:
+                self._everyone_until = max(self._everyone_until or until, until)
+                return
+            self._until.pop(key, None)
+            self._until[key] = until
+
+    def denied_until(self, key: str, now: datetime) -> datetime | None:
+        with self._lock:
+            self._forget_expired(now)
+            until = self._until.get(key)
+            if self._everyone_until is not None:
+                until = self._everyone_until if until is None else max(until, self._everyone_until)
+            return until
+
+    def __len__(self) -> int:
+        return len(self._until)
+
+    def _forget_expired(self, now: datetime) -> None:
+        # Entries expire in insertion order (one duration for all).
+        while self._until:
+            key, until = next(iter(self._until.items()))
+            if until > now:
+                break
+            del self._until[key]
+        if self._everyone_until is not None and self._everyone_until <= now:
+            self._everyone_until = None
+
+
 @attrs.frozen
 class _Failure:
     reason: str
@@ -138,6 +196,30 @@ class Lockout:
     def __init__(self, ctx: Context):
         self._ctx = ctx
         self._secret = _attempts_secret(ctx.settings)
+        self._denied = _DenySet()
+
+    @contextlib.contextmanager
+    def fail_closed(self, kind: str, key: str) -> Iterator[None]:
+        """Refuse the identifier while it is denied; deny it when charging it fails.
+
+        Wraps the transaction that charges a guess.  When the store cannot
+        write it (``StoreUnavailable``), the identifier is refused in this
+        process for ``lockout_base`` (``StoreUnavailable`` with that
+        ``retry_after``), even once the store answers again: an uncounted
+        guess must not be followed by more (fails closed, not open).
+        """
+        subject = self._hmac(f"deny\x00{kind}:{key}")
+        now = self._ctx.clock()
+        until = self._denied.denied_until(subject, now)
+        if until is not None:
+            raise StoreUnavailable(retry_after=_retry_after(until, now))
+        try:
+            yield
+        except StoreUnavailable:
+            now = self._ctx.clock()
+            self._denied.add(subject, now + self._ctx.settings.lockout_base, now)
+            self._ctx.events.emit("auth.lockout_unavailable")
+            raise
 
     def keys(self, kind: str, key: str, user: User | None, client: str | None) -> tuple[str, ...]:
         """The row keys of the identifier's ceiling and of its ``(identifier, client)`` counter.
@@ -220,11 +302,13 @@ class Lockout:
         """
         kind, key = _identifier_key(user.email or user.username or "")
         keys = self.keys(kind, key, user, client)
-        with self._ctx.store.transaction() as tx:
-            reservation = self.reserve(tx, keys)
-        if isinstance(reservation, AccountLocked):
-            raise reservation
-        matched, _ = self.verify(user.password_hash, password)
+        # The slot first: a shed check (Overloaded) is not charged as a guess.
+        with self._ctx.hasher.slot():
+            with self.fail_closed(kind, key), self._ctx.store.transaction() as tx:
+                reservation = self.reserve(tx, keys)
+            if isinstance(reservation, AccountLocked):
+                raise reservation
+            matched, _ = self.verify(user.password_hash, password)
         if matched:
             with self._ctx.store.transaction() as tx:
                 self.clear(tx, keys)
@@ -264,24 +348,34 @@ class AuthService:
         someone else's guessing does not lock the owner out (see
         :class:`Lockout`).  Raises ``InvalidCredentials`` (one message for
         every reason) or ``AccountLocked`` while a lock from earlier failures
-        is in force.  A successful login resets the failure counters, records
+        is in force; ``Overloaded`` (503) when no hashing slot is free in
+        time; ``StoreUnavailable`` (503) when the guess cannot be counted (the
+        identifier is then refused in this process for ``lockout_base``) or
+        when the refresh token of a correct login cannot be stored (no tokens
+        are issued without it).  A successful login resets the failure counters, records
         ``last_login_at`` and upgrades the stored hash when parameters or
         format are outdated.
         """
         ctx = self._ctx
         lockout = self._lockout
         kind, key = _identifier_key(identifier)
-        # The guess is charged before it is checked (at most lockout_threshold
-        # guesses per lock window, across threads and processes).
-        with ctx.store.transaction() as tx:
-            user = self._find(tx, kind, key) if key else None
-            keys = lockout.keys(kind, key, user, client)
-            reservation = lockout.reserve(tx, keys)
-        if isinstance(reservation, AccountLocked):
-            raise reservation
-        # Exactly one verification on every path: against the real hash, or a
-        # dummy one when the hash is missing or unusable or the password too long.
-        matched, new_hash = lockout.verify(user.password_hash if user else None, password)
+        # A hashing slot first, for known and unknown accounts alike: when the
+        # process is overloaded the login is refused (Overloaded, 503) before
+        # anything is charged or checked, at the same rate whether the account
+        # exists or not.
+        with ctx.hasher.slot():
+            # The guess is charged before it is checked (at most lockout_threshold
+            # guesses per lock window, across threads and processes); when it
+            # cannot be charged, the identifier is refused for a while (fail closed).
+            with lockout.fail_closed(kind, key), ctx.store.transaction() as tx:
+                user = self._find(tx, kind, key) if key else None
+                keys = lockout.keys(kind, key, user, client)
+                reservation = lockout.reserve(tx, keys)
+            if isinstance(reservation, AccountLocked):
+                raise reservation
+            # Exactly one verification on every path: against the real hash, or a
+            # dummy one when the hash is missing or unusable or the password too long.
+            matched, new_hash = lockout.verify(user.password_hash if user else None, password)
         if user is None:
             failure = _Failure("unknown_account", None)
         elif not user.is_active:

@@ -100,7 +100,7 @@ class UserCore:
             refresh_interval=settings.policy_refresh_interval,
         )
         registry = PermissionRegistry()
-        hasher = PasswordHasher(settings.argon2_profile)
+        hasher = PasswordHasher.from_settings(settings)
         # Make the dummy hash now, so the first unknown-account login does not
         # pay for it and stand out by its timing.
         hasher.dummy_verify("")
