@@ -34,6 +34,7 @@ BENCHMARKS: dict[str, tuple[str, list[str]]] = {
     "sqlite_writers": ("bench_sqlite_writers.py", ["--writes", "100"]),
     "scale": ("bench_scale.py", ["--sizes", "10000,30000", "--reps", "50"]),
     "import": ("bench_import.py", ["--records", "24", "--rounds", "1"]),
+    "flood": ("bench_flood.py", ["--connections", "100", "--seconds", "5"]),
     "workers": ("bench_workers.py", ["--seconds", "2", "--rounds", "1", "--requests", "30"]),
 }
 OPTIONAL = {"storage_postgres": ("bench_storage_postgres.py", [])}
