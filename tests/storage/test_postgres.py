@@ -266,7 +266,9 @@ def test_servers_starting_together_migrate_once(schemas: Schemas) -> None:
     opened = in_threads(6, lambda _: schemas.open(url, min_size=0))
     assert errors(opened) == []
     with raw(url) as connection:
-        assert [(1,)] == connection.execute(f"SELECT count(*) FROM {MIGRATIONS_TABLE}").fetchall()
+        assert [(LATEST_VERSION,)] == connection.execute(
+            f"SELECT count(*) FROM {MIGRATIONS_TABLE}"
+        ).fetchall()
 
 
 def test_a_schema_from_a_newer_usercore_is_refused(schemas: Schemas) -> None:

@@ -257,7 +257,8 @@ class AuthService:
         ``TokenError`` if the token is not a valid reset token.
         """
         with self._ctx.store.transaction(readonly=True) as tx:
-            return self._ctx.tokens.check_one_time(tx, token, PASSWORD_RESET).email
+            # Reset tokens are only issued to accounts found by their email.
+            return self._ctx.tokens.check_one_time(tx, token, PASSWORD_RESET).email or ""
 
     def reset_password(self, token: str, new_password: str) -> None:
         """Set a new password with a reset token; revokes every session and lock.

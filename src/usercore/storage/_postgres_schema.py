@@ -156,7 +156,16 @@ _V1 = (
     "INSERT INTO meta (key, value) VALUES ('usercore.roles_version', '0')",
 )
 
-MIGRATIONS: tuple[tuple[str, tuple[str, ...]], ...] = (("create the usercore tables", _V1),)
+# Accounts identified by their username alone (a unique index admits any number of NULLs).
+_EMAIL_OPTIONAL = (
+    "ALTER TABLE users ALTER COLUMN email DROP NOT NULL",
+    "ALTER TABLE users ALTER COLUMN email_key DROP NOT NULL",
+)
+
+MIGRATIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("create the usercore tables", _V1),
+    ("users.email may be null: accounts identified by their username", _EMAIL_OPTIONAL),
+)
 """``MIGRATIONS[n - 1]`` is migration ``n``: a description and its statements."""
 
 LATEST_VERSION = len(MIGRATIONS)
