@@ -13,7 +13,8 @@ def login(api: Api, username: str, password: str) -> str:
     # "A JWT object containing the user's ID and role"
     assert isinstance(reply.body, dict)
     token = reply.body["token"]
-    assert isinstance(token, str) and token.count(".") == 2
+    assert isinstance(token, str)
+    assert token.count(".") == 2
     return token
 
 

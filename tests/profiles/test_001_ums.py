@@ -68,7 +68,8 @@ def test_the_user_endpoints_as_the_document_shows_them(api: Api) -> None:
     assert isinstance(page.body, list)  # "A JSON array of user objects"
     assert len(page.body) == 2
     assert int(page.headers["X-Total-Count"]) >= 5
-    assert 'rel="next"' in page.headers["Link"] and 'rel="prev"' in page.headers["Link"]
+    assert 'rel="next"' in page.headers["Link"]
+    assert 'rel="prev"' in page.headers["Link"]
     assert isinstance(api.get("/users", token).body, list)
 
     one = api.get(f"/users/{user_id}", token)

@@ -368,7 +368,9 @@ def _segments(path: str) -> list[str | None]:
 
 def _overlap(first: str, second: str) -> bool:
     a, b = _segments(first), _segments(second)
-    return len(a) == len(b) and all(x is None or y is None or x == y for x, y in zip(a, b))
+    return len(a) == len(b) and all(
+        x is None or y is None or x == y for x, y in zip(a, b, strict=True)
+    )
 
 
 def clashes(profiles: Sequence[Profile]) -> list[str]:

@@ -720,7 +720,7 @@ def create_app(
     api = Api(
         core, on_password_reset=on_password_reset, on_email_verification=on_email_verification
     )
-    for served, base in zip(chosen, bases):
+    for served, base in zip(chosen, bases, strict=True):
         # Straight onto the app's router: an included router is matched twice per request.
         _add_routes(app.router, api, base, sessions, served)
     return app
