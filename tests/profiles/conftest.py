@@ -13,10 +13,6 @@ Every wait is bounded and every server is terminated.
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -28,8 +24,8 @@ import pytest
 from usercore import UserCore
 from usercore.cli import database_url, open_core
 
-HOST = "127.0.0.1"
-STARTUP_SECONDS = 30.0
+from ..web.live import cli, serving
+
 ADMIN_EMAIL = "admin@example.com"
 ADMIN_USERNAME = "admin"
 ADMIN_PASSWORD = "staple battery horse correct"
@@ -99,18 +95,6 @@ class FlaskApi(Api):
         return Reply(response.status_code, response.headers, _parsed(raw), raw)
 
 
-def cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "usercore.cli", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        env=_env(),
-        timeout=60,
-        check=False,
-    )
-
-
 def _env() -> dict[str, str]:
     return {**os.environ, "USERCORE_SECRET_KEY": SECRET_KEY}
 
@@ -127,17 +111,11 @@ def fresh_database(directory: Path) -> Path:
         "--username",
         ADMIN_USERNAME,
         "--password-stdin",
+        env=_env(),
         stdin=ADMIN_PASSWORD + "\n",
     )
     assert created.returncode == 0, created.stderr
     return database
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @pytest.fixture(scope="module")
@@ -147,48 +125,9 @@ def live_server(
     profile: str = request.module.PROFILE
     workdir = tmp_path_factory.mktemp(f"live-{profile}")
     database = fresh_database(workdir)
-    port = _free_port()
-    log = workdir / "server.log"
-    with log.open("wb") as output:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "usercore.cli",
-                "serve",
-                "--db",
-                str(database),
-                "--port",
-                str(port),
-                "--profile",
-                profile,
-                "--log-level",
-                "warning",
-            ],
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            env=_env(),
-            cwd=workdir,
-        )
-    base_url = f"http://{HOST}:{port}"
-    try:
-        deadline = time.monotonic() + STARTUP_SECONDS
-        while True:
-            assert process.poll() is None, log.read_text(errors="replace")
-            assert time.monotonic() < deadline, "the server did not start in time"
-            try:
-                httpx.get(f"{base_url}/openapi.json", timeout=2)
-                break
-            except httpx.TransportError:
-                time.sleep(0.1)
+    args = ["--db", str(database), "--profile", profile, "--log-level", "warning"]
+    with serving(args, env=_env(), workdir=workdir, log=workdir / "server.log") as base_url:
         yield base_url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
 
 
 @pytest.fixture(scope="module")

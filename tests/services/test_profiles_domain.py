@@ -100,3 +100,12 @@ def test_ones_own_password_needs_fresh_authentication(
         core.users.update(ada_p, ada.id, password=NEW_PASSWORD)
     core.users.update(ada_p, ada.id, password=NEW_PASSWORD, current_password=PASSWORD)
     assert core.auth.login("ada", NEW_PASSWORD).access_token
+
+
+def test_an_account_without_an_email_gets_no_verification_token(core: UserCore) -> None:
+    core.users.register(username="grace", password=PASSWORD)
+    grace = login_principal(core, "grace")
+    assert grace.user_id is not None
+    with pytest.raises(ValidationError) as raised:
+        core.auth.request_email_verification(grace, grace.user_id)
+    assert "email" in raised.value.errors

@@ -18,7 +18,7 @@ import attrs
 
 from usercore import validation
 from usercore.domain import Principal, TokenPair, User, email_key, username_key
-from usercore.errors import AccountLocked, InvalidCredentials, TokenError
+from usercore.errors import AccountLocked, InvalidCredentials, TokenError, ValidationError
 from usercore.ports import LoginAttempts, UnitOfWork
 from usercore.services._context import (
     Context,
@@ -299,6 +299,8 @@ class AuthService:
         self._ctx.policy.require(actor, "users:update", owner_id=user_id)
         with self._ctx.store.transaction() as tx:
             user = found(tx.users.get(user_id) if in_id_range(user_id) else None, "User")
+            if user.email is None:  # an account identified by its username alone
+                raise ValidationError.single("email", "the account has no email address")
             token = self._ctx.tokens.issue_one_time(tx, user, EMAIL_VERIFICATION)
         self._ctx.events.emit("email.verification_requested", user_id=user_id, actor=actor)
         return token
