@@ -261,7 +261,7 @@ def test_users_list_filters_and_prints_json_lines(
 
 def test_users_list_never_creates_a_database(capsys: pytest.CaptureFixture[str], db: Path) -> None:
     status, _, err = run(capsys, "users", "list", "--db", str(db))
-    assert status == 2
+    assert status == cli.EXIT_DATABASE
     assert "no database at" in err
     assert not db.exists()
 
@@ -378,7 +378,9 @@ def test_import_reads_standard_input(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, db: Path
 ) -> None:
     with_stdin(monkeypatch, json.dumps({"email": "ada@example.com"}) + "\n")
-    status, out, err = run(capsys, "import", "-", "--db", str(db), "--no-progress")
+    status, out, err = run(
+        capsys, "import", "-", "--format", "jsonl", "--db", str(db), "--no-progress"
+    )
     assert status == 0
     assert out.startswith("created 1,")
     assert "importing" not in err

@@ -1,18 +1,24 @@
-"""The ``usercore`` command line (DESIGN §9).
+"""The ``usercore`` command line.
 
 ::
 
-    usercore serve [--db usercore.db] [--host 127.0.0.1] [--port 8000]
+    usercore serve [--db usercore.db] [--host 127.0.0.1] [--port 8000] [--forwarded-allow-ips IPS]
     usercore create-admin --email E [--username U] [--name N] [--password-stdin]
-    usercore users list [--role R] [--status S] [--search Q] [--json]
-    usercore import FILE [--format jsonl|csv] [--batch-size N]
+    usercore users list|show|disable|enable|delete|set-password|roles ...
+    usercore roles list|create|update|delete ...
+    usercore permissions list|add ...
+    usercore api-keys list|revoke ...
+    usercore import FILE [--format jsonl|csv] [--batch-size N] [--jobs N]
+    usercore export [--output FILE]
+    usercore purge
     usercore migrate
 
 ``--db`` takes a path (an SQLite file, ``./usercore.db`` by default) or a URL
-(``sqlite:///…``, ``postgresql://…``, ``memory://``).  Exit status: 0 on
-success, 1 when the operation failed (invalid input, an existing account,
-records that could not be imported), 2 for a usage error (bad arguments, an
-unreadable file, a missing extra).
+(``sqlite:///…``, ``postgresql://…``, ``memory://`` for ``serve`` only).  Every
+command acts as the system principal.  Exit statuses (docs/cli.md): 0 done,
+1 the operation failed, 2 a usage error, 3 the database cannot be used
+(missing, damaged, read-only, locked, unreachable), 130 interrupted, 141 the
+reader of standard output went away (``usercore users list | head``).
 
 Only ``serve`` imports FastAPI and uvicorn, and only when it runs.
 """
@@ -21,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import errno
 import getpass
 import json
 import os
@@ -30,11 +37,26 @@ import sqlite3
 import stat
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import IO, Any, NoReturn
 
-from usercore import SYSTEM, ConflictError, Settings, UserCore, UsercoreError, ValidationError
+import attrs
+
+from usercore import (
+    SYSTEM,
+    ApiKey,
+    ConflictError,
+    NotFoundError,
+    Settings,
+    User,
+    UserCore,
+    UsercoreError,
+    ValidationError,
+)
+from usercore import validation as _validation
+from usercore.passwords import PasswordHasher
 from usercore.settings import MIN_SECRET_KEY_BYTES
 
 __all__ = ["main"]
@@ -42,6 +64,7 @@ __all__ = ["main"]
 DEFAULT_DB = "usercore.db"
 SECRET_KEY_ENV = "USERCORE_SECRET_KEY"  # noqa: S105 - the variable's name
 URL_SCHEMES = ("sqlite:///", "postgresql://", "postgres://", "memory://")
+MEMORY_URL = "memory://"
 IMPORT_FIELDS = (
     "email",
     "username",
@@ -52,9 +75,15 @@ IMPORT_FIELDS = (
     "password",
     "password_hash",
 )
+IMPORT_EXTENSIONS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".csv": "csv"}
 MAX_ERRORS_SHOWN = 50
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+EXIT_DATABASE = 3
+EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for `yes | head`
+SQLITE_BUSY, SQLITE_LOCKED = 5, 6  # result codes (sqlite.org/rescode.html)
+PROBE_TIMEOUT = 5.0  # seconds the start-up checks wait for another writer
 
 
 class CommandError(Exception):
@@ -69,6 +98,10 @@ def _usage(message: str) -> NoReturn:
     raise CommandError(message, EXIT_USAGE)
 
 
+def _unusable(message: str) -> NoReturn:
+    raise CommandError(message, EXIT_DATABASE)
+
+
 def _warn(message: str) -> None:
     print(f"usercore: warning: {message}", file=sys.stderr)
 
@@ -81,10 +114,20 @@ def _info(message: str) -> None:
 
 
 def database_url(value: str) -> str:
-    """``--db`` as a store URL: URLs pass through, a bare path means SQLite."""
+    """``--db`` as a store URL: URLs pass through, a bare path means SQLite,
+    ``:memory:`` means ``memory://``."""
     if not value.strip():
         _usage("--db must not be empty")
+    if value in (":memory:", "sqlite:///:memory:"):
+        return MEMORY_URL
     if "://" in value:
+        if value.startswith("sqlite://") and not value.startswith("sqlite:///"):
+            rest = value[len("sqlite://") :]
+            _usage(
+                f"--db: {value!r} has two slashes; an SQLite URL has three, "
+                f"sqlite:///{rest} (relative path), or four for an absolute path "
+                f"(sqlite:////var/lib/{Path(rest).name or 'usercore.db'}); a plain path works too"
+            )
         if not value.startswith(URL_SCHEMES):
             scheme = value.split("://", 1)[0]
             _usage(
@@ -125,7 +168,7 @@ def serving_key(url: str) -> str | None:
     from_env = os.environ.get(SECRET_KEY_ENV)
     if from_env:
         return _check_key(from_env, f"${SECRET_KEY_ENV}")
-    if url == "memory://":
+    if url == MEMORY_URL:
         return None
     database = _sqlite_path(url)
     if database is None:
@@ -169,8 +212,6 @@ def open_core(url: str, *, secret_key: str | None = None) -> UserCore:
         raise CommandError(str(exc), EXIT_USAGE) from None
     except ValueError as exc:
         raise CommandError(f"--db: {exc}", EXIT_USAGE) from None
-    except sqlite3.Error as exc:
-        raise CommandError(f"cannot open the database: {exc}") from None
 
 
 def _describe(url: str) -> str:
@@ -181,10 +222,121 @@ def _describe(url: str) -> str:
     return re.sub(r"//[^@/]*@", "//…@", url)
 
 
+def _is_locked(exc: sqlite3.Error) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None:
+        return bool(code & 0xFF in (SQLITE_BUSY, SQLITE_LOCKED))
+    return "locked" in str(exc) or "busy" in str(exc)
+
+
+def check_sqlite(path: Path, *, write: bool, thorough: bool) -> None:
+    """Refuse an SQLite file that cannot be used, with a one-line message (exit 3).
+
+    Reads it through a read-only connection (``thorough``: ``PRAGMA
+    quick_check``, which reads every page; otherwise only its header), then,
+    for ``write``, proves that it can be written: a file without any write
+    permission bit is refused even for root (who could write it anyway), and a
+    write inside a transaction that is rolled back finds immutable files,
+    read-only mounts and directories where the journal cannot be created.
+    """
+    try:
+        connection = sqlite3.connect(
+            f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=PROBE_TIMEOUT
+        )
+        try:
+            if thorough:
+                rows = connection.execute("PRAGMA quick_check").fetchall()
+                problems = [str(row[0]) for row in rows if row[0] != "ok"]
+            else:
+                connection.execute("PRAGMA schema_version").fetchone()
+                problems = []
+        finally:
+            connection.close()
+    except sqlite3.OperationalError as exc:
+        if _is_locked(exc):
+            _unusable(f"{path} is locked by another process; try again when it is done")
+        problems = [str(exc)]
+    except sqlite3.DatabaseError as exc:
+        problems = [str(exc)]
+    if problems:
+        more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
+        _unusable(f"{path} is damaged: {problems[0]}{more}; restore it from a backup")
+    if not write:
+        return
+    if not path.stat().st_mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH):
+        _unusable(f"{path} is read-only (mode {stat.S_IMODE(path.stat().st_mode):04o})")
+    try:
+        connection = sqlite3.connect(str(path), timeout=PROBE_TIMEOUT, isolation_level=None)
+        try:
+            connection.execute("BEGIN IMMEDIATE")
+            # Any write to the header page will do: it is rolled back.
+            connection.execute("PRAGMA user_version = 0")
+            connection.execute("ROLLBACK")
+        finally:
+            connection.close()
+    except sqlite3.Error as exc:
+        if _is_locked(exc):
+            _unusable(f"{path} is locked by another process; try again when it is done")
+        _unusable(f"{path} cannot be written: {exc}")
+
+
+def command_url(args: argparse.Namespace, *, allow_memory: bool = False) -> str:
+    """``args.db`` as a URL; ``memory://`` keeps nothing after the command, so
+    only ``serve`` (``allow_memory``) accepts it."""
+    url = database_url(args.db)
+    if url == MEMORY_URL and not allow_memory:
+        _usage(
+            f"--db {args.db}: an in-memory database is gone when `{args.prog}` "
+            "ends; give a database file or a postgresql:// URL (memory:// is for serve)"
+        )
+    return url
+
+
+def open_database(
+    args: argparse.Namespace,
+    *,
+    create: bool = False,
+    write: bool = False,
+    thorough: bool = False,
+    secret_key: str | None = None,
+    allow_memory: bool = False,
+) -> UserCore:
+    """The facade for a command, after refusing a database it cannot use.
+
+    Only ``create`` commands make a missing SQLite file (a mistyped path must
+    not look like an empty database).
+    """
+    url = command_url(args, allow_memory=allow_memory)
+    database = _sqlite_path(url)
+    if database is not None:
+        if database.exists():
+            check_sqlite(database, write=write, thorough=thorough)
+        elif not create:
+            _unusable(
+                f"no database at {database} (nothing was created); "
+                f"create one with: usercore migrate --db {database}"
+            )
+    return open_core(url, secret_key=secret_key)
+
+
 def _print_validation(error: ValidationError, prefix: str = "") -> None:
     for field, messages in error.errors.items():
         for message in messages:
             print(f"usercore: {prefix}{field}: {message}", file=sys.stderr)
+
+
+def _reasons(error: ValidationError) -> str:
+    return "; ".join(
+        f"{field}: {message}" for field, messages in error.errors.items() for message in messages
+    )
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
+
+
+def _print_json(value: object) -> None:
+    print(json.dumps(value, ensure_ascii=False))
 
 
 # -- serve -------------------------------------------------------------------------------
@@ -198,23 +350,48 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except ImportError:
         _usage("usercore serve needs the fastapi extra: pip install 'usercore[fastapi]'")
     url = database_url(args.db)
-    core = open_core(url, secret_key=serving_key(url))
+    key = serving_key(url)
+    core = open_database(
+        args, create=True, write=True, thorough=True, secret_key=key, allow_memory=True
+    )
     try:
-        app = create_app(core, prefix=args.prefix)
+        app = create_app(
+            core,
+            prefix=args.prefix,
+            docs=not args.no_docs,
+            docs_ui=args.docs_ui,
+            cors_origins=tuple(args.cors_origin),
+            cors_allow_credentials=args.cors_allow_credentials,
+        )
         base = f"http://{args.host}:{args.port}"
-        _info(f"serving {_describe(url)} at {base}{args.prefix} (OpenAPI docs at {base}/docs)")
+        where = "no OpenAPI document" if args.no_docs else f"OpenAPI at {base}/openapi.json"
+        if args.docs_ui and not args.no_docs:
+            where += f", Swagger UI at {base}/docs"
+        _info(f"serving {_describe(url)} at {base}{args.prefix} ({where})")
         if args.host not in ("127.0.0.1", "localhost", "::1"):
             _warn("this is plain HTTP: put a TLS-terminating proxy in front of it")
-        uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+        # Client addresses (logged, and keyed on by login throttling) come from
+        # X-Forwarded-For only when the proxy sending them is named: a header
+        # from anyone else would let a client pick its own address.
+        proxies = args.forwarded_allow_ips
+        uvicorn.run(
+            app,
+            host=args.host,
+            port=args.port,
+            log_level=args.log_level,
+            proxy_headers=bool(proxies),
+            forwarded_allow_ips=proxies or "",
+            server_header=False,
+        )
     finally:
         core.close()
     return 0
 
 
-# -- create-admin ------------------------------------------------------------------------
+# -- passwords and accounts ------------------------------------------------------------------
 
 
-def _read_password(from_stdin: bool) -> str:
+def _read_password(from_stdin: bool, prompt: str) -> str:
     if from_stdin:
         line = sys.stdin.readline()
         password = line[:-1] if line.endswith("\n") else line
@@ -224,16 +401,15 @@ def _read_password(from_stdin: bool) -> str:
         return password
     if not sys.stdin.isatty():
         _usage("no terminal to ask for the password on: use --password-stdin")
-    password = getpass.getpass("Password for the new administrator: ")
+    password = getpass.getpass(prompt)
     if getpass.getpass("Repeat the password: ") != password:
         raise CommandError("the passwords do not match")
     return password
 
 
 def cmd_create_admin(args: argparse.Namespace) -> int:
-    url = database_url(args.db)
-    password = _read_password(args.password_stdin)
-    with open_core(url) as core:
+    password = _read_password(args.password_stdin, "Password for the new administrator: ")
+    with open_database(args, create=True, write=True) as core:
         try:
             user = core.users.create(
                 SYSTEM,
@@ -253,17 +429,38 @@ def cmd_create_admin(args: argparse.Namespace) -> int:
     return 0
 
 
-# -- users list --------------------------------------------------------------------------
+def find_user(core: UserCore, ref: str) -> User:
+    """The account named by ``ref``: an id, an email (has an ``@``) or a username."""
+    try:
+        if ref.isdigit():
+            return core.users.get(SYSTEM, int(ref))
+        if "@" in ref:
+            return core.users.get_by_email(SYSTEM, ref)
+    except (NotFoundError, ValidationError):
+        raise CommandError(f"no user {ref!r}") from None
+    wanted = ref.casefold()
+    cursor: str | None = None
+    while True:
+        page = core.users.list(SYSTEM, per_page=100, cursor=cursor, search=ref)
+        for user in page.items:
+            if user.username is not None and user.username.casefold() == wanted:
+                return user
+        if page.next_cursor is None:
+            raise CommandError(f"no user {ref!r}")
+        cursor = page.next_cursor
+
+
+def _user_line(user: User) -> str:
+    public = user.to_public()
+    return (
+        f"{user.id:>6}  {user.email:<32} {user.username or '-':<16} "
+        f"{','.join(public['roles']) or '-':<16} {public['status']:<8} {public['created_at']}"
+    )
 
 
 def cmd_users_list(args: argparse.Namespace) -> int:
-    url = database_url(args.db)
-    database = _sqlite_path(url)
-    if database is not None and not database.exists():
-        # Listing never creates a database (a mistyped path would look empty).
-        _usage(f"no database at {database}; create one with: usercore migrate --db {database}")
     shown = 0
-    with open_core(url) as core:
+    with open_database(args) as core:
         cursor: str | None = None
         if not args.json:
             print(f"{'id':>6}  {'email':<32} {'username':<16} {'roles':<16} {'status':<8} created")
@@ -282,57 +479,342 @@ def cmd_users_list(args: argparse.Namespace) -> int:
                 raise CommandError("cannot list users", EXIT_USAGE) from None
             for user in page.items:
                 if args.json:
-                    print(json.dumps(user.to_public(), ensure_ascii=False))
+                    _print_json(user.to_public())
                 else:
-                    public = user.to_public()
-                    print(
-                        f"{user.id:>6}  {user.email:<32} {user.username or '-':<16} "
-                        f"{','.join(public['roles']) or '-':<16} {public['status']:<8} "
-                        f"{public['created_at']}"
-                    )
+                    print(_user_line(user))
                 shown += 1
             if page.next_cursor is None:
                 break
             cursor = page.next_cursor
-    _info(f"{shown} user{'s' if shown != 1 else ''}")
+    _info(_count(shown, "user"))
     return 0
+
+
+def _user_and_keys(args: argparse.Namespace) -> tuple[User, list[ApiKey]]:
+    with open_database(args) as core:
+        user = find_user(core, args.user)
+        return user, core.api_keys.list(SYSTEM, user.id)
+
+
+def cmd_users_show(args: argparse.Namespace) -> int:
+    user, keys = _user_and_keys(args)
+    public = user.to_public()
+    if args.json:
+        _print_json(public)
+        return 0
+    for field, value in public.items():
+        shown = ", ".join(value) if isinstance(value, list) else value
+        print(f"{field + ':':<16} {'-' if shown in (None, '') else shown}")
+    print(f"{'api keys:':<16} {sum(1 for key in keys if key.revoked_at is None)} active")
+    return 0
+
+
+def _set_status(args: argparse.Namespace, status: str) -> int:
+    with open_database(args, write=True) as core:
+        user = find_user(core, args.user)
+        core.users.set_status(SYSTEM, user.id, status)
+    print(f"user #{user.id} {user.email} is {status}")
+    return 0
+
+
+def cmd_users_disable(args: argparse.Namespace) -> int:
+    return _set_status(args, "inactive")
+
+
+def cmd_users_enable(args: argparse.Namespace) -> int:
+    return _set_status(args, "active")
+
+
+def cmd_users_delete(args: argparse.Namespace) -> int:
+    if not args.yes:
+        _usage("deleting an account cannot be undone: add --yes to confirm")
+    with open_database(args, write=True) as core:
+        user = find_user(core, args.user)
+        core.users.delete(SYSTEM, user.id)
+    print(f"deleted user #{user.id} {user.email}")
+    return 0
+
+
+def cmd_users_set_password(args: argparse.Namespace) -> int:
+    with open_database(args, write=True) as core:
+        user = find_user(core, args.user)
+        password = _read_password(args.password_stdin, f"New password for {user.email}: ")
+        try:
+            core.users.set_password(SYSTEM, user.id, password)
+        except ValidationError as error:
+            _print_validation(error)
+            raise CommandError("the password was not changed") from None
+    print(f"set the password of user #{user.id} {user.email}; its sessions were revoked")
+    return 0
+
+
+def _names(values: Iterable[str] | None) -> list[str]:
+    """Names given as repeated options and/or comma-separated lists."""
+    return [name for value in values or () for name in re.split(r"[,\s]+", value) if name]
+
+
+def cmd_users_roles(args: argparse.Namespace) -> int:
+    changing = args.set is not None or args.add or args.remove
+    with open_database(args, write=bool(changing)) as core:
+        user = find_user(core, args.user)
+        if changing:
+            roles = set(user.roles) if args.set is None else set(_names(args.set))
+            roles = (roles | set(_names(args.add))) - set(_names(args.remove))
+            try:
+                user = core.users.assign_roles(SYSTEM, user.id, sorted(roles))
+            except ValidationError as error:
+                _print_validation(error)
+                raise CommandError("the roles were not changed") from None
+    print(f"user #{user.id} {user.email}: {', '.join(sorted(user.roles)) or '(no roles)'}")
+    return 0
+
+
+# -- roles and permissions ---------------------------------------------------------------------
+
+
+def register_granted_permissions(core: UserCore) -> None:
+    """Register the application permissions that stored roles grant.
+
+    The permission registry lives in the application's process; a command
+    line knows only what the database shows, so the concrete permissions the
+    roles already grant are known here too (wildcards and ``:own`` scopes name
+    their permission's ``resource:action``).
+    """
+    for role in core.roles.list(SYSTEM):
+        for grant in role.permissions:
+            parts = grant.split(":")
+            if len(parts) >= 2 and "*" not in parts[:2]:
+                try:
+                    core.permissions.register(f"{parts[0]}:{parts[1]}")
+                except ValidationError:
+                    continue  # a grant the registry cannot name; the policy reports it
+
+
+def _role_line(role: Any) -> str:
+    inherits = f" (inherits {', '.join(sorted(role.inherits))})" if role.inherits else ""
+    return f"{role.name:<16} {', '.join(sorted(role.permissions)) or '-'}{inherits}"
+
+
+def _role_change(core: UserCore, action: str, call: Any) -> Any:
+    register_granted_permissions(core)
+    try:
+        return call()
+    except ValidationError as error:
+        _print_validation(error)
+        raise CommandError(f"the role was not {action}") from None
+
+
+def cmd_roles_list(args: argparse.Namespace) -> int:
+    with open_database(args) as core:
+        roles = core.roles.list(SYSTEM)
+    for role in roles:
+        if args.json:
+            _print_json(role.to_public())
+        else:
+            print(_role_line(role))
+    return 0
+
+
+def cmd_roles_create(args: argparse.Namespace) -> int:
+    with open_database(args, write=True) as core:
+        role = _role_change(
+            core,
+            "created",
+            lambda: core.roles.create(
+                SYSTEM,
+                args.name,
+                permissions=_names(args.permission),
+                inherits=_names(args.inherits),
+                description=args.description or "",
+            ),
+        )
+    print(f"created role {_role_line(role)}")
+    return 0
+
+
+def cmd_roles_update(args: argparse.Namespace) -> int:
+    with open_database(args, write=True) as core:
+        current = core.roles.get(SYSTEM, args.name)
+        permissions: set[str] | None = None
+        if args.permissions is not None or args.grant or args.revoke:
+            base = current.permissions if args.permissions is None else _names(args.permissions)
+            permissions = (set(base) | set(_names(args.grant))) - set(_names(args.revoke))
+        role = _role_change(
+            core,
+            "updated",
+            lambda: core.roles.update(
+                SYSTEM,
+                args.name,
+                permissions=None if permissions is None else sorted(permissions),
+                inherits=None if args.inherits is None else _names(args.inherits),
+                description=args.description,
+            ),
+        )
+    print(f"updated role {_role_line(role)}")
+    return 0
+
+
+def cmd_roles_delete(args: argparse.Namespace) -> int:
+    with open_database(args, write=True) as core:
+        core.roles.delete(SYSTEM, args.name, force=args.force)
+    print(f"deleted role {args.name}")
+    return 0
+
+
+def cmd_permissions_list(args: argparse.Namespace) -> int:
+    with open_database(args) as core:
+        register_granted_permissions(core)
+        permissions = core.permissions.list()
+    for permission in permissions:
+        if args.json:
+            _print_json({"name": permission.name, "description": permission.description})
+        else:
+            print(f"{permission.name:<24} {permission.description}")
+    return 0
+
+
+def cmd_permissions_add(args: argparse.Namespace) -> int:
+    with open_database(args, write=True) as core:
+        register_granted_permissions(core)
+        try:
+            core.permissions.register(args.permission, args.description or "")
+        except ValidationError as error:
+            _print_validation(error)
+            raise CommandError("the permission was not added") from None
+        current = core.roles.get(SYSTEM, args.role)
+        role = _role_change(
+            core,
+            "updated",
+            lambda: core.roles.update(
+                SYSTEM, args.role, permissions=sorted(current.permissions | {args.permission})
+            ),
+        )
+    print(f"role {_role_line(role)}")
+    return 0
+
+
+# -- API keys and housekeeping -----------------------------------------------------------------
+
+
+def cmd_api_keys_list(args: argparse.Namespace) -> int:
+    _, keys = _user_and_keys(args)
+    for key in keys:
+        public = key.to_public()
+        if args.json:
+            _print_json(public)
+            continue
+        state = "revoked" if key.revoked_at is not None else "active"
+        scopes = ",".join(public["scopes"]) if public["scopes"] is not None else "(all)"
+        print(
+            f"{key.id:>6}  {key.prefix:<12} {key.name:<24} {state:<8} {scopes} "
+            f"expires {public['expires_at'] or 'never'}"
+        )
+    return 0
+
+
+def cmd_api_keys_revoke(args: argparse.Namespace) -> int:
+    with open_database(args, write=True) as core:
+        core.api_keys.revoke(SYSTEM, args.key_id)
+    print(f"revoked API key #{args.key_id}")
+    return 0
+
+
+def cmd_purge(args: argparse.Namespace) -> int:
+    with open_database(args, write=True) as core:
+        purged = core.purge_expired()
+    print(f"purged {_count(purged, 'expired record')}")
+    return 0
+
+
+def export_record(user: User) -> dict[str, Any]:
+    """What ``import`` needs to recreate ``user``, with its password hash."""
+    record: dict[str, Any] = {"email": user.email}
+    if user.username is not None:
+        record["username"] = user.username
+    if user.name is not None:
+        record["name"] = user.name
+    record["roles"] = sorted(user.roles)
+    record["status"] = str(user.status.value)
+    if user.password_hash:
+        record["password_hash"] = user.password_hash
+    return record
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    with open_database(args) as core:
+        if args.output == "-":
+            count = _write_export(core, sys.stdout)
+        else:
+            # The file holds password hashes: only its owner may read it.
+            try:
+                descriptor = os.open(args.output, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            except OSError as exc:
+                _usage(f"cannot create {args.output}: {exc.strerror} (it must not exist)")
+            with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+                count = _write_export(core, handle)
+    _info(f"exported {_count(count, 'user')}")
+    return 0
+
+
+def _write_export(core: UserCore, out: IO[str]) -> int:
+    count = 0
+    for user in core.users.iter_all(SYSTEM):
+        out.write(json.dumps(export_record(user), ensure_ascii=False) + "\n")
+        count += 1
+    return count
 
 
 # -- import --------------------------------------------------------------------------------
 
 
 class Progress:
-    """A plain-text progress bar on stderr, redrawn at most ten times a second."""
+    """A plain-text progress bar on stderr with rate and ETA, redrawn at most ten
+    times a second, ending with a newline."""
 
     def __init__(self, total_bytes: int | None, enabled: bool):
         self.total = total_bytes
         self.enabled = enabled
         self.done_bytes = 0
         self.lines = 0
+        self._started = time.monotonic()
         self._drawn_at = 0.0
+        self._finished = False
 
     def update(self, done_bytes: int, lines: int) -> None:
         self.done_bytes, self.lines = done_bytes, lines
         now = time.monotonic()
         if self.enabled and now - self._drawn_at >= 0.1:
             self._drawn_at = now
-            self._draw()
+            self._draw(now)
 
-    def _draw(self) -> None:
+    def text(self, now: float) -> str:
+        elapsed = max(now - self._started, 1e-9)
+        rate = f"{self.lines / elapsed:,.0f} lines/s"
         if self.total:
             fraction = min(1.0, self.done_bytes / self.total)
             bar = "#" * round(fraction * 30)
-            text = f"\rimporting [{bar:<30}] {fraction:4.0%}  {self.lines:,} lines"
-        else:
-            text = f"\rimporting  {self.lines:,} lines"
-        sys.stderr.write(text)
+            # The first second's rate says little about the rest.
+            settled = fraction > 0 and (elapsed >= 1 or fraction >= 1)
+            eta = _duration(elapsed * (1 - fraction) / fraction) if settled else "?"
+            return f"importing [{bar:<30}] {fraction:4.0%}  {self.lines:,} lines  {rate}  ETA {eta}"
+        return f"importing  {self.lines:,} lines  {rate}  {_duration(elapsed)} elapsed"
+
+    def _draw(self, now: float) -> None:
+        sys.stderr.write("\r" + self.text(now) + "\x1b[K")
         sys.stderr.flush()
 
     def finish(self) -> None:
-        if self.enabled:
-            self._draw()
+        if self.enabled and not self._finished:
+            self._finished = True
+            self._draw(time.monotonic())
             sys.stderr.write("\n")
             sys.stderr.flush()
+
+
+def _duration(seconds: float) -> str:
+    whole = int(seconds + 0.5)
+    hours, rest = divmod(whole, 3600)
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
 
 
 class Source:
@@ -346,7 +828,6 @@ class Source:
         self.stream = stream
         self.kind = kind
         self.progress = progress
-        self.lines: list[int] = []  # source line of each record handed on
         self.problems: list[tuple[int, str]] = []
         self._read_bytes = 0
 
@@ -356,13 +837,14 @@ class Source:
             self.progress.update(self._read_bytes, number)
             yield raw
 
-    def records(self) -> Iterator[dict[str, Any]]:
+    def records(self) -> Iterator[tuple[int, dict[str, Any]]]:
+        """``(line, record)`` pairs."""
         if self.kind == "csv":
             yield from self._csv_records()
         else:
             yield from self._json_records()
 
-    def _json_records(self) -> Iterator[dict[str, Any]]:
+    def _json_records(self) -> Iterator[tuple[int, dict[str, Any]]]:
         for number, raw in enumerate(self._raw_lines(), start=1):
             text = raw.strip()
             if not text:
@@ -375,10 +857,9 @@ class Source:
             if not isinstance(record, dict):
                 self.problems.append((number, "is not a JSON object"))
                 continue
-            self.lines.append(number)
-            yield record
+            yield number, record
 
-    def _csv_records(self) -> Iterator[dict[str, Any]]:
+    def _csv_records(self) -> Iterator[tuple[int, dict[str, Any]]]:
         def text_lines() -> Iterator[str]:
             for index, raw in enumerate(self._raw_lines()):
                 try:
@@ -415,8 +896,7 @@ class Source:
                         record[column] = [r for r in re.split(r"[;,\s]+", cell) if r]
                     else:
                         record[column] = cell
-                self.lines.append(reader.line_num)
-                yield record
+                yield reader.line_num, record
         except csv.Error as exc:
             raise CommandError(f"line {reader.line_num}: not valid CSV ({exc})") from None
 
@@ -424,14 +904,136 @@ class Source:
 def _import_kind(args: argparse.Namespace) -> str:
     if args.format != "auto":
         return str(args.format)
-    return "csv" if str(args.file).lower().endswith(".csv") else "jsonl"
+    if args.file == "-":
+        _usage("--format jsonl or --format csv is needed to read standard input")
+    kind = IMPORT_EXTENSIONS.get(Path(args.file).suffix.lower())
+    if kind is None:
+        known = ", ".join(sorted(IMPORT_EXTENSIONS))
+        _usage(
+            f"cannot tell the format of {args.file} from its extension ({known}); "
+            "give --format jsonl or --format csv"
+        )
+    return kind
+
+
+# Parallel hashing of plain passwords.  Each worker process validates a record
+# the way ``core.users.import_users`` does and, when the password passes the
+# policy (NIST SP 800-63B §5.1.1.2), hashes it with the core's argon2id
+# profile; the record then reaches the import with ``password_hash`` instead
+# of ``password``.  A record that fails validation goes on unchanged, and the
+# import reports it exactly as it would have without the pool.
+
+_worker_settings: Settings | None = None
+_worker_hasher: PasswordHasher | None = None
+
+
+def _init_hash_worker(settings: Settings) -> None:
+    global _worker_settings, _worker_hasher  # one pair per worker process
+    _worker_settings = settings
+    _worker_hasher = PasswordHasher(settings.argon2_profile)
+
+
+def _hash_passwords(records: list[dict[str, Any]]) -> list[str | None]:
+    assert _worker_hasher is not None
+    hashes: list[str | None] = []
+    for record in records:
+        try:
+            fields = _validation.validate_user_fields(
+                email=record.get("email"),
+                username=record.get("username"),
+                name=record.get("name"),
+                password=record["password"],
+                settings=_worker_settings,
+            )
+        except ValidationError:
+            hashes.append(None)
+            continue
+        hashes.append(None if fields.password is None else _worker_hasher.hash(fields.password))
+    return hashes
+
+
+def _has_plain_password(record: dict[str, Any]) -> bool:
+    return isinstance(record.get("password"), str) and "password_hash" not in record
+
+
+class HashPool:
+    """Worker processes that hash the plain passwords of a batch of records.
+
+    At most two batches are in flight (one being hashed while the previous one
+    is written), so memory stays bounded by the batch size, whatever the
+    file's size.
+    """
+
+    def __init__(self, settings: Settings, jobs: int):
+        self.jobs = jobs
+        # The workers need the password policy and the argon2 profile, not the key.
+        self._settings = attrs.evolve(settings, secret_key=None, signing_keys=())
+        self._executor: ProcessPoolExecutor | None = None
+
+    def submit(self, records: list[dict[str, Any]]) -> Callable[[], list[dict[str, Any]]]:
+        """Start hashing ``records``' plain passwords; call the result for the
+        records to import (plain passwords replaced by their hashes)."""
+        plain = [index for index, record in enumerate(records) if _has_plain_password(record)]
+        if not plain or self.jobs < 2:
+            return lambda: records
+        if self._executor is None:
+            self._executor = ProcessPoolExecutor(
+                max_workers=self.jobs,
+                initializer=_init_hash_worker,
+                initargs=(self._settings,),
+            )
+        # A few chunks per worker, so that a slow one does not hold the batch up.
+        size = max(1, -(-len(plain) // (self.jobs * 4)))
+        chunks = [plain[start : start + size] for start in range(0, len(plain), size)]
+        parts = [
+            self._executor.submit(_hash_passwords, [records[i] for i in chunk]) for chunk in chunks
+        ]
+
+        def prepared() -> list[dict[str, Any]]:
+            result = list(records)
+            for chunk, part in zip(chunks, parts, strict=True):
+                for index, password_hash in zip(chunk, part.result(), strict=True):
+                    if password_hash is not None:
+                        record = dict(records[index])
+                        del record["password"]
+                        record["password_hash"] = password_hash
+                        result[index] = record
+            return result
+
+        return prepared
+
+    def close(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(cancel_futures=True)
+
+
+def _batches(
+    pairs: Iterable[tuple[int, dict[str, Any]]], size: int
+) -> Iterator[tuple[list[int], list[dict[str, Any]]]]:
+    lines: list[int] = []
+    records: list[dict[str, Any]] = []
+    for line, record in pairs:
+        lines.append(line)
+        records.append(record)
+        if len(records) >= size:
+            yield lines, records
+            lines, records = [], []
+    if records:
+        yield lines, records
+
+
+def _default_jobs() -> int:
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    url = database_url(args.db)
+    command_url(args)
     kind = _import_kind(args)
     if args.batch_size < 1:
         _usage("--batch-size must be at least 1")
+    jobs = args.jobs if args.jobs is not None else _default_jobs()
+    if jobs < 1:
+        _usage("--jobs must be at least 1")
     try:
         stream: IO[bytes] = (
             sys.stdin.buffer if args.file == "-" else open(args.file, "rb")  # noqa: SIM115
@@ -445,31 +1047,63 @@ def cmd_import(args: argparse.Namespace) -> int:
     enabled = args.progress if args.progress is not None else sys.stderr.isatty()
     progress = Progress(total or None, enabled)
     source = Source(stream, kind, progress)
+    created = skipped = 0
+    failures: list[tuple[int, str]] = []
     try:
-        with open_core(url) as core:
-            report = core.users.import_users(SYSTEM, source.records(), batch_size=args.batch_size)
+        with open_database(args, create=True, write=True) as core:
+            pool = HashPool(core.settings, jobs)
+            try:
+                # Each batch is hashed (in the pool) while the one before it is written.
+                pending: tuple[list[int], Callable[[], list[dict[str, Any]]]] | None = None
+                for lines, records in _batches(source.records(), args.batch_size):
+                    upcoming = (lines, pool.submit(records))
+                    if pending is not None:
+                        created, skipped = _import_batch(core, pending, created, skipped, failures)
+                    pending = upcoming
+                if pending is not None:
+                    created, skipped = _import_batch(core, pending, created, skipped, failures)
+            finally:
+                pool.close()
     finally:
         progress.finish()
         if stream is not sys.stdin.buffer:
             stream.close()
-    failures = sorted(
-        [(source.lines[index], _reasons(error)) for index, error in report.errors] + source.problems
-    )
-    print(
-        f"created {report.created}, skipped {report.skipped} (already exist), "
-        f"failed {len(failures)}"
-    )
+    failures = sorted(failures + source.problems)
+    _print_import_summary(created, skipped, failures)
+    return EXIT_FAILED if failures else 0
+
+
+def _import_batch(
+    core: UserCore,
+    pending: tuple[list[int], Callable[[], list[dict[str, Any]]]],
+    created: int,
+    skipped: int,
+    failures: list[tuple[int, str]],
+) -> tuple[int, int]:
+    lines, prepared = pending
+    records = prepared()
+    try:
+        report = core.users.import_users(SYSTEM, records, batch_size=len(records))
+    except (UsercoreError, sqlite3.Error, OSError) as exc:
+        if isinstance(exc, UsercoreError) and not _is_store_fault(exc):
+            raise
+        _print_import_summary(created, skipped, sorted(failures))
+        raise CommandError(
+            f"the import stopped at line {lines[0]}: {_store_fault_message(exc)}; the "
+            f"{created} accounts created before it are kept, nothing from line {lines[0]} on "
+            "was written (run the import again: existing accounts are skipped)",
+            EXIT_DATABASE,
+        ) from None
+    failures.extend((lines[index], _reasons(error)) for index, error in report.errors)
+    return created + report.created, skipped + report.skipped
+
+
+def _print_import_summary(created: int, skipped: int, failures: list[tuple[int, str]]) -> None:
+    print(f"created {created}, skipped {skipped} (already exist), failed {len(failures)}")
     for line, reason in failures[:MAX_ERRORS_SHOWN]:
         print(f"line {line}: {reason}")
     if len(failures) > MAX_ERRORS_SHOWN:
         print(f"... and {len(failures) - MAX_ERRORS_SHOWN} more")
-    return EXIT_FAILED if failures else 0
-
-
-def _reasons(error: ValidationError) -> str:
-    return "; ".join(
-        f"{field}: {message}" for field, messages in error.errors.items() for message in messages
-    )
 
 
 # -- migrate -------------------------------------------------------------------------------
@@ -490,11 +1124,16 @@ def _sqlite_version(path: Path) -> int | None:
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
-    url = database_url(args.db)
+    url = command_url(args)
     database = _sqlite_path(url)
-    before = _sqlite_version(database) if database is not None else None
     existed = database.exists() if database is not None else True
-    with open_core(url) as core, core.store.transaction(readonly=True) as tx:
+    if database is not None and existed:
+        check_sqlite(database, write=True, thorough=True)
+    before = _sqlite_version(database) if database is not None else None
+    with (
+        open_database(args, create=True, write=True) as core,
+        core.store.transaction(readonly=True) as tx,
+    ):
         version = tx.meta.schema_version()
     where = _describe(url)
     if not existed:
@@ -504,6 +1143,47 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     else:
         print(f"{where}: schema version {version} (up to date)")
     return 0
+
+
+# -- errors ----------------------------------------------------------------------------------
+
+
+def _is_store_fault(exc: BaseException) -> bool:
+    """A failure of the store rather than of the request: exit 3, no traceback."""
+    if isinstance(exc, sqlite3.Error):
+        return True
+    if isinstance(exc, UsercoreError) and getattr(exc, "code", None) == "store_unavailable":
+        return True
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EROFS, errno.EDQUOT):
+        return True
+    # PostgreSQL's errors, without importing psycopg.
+    return type(exc).__module__.split(".")[0] == "psycopg"
+
+
+def _store_fault_message(exc: BaseException) -> str:
+    if isinstance(exc, sqlite3.Error) and _is_locked(exc):
+        return "the database is locked by another process; try again when it is done"
+    if isinstance(exc, sqlite3.DatabaseError) and not isinstance(exc, sqlite3.OperationalError):
+        return f"the database is damaged ({exc}); restore it from a backup"
+    if isinstance(exc, UsercoreError):
+        # StoreUnavailable keeps the driver's error as its cause: the operator
+        # at the console is shown what it was (an HTTP client never is).
+        cause = exc.__cause__
+        if cause is not None and not isinstance(cause, UsercoreError):
+            return _store_fault_message(cause)
+        return f"the database is unavailable ({exc.message})"
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return f"database error: {text}"
+
+
+def _quiet_stdout() -> None:
+    """After a broken pipe: point stdout at /dev/null so that the interpreter's
+    final flush does not complain again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass
 
 
 # -- the parser ------------------------------------------------------------------------------
@@ -525,6 +1205,16 @@ def _prefix(value: str) -> str:
     return value
 
 
+def _positive_int(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {value!r}") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return number
+
+
 def build_parser() -> argparse.ArgumentParser:
     from usercore import __version__
 
@@ -533,77 +1223,205 @@ def build_parser() -> argparse.ArgumentParser:
         "--db",
         default=DEFAULT_DB,
         metavar="PATH_OR_URL",
-        help=f"SQLite file path, or sqlite:///…, postgresql://…, memory:// (default: {DEFAULT_DB})",
+        help=f"SQLite file path, or sqlite:///…, postgresql://… (default: {DEFAULT_DB})",
+    )
+    as_json = argparse.ArgumentParser(add_help=False)
+    as_json.add_argument("--json", action="store_true", help="one JSON object per line")
+    password_stdin = argparse.ArgumentParser(add_help=False)
+    password_stdin.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help="read the password from the first line of standard input",
     )
     parser = argparse.ArgumentParser(
         prog="usercore",
         description="Manage usercore user databases and serve the usercore HTTP API.",
+        epilog="Exit status: 0 done, 1 failed, 2 usage error, 3 database unusable "
+        "(missing, damaged, read-only, locked, unavailable).",
     )
     parser.add_argument("--version", action="version", version=f"usercore {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    serve = commands.add_parser(
-        "serve",
-        parents=[database],
-        help="serve the HTTP API (FastAPI under uvicorn)",
-        description=(
-            "Serve the usercore HTTP API with uvicorn.  The signing key comes from "
-            f"${SECRET_KEY_ENV}, or is generated once into a 0600 file beside an "
-            "SQLite database (usercore.db -> usercore.key)."
-        ),
+    def command(
+        group: Any, name: str, handler: Any, help: str, *parents: argparse.ArgumentParser
+    ) -> argparse.ArgumentParser:
+        sub: argparse.ArgumentParser = group.add_parser(
+            name, parents=[database, *parents], help=help, description=help[0].upper() + help[1:]
+        )
+        sub.set_defaults(handler=handler, prog=sub.prog)
+        return sub
+
+    serve = command(commands, "serve", cmd_serve, "serve the HTTP API (FastAPI under uvicorn)")
+    serve.description = (
+        "Serve the usercore HTTP API with uvicorn.  The signing key comes from "
+        f"${SECRET_KEY_ENV}, or is generated once into a 0600 file beside an "
+        "SQLite database (usercore.db -> usercore.key).  --db memory:// serves a "
+        "throwaway database."
     )
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
     serve.add_argument("--port", type=_port, default=8000, help="port (default: 8000)")
     serve.add_argument("--prefix", type=_prefix, default="/api/v1", help="default: /api/v1")
+    serve.add_argument(
+        "--forwarded-allow-ips",
+        metavar="IPS",
+        default=None,
+        help="comma-separated addresses of the reverse proxies whose X-Forwarded-For and "
+        "X-Forwarded-Proto to trust (default: none, proxy headers are ignored)",
+    )
+    serve.add_argument(
+        "--cors-origin",
+        metavar="URL",
+        action="append",
+        default=[],
+        help="an origin (scheme://host[:port]) allowed to call the API from a browser; "
+        "repeat for several (default: none)",
+    )
+    serve.add_argument(
+        "--cors-allow-credentials",
+        action="store_true",
+        help="let those origins send cookies (cross-origin cookie sessions need it)",
+    )
+    serve.add_argument(
+        "--no-docs", action="store_true", help="serve no /openapi.json (nor Swagger UI)"
+    )
+    serve.add_argument(
+        "--docs-ui",
+        action="store_true",
+        help="serve Swagger UI at /docs (loaded from a CDN without integrity: development only)",
+    )
     serve.add_argument(
         "--log-level",
         default="info",
         choices=["critical", "error", "warning", "info", "debug"],
         help="uvicorn's log level (default: info)",
     )
-    serve.set_defaults(handler=cmd_serve)
 
-    admin = commands.add_parser(
+    admin = command(
+        commands,
         "create-admin",
-        parents=[database],
-        help="create an administrator account",
-        description="Create an account with the role admin.  Asks for the password "
-        "unless --password-stdin.",
+        cmd_create_admin,
+        "create an administrator account (asks for the password unless --password-stdin)",
+        password_stdin,
     )
     admin.add_argument("--email", required=True)
     admin.add_argument("--username")
     admin.add_argument("--name")
-    admin.add_argument(
-        "--password-stdin",
-        action="store_true",
-        help="read the password from the first line of standard input",
-    )
-    admin.set_defaults(handler=cmd_create_admin)
 
     users = commands.add_parser("users", help="work with accounts", description="Accounts.")
     users_commands = users.add_subparsers(dest="users_command", metavar="COMMAND", required=True)
-    listing = users_commands.add_parser(
-        "list",
-        parents=[database],
-        help="list accounts",
-        description="List accounts in id order (a table, or JSON lines with --json).",
-    )
+    listing = command(users_commands, "list", cmd_users_list, "list accounts in id order", as_json)
     listing.add_argument("--role", help="only accounts holding this role")
     listing.add_argument("--status", choices=["active", "inactive"])
     listing.add_argument("--search", help="substring of email, username or name")
-    listing.add_argument("--json", action="store_true", help="one JSON object per line")
-    listing.set_defaults(handler=cmd_users_list)
+    user_ref = argparse.ArgumentParser(add_help=False)
+    user_ref.add_argument("user", metavar="USER", help="an id, an email or a username")
+    command(users_commands, "show", cmd_users_show, "show one account", user_ref, as_json)
+    command(
+        users_commands,
+        "disable",
+        cmd_users_disable,
+        "deactivate an account (it cannot log in; its sessions are revoked)",
+        user_ref,
+    )
+    command(users_commands, "enable", cmd_users_enable, "reactivate an account", user_ref)
+    delete = command(
+        users_commands,
+        "delete",
+        cmd_users_delete,
+        "delete an account, its sessions and API keys",
+        user_ref,
+    )
+    delete.add_argument("--yes", action="store_true", help="confirm the deletion")
+    command(
+        users_commands,
+        "set-password",
+        cmd_users_set_password,
+        "set an account's password (revokes its sessions, clears a lockout)",
+        user_ref,
+        password_stdin,
+    )
+    roles_of = command(
+        users_commands,
+        "roles",
+        cmd_users_roles,
+        "show or change an account's roles",
+        user_ref,
+    )
+    roles_of.add_argument("--set", action="append", metavar="ROLES", help="replace the roles")
+    roles_of.add_argument("--add", action="append", metavar="ROLES", help="add roles")
+    roles_of.add_argument("--remove", action="append", metavar="ROLES", help="take roles away")
 
-    importing = commands.add_parser(
+    roles = commands.add_parser("roles", help="work with roles", description="Roles.")
+    roles_commands = roles.add_subparsers(dest="roles_command", metavar="COMMAND", required=True)
+    command(roles_commands, "list", cmd_roles_list, "list roles", as_json)
+    create = command(roles_commands, "create", cmd_roles_create, "create a role")
+    create.add_argument("name", metavar="NAME")
+    create.add_argument("--permission", action="append", metavar="PERMS", help="grant (repeat)")
+    create.add_argument("--inherits", action="append", metavar="ROLES", help="inherit (repeat)")
+    create.add_argument("--description")
+    update = command(roles_commands, "update", cmd_roles_update, "change a role")
+    update.add_argument("name", metavar="NAME")
+    update.add_argument("--permissions", action="append", metavar="PERMS", help="replace grants")
+    update.add_argument("--grant", action="append", metavar="PERMS", help="add grants")
+    update.add_argument("--revoke", action="append", metavar="PERMS", help="remove grants")
+    update.add_argument("--inherits", action="append", metavar="ROLES", help="replace parents")
+    update.add_argument("--description")
+    remove = command(roles_commands, "delete", cmd_roles_delete, "delete a role")
+    remove.add_argument("name", metavar="NAME")
+    remove.add_argument(
+        "--force", action="store_true", help="also take it from the users and roles holding it"
+    )
+
+    permissions = commands.add_parser(
+        "permissions", help="work with permissions", description="Permissions."
+    )
+    permission_commands = permissions.add_subparsers(
+        dest="permissions_command", metavar="COMMAND", required=True
+    )
+    command(
+        permission_commands,
+        "list",
+        cmd_permissions_list,
+        "list the built-in permissions and those the roles grant",
+        as_json,
+    )
+    add = command(
+        permission_commands,
+        "add",
+        cmd_permissions_add,
+        "add an application permission (resource:action) by granting it to a role",
+    )
+    add.add_argument("permission", metavar="PERMISSION")
+    add.add_argument("--role", required=True, help="the role that grants it")
+    add.add_argument("--description")
+
+    api_keys = commands.add_parser("api-keys", help="work with API keys", description="API keys.")
+    key_commands = api_keys.add_subparsers(dest="keys_command", metavar="COMMAND", required=True)
+    command(
+        key_commands, "list", cmd_api_keys_list, "list an account's API keys", user_ref, as_json
+    )
+    revoke = command(key_commands, "revoke", cmd_api_keys_revoke, "revoke an API key")
+    revoke.add_argument("key_id", metavar="KEY_ID", type=_positive_int)
+
+    command(
+        commands,
+        "purge",
+        cmd_purge,
+        "forget expired refresh and one-time tokens, expired revocations and stale login throttles",
+    )
+
+    importing = command(
+        commands,
         "import",
-        parents=[database],
-        help="create accounts from JSON lines or CSV",
-        description=(
-            "Create accounts from FILE ('-' for standard input): JSON lines, or CSV with a "
-            f"header naming columns among {', '.join(IMPORT_FIELDS)} (roles separated by "
-            "';').  Legacy password hashes (Django, Werkzeug, bcrypt) are kept and upgraded "
-            "at first login.  Existing emails and usernames are skipped."
-        ),
+        cmd_import,
+        "create accounts from JSON lines or CSV",
+    )
+    importing.description = (
+        "Create accounts from FILE ('-' for standard input, with --format): JSON lines "
+        "(.jsonl, .ndjson, .json), or CSV (.csv) with a header naming columns among "
+        f"{', '.join(IMPORT_FIELDS)} (roles separated by ';').  Legacy password hashes "
+        "(Django, Werkzeug, bcrypt) are kept and upgraded at first login.  Existing "
+        "emails and usernames are skipped."
     )
     importing.add_argument("file", metavar="FILE")
     importing.add_argument(
@@ -613,21 +1431,38 @@ def build_parser() -> argparse.ArgumentParser:
         "--batch-size", type=int, default=1000, help="records per transaction (default: 1000)"
     )
     importing.add_argument(
+        "--jobs",
+        type=int,
+        default=None,
+        help="processes hashing plain passwords (default: one per CPU)",
+    )
+    importing.add_argument(
         "--progress",
         action=argparse.BooleanOptionalAction,
         default=None,
         help="show a progress bar on stderr (default: when stderr is a terminal)",
     )
-    importing.set_defaults(handler=cmd_import)
 
-    migrate = commands.add_parser(
-        "migrate",
-        parents=[database],
-        help="create or upgrade the database schema",
-        description="Open the database, applying any pending migration, and report its "
-        "schema version.",
+    export = command(
+        commands,
+        "export",
+        cmd_export,
+        "write every account as JSON lines, with its password hash, for import",
     )
-    migrate.set_defaults(handler=cmd_migrate)
+    export.add_argument(
+        "--output",
+        "-o",
+        default="-",
+        metavar="FILE",
+        help="a new file, created with mode 0600 (default: standard output)",
+    )
+
+    command(
+        commands,
+        "migrate",
+        cmd_migrate,
+        "check the database, then create it or apply pending migrations",
+    )
     return parser
 
 
@@ -636,14 +1471,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         status: int = args.handler(args)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _quiet_stdout()
+        return EXIT_BROKEN_PIPE
     except CommandError as error:
         print(f"usercore: error: {error}", file=sys.stderr)
         return error.status
-    except UsercoreError as error:
-        print(f"usercore: error: {error.message}", file=sys.stderr)
-        return EXIT_FAILED
     except KeyboardInterrupt:
-        return 130
+        return EXIT_INTERRUPTED
+    except Exception as error:
+        if not _is_store_fault(error):
+            if isinstance(error, UsercoreError):
+                print(f"usercore: error: {error.message}", file=sys.stderr)
+                return EXIT_FAILED
+            raise
+        print(f"usercore: error: {_store_fault_message(error)}", file=sys.stderr)
+        return EXIT_DATABASE
     return status
 
 

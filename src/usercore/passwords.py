@@ -145,7 +145,7 @@ class PasswordHasher:
       the caller (OWASP Password Storage Cheat Sheet, "Upgrading Legacy Hashes").
     * :meth:`dummy_verify` spends the work of a real verify, for logins of
       unknown accounts (OWASP Authentication Cheat Sheet, "Authentication and
-      Error Messages"; DESIGN §3).
+      Error Messages").
 
     Raises ``TypeError`` for a profile that is not an ``argon2.Parameters`` and
     ``ValueError`` for a profile that is not Argon2id.

@@ -78,10 +78,22 @@ MAX_TIMESTAMP = 253_402_300_799  # 9999-12-31T23:59:59Z
 # User ids are 64-bit signed integers in every store.
 MAX_USER_ID = 2**63 - 1
 HMAC_DIGESTS = {"HS256": hashlib.sha256, "HS384": hashlib.sha384, "HS512": hashlib.sha512}
+# ECDSA signatures are malleable: with (r, s), (r, n - s) verifies too, so
+# anyone holding a token could spell a second text of it.  Tokens are issued
+# with the low s and a high s is refused, keeping one text per token.  The
+# group orders n of P-256 and P-384 (SEC 2 §2.4.2, §2.5.1).
+ECDSA_ORDERS = {
+    "ES256": 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551,
+    "ES384": int(
+        "FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFC7634D81F4372DDF"
+        "581A0DB248B0A77AECEC196ACCC52973",
+        16,
+    ),
+}
 # Verified tokens remembered by their exact text (see ``AccessTokenCodec``).
 VERIFIED_CACHE_SIZE = 4096
-# Header segments that passed every header rule, with the key they name: a
-# deployment signs with one or a few headers, so the first few are all it needs.
+# Header segments of verified tokens, with the key they name: a deployment
+# signs with one or a few headers, so the first few are all it needs.
 ACCEPTED_HEADERS_SIZE = 16
 BASE64URL = string.ascii_uppercase + string.ascii_lowercase + string.digits + "-_"
 # The last character of a canonical unpadded base64url segment leaves its
@@ -336,11 +348,14 @@ class AccessTokenCodec:
             payload["roles"] = sorted(role_set)
         if auth_time is not None:
             payload["auth_time"] = _timestamp(auth_time)
-        token = self._jwt.encode(
-            payload,
-            self._keys[0].signing,
-            algorithm=self._settings.algorithm,
-            headers=self._sign_headers,
+        token = _low_s(
+            self._jwt.encode(
+                payload,
+                self._keys[0].signing,
+                algorithm=self._settings.algorithm,
+                headers=self._sign_headers,
+            ),
+            ECDSA_ORDERS.get(self._algorithm),
         )
         claims = AccessClaims(
             user_id=user_id,
@@ -359,6 +374,9 @@ class AccessTokenCodec:
         """Verify signature, header, claims and times; raise ``TokenError`` on any failure."""
         if not isinstance(token, str):
             raise _reject("not a token string")
+        if len(token) > MAX_TOKEN_LENGTH:
+            # Before the cache lookup hashes it: the size is the attacker's choice.
+            raise _reject("token too long")
         now = self._clock().timestamp()
         known = self._cache.get(token)
         if known is None:
@@ -371,8 +389,6 @@ class AccessTokenCodec:
         return known.claims
 
     def _verify_signed(self, token: str) -> _Verified:
-        if len(token) > MAX_TOKEN_LENGTH:
-            raise _reject("token too long")
         if not token.isascii() or COMPACT_JWS.fullmatch(token) is None:
             # base64url and dots only, no padding (RFC 7515 §2, §7.1).
             raise _reject("not a compact JWS")
@@ -385,11 +401,13 @@ class AccessTokenCodec:
             # Unused low bits set: a second spelling of the same bytes.
             raise _reject("non-canonical base64url")
         key = self._headers.get(header_segment)
+        new_header = key is None
         if key is None:
             key = self._key_for(_json_segment(header_segment))
-            if len(self._headers) < ACCEPTED_HEADERS_SIZE:
-                self._headers[header_segment] = key
         if self._digest is None:
+            order = ECDSA_ORDERS.get(self._algorithm)
+            if order is not None and _low_s(token, order) != token:
+                raise _reject("high-s ECDSA signature")
             payload = self._decode_with_pyjwt(token, key)
         else:
             signing_input = token[: len(header_segment) + 1 + len(payload_segment)]
@@ -401,7 +419,13 @@ class AccessTokenCodec:
                 raise _reject("bad signature")
             payload = _json_segment(payload_segment)
             self._check_registered(payload)
-        return self._verified(payload)
+        verified = self._verified(payload)
+        if new_header and len(self._headers) < ACCEPTED_HEADERS_SIZE:
+            # Only after the signature and every claim held: a header memo
+            # filled by forgers (any header passing the rules, with a wrong
+            # MAC) would be switched off for every genuine token.
+            self._headers[header_segment] = key
+        return verified
 
     def _key_for(self, header: Mapping[str, Any]) -> _Key:
         """The configured key a header names, after every header rule.
@@ -528,6 +552,23 @@ class AccessTokenCodec:
             and 0 <= auth_time <= iat
             else None,
         )
+
+
+def _low_s(token: str, order: int | None) -> str:
+    """``token`` with its ECDSA signature ``r || s`` (RFC 7518 §3.4) in the
+    low-s form (s at most n/2); unchanged for other algorithms, or when the
+    signature has not the curve's length (then it fails to verify anyway)."""
+    if order is None:
+        return token
+    head, _, signature = token.rpartition(".")
+    raw = base64.urlsafe_b64decode(signature + "=" * (-len(signature) % 4))
+    size = (order.bit_length() + 7) // 8
+    if len(raw) != 2 * size:
+        return token
+    s = int.from_bytes(raw[size:], "big")
+    if s <= order // 2:
+        return token
+    return f"{head}.{_b64encode(raw[:size] + (order - s).to_bytes(size, 'big'))}"
 
 
 def _b64encode(data: bytes) -> str:

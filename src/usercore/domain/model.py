@@ -133,7 +133,7 @@ class User:
         return highest_role(self.roles)
 
     def to_public(self) -> dict[str, Any]:
-        """The JSON shape of DESIGN §8; never contains a password or hash."""
+        """The public JSON shape of a user; never contains a password or hash."""
         return {
             "id": self.id,
             "email": self.email,

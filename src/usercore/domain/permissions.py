@@ -157,4 +157,4 @@ USER_ROLE = Role(
 """Built-in role given to self-registered users: only their own account and keys."""
 
 BUILTIN_ROLES: tuple[Role, ...] = (ADMIN_ROLE, USER_ROLE)
-"""The roles created on first open (DESIGN §5)."""
+"""The roles created on first open."""

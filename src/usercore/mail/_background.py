@@ -37,7 +37,10 @@ class BackgroundMailer:
         if max_queued < 1:
             raise ValueError("max_queued must be at least 1")
         self.mailer = mailer
-        self._queue: queue.Queue[MailMessage | None] = queue.Queue(maxsize=max_queued)
+        self._max_queued = max_queued
+        # One slot more than mails may take: the stop marker always fits, so
+        # close() never waits on a full queue (and a hung server) beyond its timeout.
+        self._queue: queue.Queue[MailMessage | None] = queue.Queue(maxsize=max_queued + 1)
         self._lock = threading.Lock()
         self._worker: threading.Thread | None = None
         self._closed = False
@@ -53,12 +56,11 @@ class BackgroundMailer:
             if self._worker is None:
                 self._worker = threading.Thread(target=self._run, name="usercore-mail", daemon=True)
                 self._worker.start()
-            try:
-                self._queue.put_nowait(message)
-            except queue.Full:
-                raise MailError(
-                    "too many mails are waiting to be sent", details={"step": "queue"}
-                ) from None
+            # Every put happens under the lock, so the count cannot grow between
+            # this check and the put.
+            if self._queue.qsize() >= self._max_queued:
+                raise MailError("too many mails are waiting to be sent", details={"step": "queue"})
+            self._queue.put_nowait(message)
 
     def close(self, timeout: float | None = None) -> bool:
         """Stop taking mails and wait up to ``timeout`` seconds for the queue to drain.
@@ -69,7 +71,7 @@ class BackgroundMailer:
             if not self._closed:
                 self._closed = True
                 if self._worker is not None:
-                    self._queue.put(_STOP)
+                    self._queue.put_nowait(_STOP)
             worker = self._worker
         if worker is None:
             return True

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import math
+import re
 import smtplib
 import ssl
 from typing import Literal
@@ -19,6 +21,9 @@ _DEFAULT_PORTS: dict[str, int] = {"none": 25, "starttls": 587, "ssl": 465}
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off"})
 _URL_OPTIONS = frozenset({"from", "starttls", "timeout", "helo"})
+# RFC 5321 §4.1.1.1: the HELO/EHLO argument is a domain or an address literal,
+# printable ASCII without spaces; a CR LF there would start a second command.
+_HELO_NAME = re.compile(r"[!-~]{1,255}")
 
 
 class SmtpMailer:
@@ -62,8 +67,13 @@ class SmtpMailer:
             raise ValueError("give both an SMTP username and a password, or neither")
         if username is not None and security == "none":
             raise ValueError("SMTP credentials need TLS: use security='starttls' or 'ssl'")
-        if not timeout > 0:
-            raise ValueError("the SMTP timeout must be positive")
+        if not (isinstance(timeout, (int, float)) and math.isfinite(timeout) and timeout > 0):
+            # inf would reach socket.settimeout as an OverflowError at send time.
+            raise ValueError("the SMTP timeout must be a finite positive number of seconds")
+        if local_hostname is not None and not (
+            isinstance(local_hostname, str) and _HELO_NAME.fullmatch(local_hostname)
+        ):
+            raise ValueError("the HELO name must be printable ASCII without spaces")
         self.host = host
         self.port = port
         self.security: Security = security

@@ -29,6 +29,10 @@ KINDS: Mapping[str, tuple[str, ...]] = {
     "password_changed": _COMMON,
 }
 _PARTS = ("subject", "txt", "html")
+# A subject is shown in MailMessage's repr, so in delivery logs, and in mail
+# server logs and notification previews: never a bearer secret there
+# (OWASP ASVS 4.0.3 V7.1.1, no session tokens in logs).
+_SECRET_PLACEHOLDERS = frozenset({"link", "token"})
 
 
 class RenderedMail(NamedTuple):
@@ -68,12 +72,16 @@ class MailTemplates:
                 raise ValueError(f"mail template {name!r} must be text")
             sources[name] = text
         self._templates = {name: Template(text) for name, text in sources.items()}
-        for kind, placeholders in KINDS.items():
-            sample = {key: key for key in placeholders}
+        for kind, all_placeholders in KINDS.items():
             for part in _PARTS:
                 name = f"{kind}.{part}"
+                placeholders = [
+                    key
+                    for key in all_placeholders
+                    if part != "subject" or key not in _SECRET_PLACEHOLDERS
+                ]
                 try:
-                    self._templates[name].substitute(sample)
+                    self._templates[name].substitute({key: key for key in placeholders})
                 except KeyError as exc:
                     raise ValueError(
                         f"mail template {name!r} uses unknown placeholder ${{{exc.args[0]}}}; "
@@ -112,7 +120,9 @@ class MailTemplates:
         placeholders = KINDS[kind]
         plain = {key: values[key] for key in placeholders}
         escaped = {key: html.escape(value, quote=True) for key, value in plain.items()}
-        subject = self._templates[f"{kind}.subject"].substitute(plain)
+        subject = self._templates[f"{kind}.subject"].substitute(
+            {key: value for key, value in plain.items() if key not in _SECRET_PLACEHOLDERS}
+        )
         return RenderedMail(
             # A subject is one line: the file's trailing newline is not part of it.
             subject=" ".join(subject.split()),

@@ -140,7 +140,7 @@ class AuthService:
                     failed_logins=0,
                     locked_until=None,
                     last_login_at=now,
-                    # Rehash in the same transaction as the login (DESIGN §6).
+                    # Rehash in the same transaction as the login.
                     password_hash=new_hash if new_hash is not None else user.password_hash,
                 )
             )

@@ -1,0 +1,218 @@
+"""``usercore export`` and ``usercore import``: round trips, parallel hashing,
+formats, progress, and an import the store stops half-way."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import stat
+from pathlib import Path
+
+import pytest
+
+from usercore import SYSTEM, UserStatus, cli
+from usercore.services.users import UserService
+
+from .conftest import PASSWORD, Runner, open_db
+
+
+def write_jsonl(path: Path, records: list[dict[str, object]]) -> Path:
+    path.write_text("".join(json.dumps(record) + "\n" for record in records))
+    return path
+
+
+def test_export_round_trips_through_import(run: Runner, db: Path, tmp_path: Path) -> None:
+    dump = tmp_path / "users.jsonl"
+    status, out, err = run("export", "--output", str(dump), "--db", str(db))
+    assert (status, out) == (0, "")
+    assert err == "usercore: exported 3 users\n"
+    assert stat.S_IMODE(dump.stat().st_mode) == 0o600
+    records = [json.loads(line) for line in dump.read_text().splitlines()]
+    assert records[1] == {
+        "email": "ada@example.com",
+        "username": "Ada",
+        "name": "Ada Lovelace",
+        "roles": ["user"],
+        "status": "active",
+        "password_hash": records[1]["password_hash"],
+    }
+    assert records[1]["password_hash"].startswith("$argon2id$")
+    assert "password_hash" not in records[0]  # created without a password
+    copy = tmp_path / "copy.db"
+    status, out, _ = run("import", str(dump), "--db", str(copy))
+    assert (status, out) == (0, "created 3, skipped 0 (already exist), failed 0\n")
+    with open_db(db) as original, open_db(copy) as imported:
+        before = list(original.users.iter_all(SYSTEM))
+        after = list(imported.users.iter_all(SYSTEM))
+        fields = ("email", "username", "name", "roles", "status", "password_hash")
+        assert [[getattr(u, f) for f in fields] for u in after] == [
+            [getattr(u, f) for f in fields] for u in before
+        ]
+        assert imported.auth.login("ada", PASSWORD).token_type == "bearer"
+        assert after[2].status is UserStatus.INACTIVE
+    # Exporting to standard output gives the same lines; an existing file is not overwritten.
+    status, out, _ = run("export", "--db", str(db))
+    assert out == dump.read_text()
+    status, _, err = run("export", "--output", str(dump), "--db", str(db))
+    assert status == cli.EXIT_USAGE
+    assert "must not exist" in err
+
+
+WEAK = "password"
+
+
+def plain_records() -> list[dict[str, object]]:
+    return [
+        {"email": "one@example.com", "username": "one", "password": "first good passphrase 1"},
+        {"email": "two@example.com", "password": WEAK},  # against the policy
+        {"email": "bad-email", "password": "second good passphrase 2"},
+        {"email": "three@example.com", "password": "third good passphrase 3", "roles": ["admin"]},
+        {"email": "four@example.com", "password": "x" * 5, "password_hash": "$argon2id$x"},
+        {"email": "five@example.com", "name": "No Password"},
+        {"email": "one@example.com", "password": "duplicate passphrase 11"},
+    ]
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_plain_passwords_import_alike_with_and_without_the_pool(
+    run: Runner, tmp_path: Path, jobs: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    used: list[int] = []
+    submit = cli.HashPool.submit
+
+    def spy(self: cli.HashPool, records: list[dict[str, object]]) -> object:
+        used.append(self.jobs)
+        return submit(self, records)
+
+    monkeypatch.setattr(cli.HashPool, "submit", spy)
+    source = write_jsonl(tmp_path / "plain.jsonl", plain_records())
+    db = tmp_path / "users.db"
+    status, out, err = run(
+        "import", str(source), "--db", str(db), "--jobs", jobs, "--batch-size", "3"
+    )
+    assert status == 1
+    assert used == [int(jobs)] * 3
+    lines = out.splitlines()
+    assert lines[0] == "created 3, skipped 1 (already exist), failed 3"
+    assert lines[1].startswith("line 2: password: ")
+    assert lines[2] == "line 3: email: must be a valid email address"
+    assert lines[3].startswith("line 5: password: ")
+    assert "passphrase" not in out + err
+    with open_db(db) as core:
+        assert core.auth.login("one", "first good passphrase 1").token_type == "bearer"
+        assert core.auth.login("three@example.com", "third good passphrase 3").token_type
+        hashes = [user.password_hash for user in core.users.iter_all(SYSTEM)]
+        assert [h[:10] if h else h for h in hashes] == ["$argon2id$", "$argon2id$", None]
+
+
+def test_the_pool_hashes_in_worker_processes(tmp_path: Path) -> None:
+    pool = cli.HashPool(open_db(tmp_path / "x.db").settings, 2)
+    try:
+        records = [{"email": "a@example.com", "password": "a good long passphrase"}]
+        prepared = pool.submit(records)()
+        assert pool._executor is not None
+        assert set(prepared[0]) == {"email", "password_hash"}
+        assert prepared[0]["password_hash"].startswith("$argon2id$")
+        assert records[0]["password"] == "a good long passphrase"  # the input is untouched
+    finally:
+        pool.close()
+
+
+@pytest.mark.parametrize("name", ["users.txt", "users", "users.xlsx"])
+def test_an_unknown_extension_needs_format(run: Runner, tmp_path: Path, name: str) -> None:
+    source = tmp_path / name
+    source.write_text('{"email": "a@example.com"}\n')
+    db = tmp_path / "users.db"
+    status, out, err = run("import", str(source), "--db", str(db))
+    assert (status, out) == (cli.EXIT_USAGE, "")
+    assert "give --format jsonl or --format csv" in err
+    assert not db.exists()
+    status, out, _ = run("import", str(source), "--db", str(db), "--format", "jsonl")
+    assert out.startswith("created 1,")
+
+
+def test_standard_input_needs_format(run: Runner, tmp_path: Path) -> None:
+    status, _, err = run("import", "-", "--db", str(tmp_path / "u.db"), stdin="{}\n")
+    assert status == cli.EXIT_USAGE
+    assert "--format" in err
+
+
+def test_progress_shows_rate_and_eta_and_ends_the_line(
+    run: Runner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = write_jsonl(
+        tmp_path / "users.jsonl", [{"email": f"u{i}@example.com"} for i in range(20)]
+    )
+    status, _, err = run("import", str(source), "--db", str(tmp_path / "u.db"), "--progress")
+    assert status == 0
+    last = err.rstrip("\n").rsplit("\r", 1)[-1]
+    assert "100%" in last
+    assert "lines/s" in last
+    assert "ETA 0:00" in last
+    assert err.endswith("\n")
+    progress = cli.Progress(1000, enabled=False)
+    progress._started -= 10  # ten seconds in, a quarter done
+    progress.update(250, 500)
+    assert progress.text(progress._started + 10).endswith("500 lines  50 lines/s  ETA 0:30")
+
+
+def test_an_import_the_store_stops_reports_what_it_did(
+    run: Runner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = write_jsonl(
+        tmp_path / "users.jsonl",
+        [{"email": f"u{i}@example.com"} for i in range(5)] + [{"email": "bad"}]
+        + [{"email": f"v{i}@example.com"} for i in range(10)],
+    )  # fmt: skip
+    real = UserService.import_users
+    calls: list[int] = []
+
+    def disk_fills(self: UserService, *args: object, **kwargs: object) -> object:
+        calls.append(1)
+        if len(calls) == 3:
+            raise sqlite3.OperationalError("database or disk is full")
+        return real(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(UserService, "import_users", disk_fills)
+    db = tmp_path / "users.db"
+    status, out, err = run("import", str(source), "--db", str(db), "--batch-size", "4")
+    assert status == cli.EXIT_DATABASE
+    assert out.splitlines() == [
+        "created 7, skipped 0 (already exist), failed 1",
+        "line 6: email: must be a valid email address",
+    ]
+    assert err == (
+        "usercore: error: the import stopped at line 9: database error: database or disk is "
+        "full; the 7 accounts created before it are kept, nothing from line 9 on was written "
+        "(run the import again: existing accounts are skipped)\n"
+    )
+    monkeypatch.setattr(UserService, "import_users", real)
+    status, out, _ = run("import", str(source), "--db", str(db), "--batch-size", "4")
+    assert out.splitlines()[0] == "created 8, skipped 7 (already exist), failed 1"
+
+
+def test_an_import_into_a_read_only_database_ends_in_one_line(
+    run: Runner, tmp_path: Path, db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(cli, "check_sqlite", lambda *args, **kwargs: None)  # skip the probe
+    source = write_jsonl(tmp_path / "users.jsonl", [{"email": "new@example.com"}])
+    db.chmod(0o444)
+    uri = f"file:{db}?mode=ro"
+    monkeypatch.setattr(cli, "database_url", lambda value: f"sqlite:///{db}")
+    real_connect = sqlite3.connect
+
+    def read_only(database: object, *args: object, **kwargs: object) -> sqlite3.Connection:
+        if str(database) == str(db):
+            kwargs["uri"] = True
+            return real_connect(uri, *args, **kwargs)  # type: ignore[arg-type]
+        return real_connect(database, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(sqlite3, "connect", read_only)
+    try:
+        status, _out, err = run("import", str(source), "--db", str(db))
+    finally:
+        db.chmod(0o644)
+    assert status == cli.EXIT_DATABASE
+    assert "Traceback" not in err
+    assert err.startswith("usercore: error: ")
+    assert err.count("\n") == 1
