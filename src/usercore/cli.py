@@ -346,9 +346,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
     try:
         import uvicorn
 
+        from usercore.web._profiles import PROFILES, profiles_of
         from usercore.web.fastapi import create_app
     except ImportError:
         _usage("usercore serve needs the fastapi extra: pip install 'usercore[fastapi]'")
+    if args.list_profiles:
+        for profile in PROFILES.values():
+            print(f"{profile.name}\t{profile.base or '/'}\t{profile.document}")
+        return 0
+    try:
+        profiles = profiles_of(args.profile or ["v1"], args.prefix)
+    except ValueError as exc:
+        _usage(f"--profile: {exc}")
     url = database_url(args.db)
     key = serving_key(url)
     core = open_database(
@@ -357,7 +366,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     try:
         app = create_app(
             core,
-            prefix=args.prefix,
+            profile=profiles,
             docs=not args.no_docs,
             docs_ui=args.docs_ui,
             cors_origins=tuple(args.cors_origin),
@@ -367,7 +376,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         where = "no OpenAPI document" if args.no_docs else f"OpenAPI at {base}/openapi.json"
         if args.docs_ui and not args.no_docs:
             where += f", Swagger UI at {base}/docs"
-        _info(f"serving {_describe(url)} at {base}{args.prefix} ({where})")
+        served = ", ".join(f"{base}{profile.base} ({profile.name})" for profile in profiles)
+        _info(f"serving {_describe(url)} at {served} ({where})")
         if args.host not in ("127.0.0.1", "localhost", "::1"):
             _warn("this is plain HTTP: put a TLS-terminating proxy in front of it")
         # Client addresses (logged, and keyed on by login throttling) come from
@@ -1260,7 +1270,26 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
     serve.add_argument("--port", type=_port, default=8000, help="port (default: 8000)")
-    serve.add_argument("--prefix", type=_prefix, default="/api/v1", help="default: /api/v1")
+    serve.add_argument(
+        "--profile",
+        metavar="NAME",
+        action="append",
+        default=[],
+        help="the API served: v1 (default), classic, ums, rbac or rails (see docs/profiles.md); "
+        "repeat to serve several whose paths do not clash",
+    )
+    serve.add_argument(
+        "--list-profiles",
+        action="store_true",
+        help="print each profile's name, base path and source document, and exit",
+    )
+    serve.add_argument(
+        "--prefix",
+        type=_prefix,
+        default=None,
+        help="serve the profiles under this path instead of their own base paths "
+        "(v1: /api/v1)",
+    )
     serve.add_argument(
         "--forwarded-allow-ips",
         metavar="IPS",
