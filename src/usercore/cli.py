@@ -435,7 +435,7 @@ def cmd_create_admin(args: argparse.Namespace) -> int:
         except ConflictError as error:
             field = error.field or "email"
             raise CommandError(f"a user with this {field} already exists") from None
-    print(f"created administrator #{user.id} {user.email}")
+    print(f"created administrator #{user.id} {_name(user)}")
     return 0
 
 
@@ -460,10 +460,15 @@ def find_user(core: UserCore, ref: str) -> User:
         cursor = page.next_cursor
 
 
+def _name(user: User) -> str:
+    """How messages name an account: its email, or its username without one."""
+    return user.email or user.username or f"#{user.id}"
+
+
 def _user_line(user: User) -> str:
     public = user.to_public()
     return (
-        f"{user.id:>6}  {user.email:<32} {user.username or '-':<16} "
+        f"{user.id:>6}  {user.email or '-':<32} {user.username or '-':<16} "
         f"{','.join(public['roles']) or '-':<16} {public['status']:<8} {public['created_at']}"
     )
 
@@ -523,7 +528,7 @@ def _set_status(args: argparse.Namespace, status: str) -> int:
     with open_database(args, write=True) as core:
         user = find_user(core, args.user)
         core.users.set_status(SYSTEM, user.id, status)
-    print(f"user #{user.id} {user.email} is {status}")
+    print(f"user #{user.id} {_name(user)} is {status}")
     return 0
 
 
@@ -541,20 +546,20 @@ def cmd_users_delete(args: argparse.Namespace) -> int:
     with open_database(args, write=True) as core:
         user = find_user(core, args.user)
         core.users.delete(SYSTEM, user.id)
-    print(f"deleted user #{user.id} {user.email}")
+    print(f"deleted user #{user.id} {_name(user)}")
     return 0
 
 
 def cmd_users_set_password(args: argparse.Namespace) -> int:
     with open_database(args, write=True) as core:
         user = find_user(core, args.user)
-        password = _read_password(args.password_stdin, f"New password for {user.email}: ")
+        password = _read_password(args.password_stdin, f"New password for {_name(user)}: ")
         try:
             core.users.set_password(SYSTEM, user.id, password)
         except ValidationError as error:
             _print_validation(error)
             raise CommandError("the password was not changed") from None
-    print(f"set the password of user #{user.id} {user.email}; its sessions were revoked")
+    print(f"set the password of user #{user.id} {_name(user)}; its sessions were revoked")
     return 0
 
 
@@ -575,7 +580,7 @@ def cmd_users_roles(args: argparse.Namespace) -> int:
             except ValidationError as error:
                 _print_validation(error)
                 raise CommandError("the roles were not changed") from None
-    print(f"user #{user.id} {user.email}: {', '.join(sorted(user.roles)) or '(no roles)'}")
+    print(f"user #{user.id} {_name(user)}: {', '.join(sorted(user.roles)) or '(no roles)'}")
     return 0
 
 
@@ -1287,8 +1292,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--prefix",
         type=_prefix,
         default=None,
-        help="serve the profiles under this path instead of their own base paths "
-        "(v1: /api/v1)",
+        help="serve the profiles under this path instead of their own base paths (v1: /api/v1)",
     )
     serve.add_argument(
         "--forwarded-allow-ips",

@@ -138,3 +138,23 @@ def test_an_array_list_follows_its_link_headers_to_every_user(core: UserCore) ->
         }
         url = links.get('rel="next"')
     assert len(seen) == len(set(seen)) == 8
+
+
+def test_an_application_composes_its_own_profile(core: UserCore) -> None:
+    # Registration answering tokens is an opt-in any profile may take.
+    profile = flask_adapter.Profile(
+        name="mine",
+        document="ours",
+        base="/mine",
+        routes=(("POST", "/signup", "register"), ("GET", "/people", "list_users")),
+        register_tokens=True,
+        list_shape="array",
+    )
+    app = flask_adapter.create_app(core, profile=profile).test_client()
+    reply = app.post("/mine/signup", json={"username": "grace", "password": PASSWORD})
+    assert reply.status_code == 201
+    answer = reply.get_json()
+    assert (answer["user"]["username"], answer["user"]["email"]) == ("grace", None)
+    bearer = {"Authorization": f"Bearer {answer['access_token']}"}
+    assert app.get("/mine/people", headers=bearer).status_code == 403  # a user lists no one
+    assert app.get("/api/v1/users").status_code == 404

@@ -74,7 +74,7 @@ from usercore.web._operations import (
     owner_id_of,
     session_cookies,
 )
-from usercore.web._profiles import V1, Profile, ProfileChoice, Route, profiles_of
+from usercore.web._profiles import PROFILES, V1, Profile, ProfileChoice, Route, profiles_of
 from usercore.web._schemas import (
     ErrorResponse,
     LoginRequest,
@@ -85,9 +85,11 @@ from usercore.web._schemas import (
 )
 
 __all__ = [
+    "PROFILES",
     "Auth",
     "CookieSessions",
     "ErrorResponse",
+    "Profile",
     "UserOut",
     "create_app",
     "create_router",

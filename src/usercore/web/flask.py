@@ -62,12 +62,14 @@ from usercore.web._operations import (
     owner_id_of,
     session_cookies,
 )
-from usercore.web._profiles import V1, Profile, ProfileChoice, Route, profiles_of
+from usercore.web._profiles import PROFILES, V1, Profile, ProfileChoice, Route, profiles_of
 from usercore.web._schemas import body_value, login_input, validation_details
 
 __all__ = [
+    "PROFILES",
     "Auth",
     "CookieSessions",
+    "Profile",
     "create_app",
     "create_blueprint",
     "current_principal",
