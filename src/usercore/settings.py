@@ -134,6 +134,12 @@ class Settings:
     # Registration answers a taken email exactly like a new one and tells the
     # existing address instead (no account enumeration); off by default.
     registration_enumeration_safe: bool = False
+    # Consecutive failures for one identifier from every client together
+    # before it locks for everyone (the per-client limit is lockout_threshold).
+    # NIST SP 800-63B §5.2.2: no more than 100 per account; an account has at
+    # most two identifiers (email, username), so 50 each.  Never below
+    # lockout_threshold (the larger of the two applies).
+    lockout_identifier_threshold: int = attrs.field(default=50, validator=_check_at_least_one)
 
     def __attrs_post_init__(self) -> None:
         if self.algorithm not in SUPPORTED_ALGORITHMS:

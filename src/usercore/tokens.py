@@ -168,6 +168,8 @@ class AccessClaims:
     issued_at: datetime
     expires_at: datetime
     roles: frozenset[str] | None = None
+    #: The refresh family (session) the token was issued for (``sid`` claim).
+    family_id: str | None = None
     # When the user last proved a credential (OIDC Core §2 ``auth_time``): set on
     # tokens a login issues, absent on refreshed ones (fresh authentication).
     auth_time: datetime | None = None
@@ -322,10 +324,14 @@ class AccessTokenCodec:
         user_id: int,
         token_version: int,
         roles: Iterable[str] | None = None,
+        family_id: str | None = None,
         auth_time: datetime | None = None,
     ) -> tuple[str, AccessClaims]:
         """A signed access token for ``user_id`` and the claims it carries.
 
+        ``family_id`` names the session (refresh family) in the ``sid`` claim
+        (OpenID Connect Front-Channel Logout §3 uses ``sid`` the same way), so
+        logging out with the access token alone can end the whole session.
         ``auth_time`` (when the user authenticated) is carried as the OIDC
         ``auth_time`` claim, in whole seconds, when given.
         """
@@ -346,6 +352,8 @@ class AccessTokenCodec:
         role_set = None if roles is None else frozenset(roles)
         if role_set is not None:
             payload["roles"] = sorted(role_set)
+        if family_id is not None:
+            payload["sid"] = family_id
         if auth_time is not None:
             payload["auth_time"] = _timestamp(auth_time)
         token = _low_s(
@@ -364,6 +372,7 @@ class AccessTokenCodec:
             issued_at=datetime.fromtimestamp(payload["iat"], timezone.utc),
             expires_at=datetime.fromtimestamp(payload["exp"], timezone.utc),
             roles=role_set,
+            family_id=family_id,
             auth_time=None
             if auth_time is None
             else datetime.fromtimestamp(payload["auth_time"], timezone.utc),
@@ -536,6 +545,7 @@ class AccessTokenCodec:
             if isinstance(roles, list) and all(isinstance(r, str) for r in roles)
             else None
         )
+        sid = payload.get("sid")
         auth_time: Any = payload.get("auth_time")
         return AccessClaims(
             user_id=int(sub),
@@ -544,6 +554,7 @@ class AccessTokenCodec:
             issued_at=datetime.fromtimestamp(iat, timezone.utc),
             expires_at=datetime.fromtimestamp(exp, timezone.utc),
             roles=role_set,
+            family_id=sid if isinstance(sid, str) and sid else None,
             # Whole seconds, as issued; a malformed or future auth_time is no
             # proof of anything: not fresh (and bounded by iat, so never overflows).
             auth_time=datetime.fromtimestamp(auth_time, timezone.utc)
@@ -660,21 +671,28 @@ class TokenService:
         """A new access token and a refresh token opening a new family (a login:
         the access token carries ``auth_time``, now)."""
         now = self._clock()
+        family = family_id or secrets.token_urlsafe(JTI_BYTES)
         refresh = self._add_refresh(
-            tx,
-            user,
-            family_id=family_id or secrets.token_urlsafe(JTI_BYTES),
-            expires_at=now + self._settings.refresh_token_ttl,
+            tx, user, family_id=family, expires_at=now + self._settings.refresh_token_ttl
         )
-        return self._pair(user, refresh, auth_time=now)
+        return self._pair(user, refresh, family, auth_time=now)
 
     def _pair(
-        self, user: User, refresh_token: str, *, auth_time: datetime | None = None
+        self,
+        user: User,
+        refresh_token: str,
+        family_id: str,
+        *,
+        auth_time: datetime | None = None,
     ) -> TokenPair:
         # A refresh proves possession of a token, not of a credential: refreshed
         # access tokens carry no auth_time, so they are never "fresh".
         access, _ = self.codec.issue(
-            user_id=user.id, token_version=user.token_version, roles=user.roles, auth_time=auth_time
+            user_id=user.id,
+            token_version=user.token_version,
+            roles=user.roles,
+            family_id=family_id,
+            auth_time=auth_time,
         )
         return TokenPair(
             access_token=access,
@@ -769,17 +787,24 @@ class TokenService:
             tx.refresh_tokens.revoke_family(record.family_id, now)
             return "concurrent refresh: family revoked"
         new = self._add_refresh(tx, user, family_id=record.family_id, expires_at=record.expires_at)
-        return self._pair(user, new), user
+        return self._pair(user, new, record.family_id), user
 
     def logout(self, access_token: object, refresh_token: object = None) -> int:
-        """Revoke the access token's ``jti`` until it expires, and the refresh family.
+        """End a session: revoke the access token's ``jti`` until it expires, and
+        its refresh family.
 
+        The family is the one the access token was issued with (its ``sid``
+        claim), so a client that sends only its access token still ends the
+        whole session (OWASP ASVS 4.0.3 V3.3.1: logout invalidates the
+        session); a ``refresh_token`` of the same user ends its family too.
         Returns the user id.  ``TokenError`` if the access token is not valid.
         """
         claims, user = self._session(access_token)
         now = self._clock()
         with self._store.transaction() as tx:
             tx.revoked_tokens.add(claims.jti, claims.expires_at)
+            if claims.family_id is not None:
+                tx.refresh_tokens.revoke_family(claims.family_id, now)
             if _is_plausible_opaque(refresh_token):
                 assert isinstance(refresh_token, str)
                 record = tx.refresh_tokens.get(token_digest(refresh_token))

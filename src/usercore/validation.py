@@ -56,6 +56,7 @@ __all__ = [
     "letter_script",
     "name_problems",
     "password_problems",
+    "password_within_bounds",
     "username_problems",
     "validate_email",
     "validate_name",
@@ -407,7 +408,7 @@ def _check_password(
         raise ValueError(f"min_length ({min_length}) must not exceed max_length ({max_length})")
     if not isinstance(password, str):
         return None, [_type_problem(password)]
-    if len(password) > max_length * _MAX_NFKC_SHRINK:
+    if not password_within_bounds(password, max_length=max_length):
         return None, [_at_most(max_length)]
     # NIST SP 800-63B §5.1.1.2: normalize with NFKC before hashing and count
     # each code point as one character.  The password is never stripped:
@@ -432,6 +433,29 @@ def _check_password(
         if needle in folded and message not in problems:
             problems.append(message)
     return (None if problems else normalized), problems
+
+
+def password_within_bounds(password: str, *, max_length: int) -> bool:
+    """Whether ``password`` is small enough to normalize, hash or verify at all.
+
+    The one gate every password path passes first (login, change, set, reset,
+    register, import): at most ``4 x max_length`` code points and ``4 x
+    max_length`` UTF-8 bytes, checked on the raw text, *before* any
+    normalization.  NFKC shrinks a string at most 4 times, so nothing that
+    could normalize to an acceptable length is refused; and CPython's NFKC is
+    quadratic on long runs of combining marks, so a 400 KB password would hold
+    the GIL for half a minute (CWE-400; OWASP ASVS 4.0.3 V2.1.2 bounds the
+    length, NIST SP 800-63B §5.1.1.2 allows truncation-free limits).  Costs
+    O(min(len, limit)): the byte count is only taken of a string already
+    within the code-point bound.
+    """
+    limit = max_length * _MAX_NFKC_SHRINK
+    if len(password) > limit:
+        return False
+    # UTF-8 is at most 4 bytes a code point, so this encodes at most 16 KiB
+    # with the default limit; "surrogatepass" so a lone surrogate is measured,
+    # not raised (the policy refuses it later with its own message).
+    return len(password.encode("utf-8", "surrogatepass")) <= limit
 
 
 def password_problems(

@@ -543,6 +543,8 @@ READ_ONLY = frozenset(
 FAILURE_MAY_WRITE = {
     "auth.login": LOGIN_FAILURE_STATE,  # failed logins count toward lockout (DESIGN §6)
     "auth.refresh": REFRESH_REVOCATION_STATE,  # a replay revokes the family (DESIGN §6)
+    # A wrong current password counts toward lockout (issue 12 item 12).
+    "users.change_password": LOGIN_FAILURE_STATE,
 }
 
 ROBUST = settings(
@@ -632,13 +634,14 @@ def test_the_dump_sees_every_kind_of_write(world: World) -> None:
     """Otherwise "the dump did not change" would prove nothing."""
     core, ada = world.core, world.ada
     pair = core.auth.login("ada", world.passwords[0])
+    other = core.auth.login("ada", world.passwords[0])  # logout ends pair's family
     writes: list[Callable[[], object]] = [
         lambda: core.users.register(email="new@example.com", password=world.passwords[0]),
         lambda: core.users.update(SYSTEM, ada.id, name="Ada L."),
         lambda: core.roles.create(SYSTEM, "viewer", permissions=["users:read"]),
         lambda: core.api_keys.create(SYSTEM, ada.id, name="another"),
         lambda: core.auth.logout(pair.access_token),  # revoked_tokens
-        lambda: core.auth.refresh(pair.refresh_token),  # refresh_tokens
+        lambda: core.auth.refresh(other.refresh_token),  # refresh_tokens
         lambda: core.auth.request_password_reset("root@example.com"),  # one_time_tokens
         lambda: core.auth.login("nobody@example.com", "wrong"),  # login_attempts
     ]

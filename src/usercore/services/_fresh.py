@@ -10,12 +10,10 @@ the account it belongs to.
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from usercore.domain import Principal
-from usercore.errors import AccountLocked, ReauthenticationRequired, ValidationError
+from usercore.errors import ReauthenticationRequired, ValidationError
 from usercore.services._context import Context, found
-from usercore.services.auth import record_password_failure
+from usercore.services.auth import Lockout
 
 __all__ = ["is_fresh", "require_fresh_auth"]
 
@@ -50,18 +48,11 @@ def require_fresh_auth(ctx: Context, actor: Principal, current_password: object 
         raise ReauthenticationRequired()
     if not isinstance(current_password, str):
         raise ValidationError.single("current_password", "must be a string")
-    now = ctx.clock()
     with ctx.store.transaction(readonly=True) as tx:
         user = found(tx.users.get(actor.user_id), "User")
-    if user.locked_until is not None and now < user.locked_until:
-        raise AccountLocked(retry_after=_seconds(user.locked_until - now))
-    matched, _ = ctx.hasher.verify(user.password_hash, current_password)
-    if matched:
+    # Charged to the lockout before it is checked, like a login (raises
+    # AccountLocked while a lock is in force).
+    if Lockout(ctx).check_password(user, current_password):
         return
-    record_password_failure(ctx, user.id)
     ctx.events.emit("auth.reauthentication_failed", user_id=user.id, actor=actor)
     raise ValidationError.single("current_password", "is incorrect")
-
-
-def _seconds(delta: timedelta) -> int:
-    return max(1, int(delta.total_seconds() + 0.999))

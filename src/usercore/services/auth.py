@@ -11,7 +11,9 @@ V3 enumeration; NIST SP 800-63B §5.2.2 rate limiting).
 from __future__ import annotations
 
 import hashlib
+import hmac
 import math
+import secrets
 from datetime import datetime, timedelta
 
 import attrs
@@ -31,21 +33,30 @@ from usercore.services._context import (
 from usercore.settings import Settings
 from usercore.tokens import EMAIL_VERIFICATION, PASSWORD_RESET, new_opaque_token, token_digest
 
-__all__ = ["AuthService", "lockout_duration", "record_password_failure"]
+__all__ = ["AuthService", "Lockout", "lockout_duration"]
 
-# Identifiers longer than any valid email (RFC 5321: 254) cannot match an account.
+# Identifiers longer than any valid email (RFC 5321: 254) cannot match an
+# account; the bound is checked on the raw text, before NFKC and case folding.
 MAX_IDENTIFIER_LENGTH = 320
 
+# The label that derives the login-attempts key from the secret (an HKDF-style
+# "info": one secret, one purpose per derived key, NIST SP 800-108).
+_ATTEMPTS_KEY_LABEL = b"usercore/login-attempts/v1"
 
-def lockout_duration(failures: int, settings: Settings) -> timedelta | None:
+
+def lockout_duration(
+    failures: int, settings: Settings, *, threshold: int | None = None
+) -> timedelta | None:
     """How long to lock after ``failures`` consecutive failures, or ``None``.
 
-    ``lockout_base`` at the threshold, doubling with each further failure, up
-    to ``lockout_max`` (exponential back-off, NIST SP 800-63B §5.2.2).
+    ``lockout_base`` at the threshold (``settings.lockout_threshold`` unless
+    given), doubling with each further failure, up to ``lockout_max``
+    (exponential back-off, NIST SP 800-63B §5.2.2).
     """
-    if failures < settings.lockout_threshold:
+    limit = settings.lockout_threshold if threshold is None else threshold
+    if failures < limit:
         return None
-    doublings = min(failures - settings.lockout_threshold, 32)
+    doublings = min(failures - limit, 32)
     delay: timedelta = min(settings.lockout_base * (2**doublings), settings.lockout_max)
     return delay
 
@@ -54,15 +65,35 @@ def _retry_after(locked_until: datetime, now: datetime) -> int:
     return max(1, math.ceil((locked_until - now).total_seconds()))
 
 
-def _identifier_key(identifier: str) -> tuple[str, str]:
-    """``("email", key)`` or ``("username", key)`` for a login identifier."""
+def _identifier_key(identifier: object) -> tuple[str, str]:
+    """``("email", key)`` or ``("username", key)`` for a login identifier.
+
+    Anything that is not a string of at most ``MAX_IDENTIFIER_LENGTH`` code
+    points is never normalized: it becomes the empty username, which no
+    account has (CWE-400: NFKC and case folding cost grows with the input).
+    """
+    if not isinstance(identifier, str) or not 0 < len(identifier) <= MAX_IDENTIFIER_LENGTH:
+        return "username", ""
     text = identifier.strip()
     return ("email", email_key(text)) if "@" in text else ("username", username_key(text))
 
 
-def _attempts_key(kind: str, key: str) -> str:
-    # Stored hashed: people type passwords into the username field.
-    return hashlib.sha256(f"{kind}:{key}".encode("utf-8", "surrogatepass")).hexdigest()
+def _attempts_secret(settings: Settings) -> bytes:
+    """The key of the login-attempts HMAC, derived from the deployment's secret.
+
+    Keys of ``login_attempts`` rows are HMAC-SHA256 of the identifier (RFC
+    2104), not a plain hash: people type passwords into the username field,
+    and an unkeyed hash of a short text falls to a dictionary.  With an
+    asymmetric deployment (no ``secret_key``) the signing key's private part
+    is the secret.
+    """
+    secret = settings.secret_key_bytes
+    if secret is None:
+        private = next((k.private_key for k in settings.signing_keys if k.private_key), None)
+        secret = private.encode("utf-8") if isinstance(private, str) else private
+    if secret is None:  # no secret at all: the facade refuses this; stay keyed anyway
+        secret = secrets.token_bytes(32)
+    return hmac.new(secret, _ATTEMPTS_KEY_LABEL, hashlib.sha256).digest()
 
 
 @attrs.frozen
@@ -71,11 +102,149 @@ class _Failure:
     user_id: int | None
 
 
-def record_password_failure(ctx: Context, user_id: int) -> None:
-    """Count a wrong password given outside login (a re-authentication's
-    ``current_password``) as a failed login of an existing account: the same
-    counter and lockout as :meth:`AuthService.login`."""
-    AuthService(ctx)._record_failure(_Failure("bad_password", user_id), "username", "")
+@attrs.frozen
+class _Reservation:
+    """The counters one password guess was charged to, before it was checked."""
+
+    keys: tuple[str, ...]
+    locked_for: timedelta | None
+
+
+class Lockout:
+    """Throttling of password guesses, charged *before* the guess is checked.
+
+    Two counters per guess, both in ``login_attempts`` rows keyed by an HMAC:
+
+    * per ``(identifier, client)``: ``lockout_threshold`` guesses, then an
+      exponential back-off (NIST SP 800-63B §5.2.2).  ``client`` is what the
+      caller knows of the requester (the HTTP adapters pass the remote
+      address), so a guesser elsewhere does not lock the owner out (OWASP
+      Authentication Cheat Sheet, "Account Lockout").
+    * per identifier, across clients: the ceiling
+      ``lockout_identifier_threshold`` (at most 100 consecutive failures per
+      account, NIST SP 800-63B §5.2.2), against guessing from many clients.
+
+    Each guess is reserved in one write transaction (the store serializes
+    these reads and writes: ``BEGIN IMMEDIATE`` in SQLite, row and key locks
+    in PostgreSQL, one lock in memory) and only then verified, so at most
+    ``lockout_threshold`` guesses per lock window are ever evaluated, however
+    many threads or processes race.  A success clears both counters.  Keys
+    include the account's id and token version, so a password reset, an
+    administrator's ``set_password``, a deactivation or signing out
+    everywhere starts fresh counters.  Email and username of one account count separately, exactly
+    as two unknown identifiers do, so lock states never link the two.
+    """
+
+    def __init__(self, ctx: Context):
+        self._ctx = ctx
+        self._secret = _attempts_secret(ctx.settings)
+
+    def keys(self, kind: str, key: str, user: User | None, client: str | None) -> tuple[str, ...]:
+        """The row keys of the identifier's ceiling and of its ``(identifier, client)`` counter.
+
+        An account's counters are its own (a new account does not inherit the
+        failures of the identifier before it existed) and belong to one token
+        version (a reset or ``logout_all`` starts fresh ones).
+        """
+        generation = "-" if user is None else f"{user.id}.{user.token_version}"
+        subject = f"{kind}:{key}\x00{generation}"
+        return (
+            self._hmac(f"identifier\x00{subject}"),
+            self._hmac(f"client\x00{subject}\x00{client or ''}"),
+        )
+
+    def decoy_key(self, key: str) -> str:
+        """The key of the throwaway row a request for an unknown account writes."""
+        return self._hmac(f"decoy\x00{key}")
+
+    def _hmac(self, message: str) -> str:
+        data = message.encode("utf-8", "surrogatepass")
+        return hmac.new(self._secret, data, hashlib.sha256).hexdigest()
+
+    def reserve(self, tx: UnitOfWork, keys: tuple[str, ...]) -> _Reservation | AccountLocked:
+        """Charge one guess to every counter in ``keys``, or the lock in force.
+
+        Runs in the caller's write transaction; the keys are read in a fixed
+        order so two reservations cannot deadlock.
+        """
+        settings = self._ctx.settings
+        ceiling = max(settings.lockout_identifier_threshold, settings.lockout_threshold)
+        thresholds = (ceiling, settings.lockout_threshold)
+        now = self._ctx.clock()
+        entries = [tx.login_attempts.get(key) for key in keys]
+        locks = [e.locked_until for e in entries if e is not None and e.locked_until is not None]
+        active = [until for until in locks if now < until]
+        if active:
+            return AccountLocked(retry_after=_retry_after(max(active), now))
+        locked_for: timedelta | None = None
+        for key, entry, threshold in zip(keys, entries, thresholds, strict=False):
+            failures = (0 if entry is None else entry.failures) + 1
+            duration = lockout_duration(failures, settings, threshold=threshold)
+            if duration is not None:
+                locked_for = duration if locked_for is None else max(locked_for, duration)
+            tx.login_attempts.put(
+                LoginAttempts(
+                    key=key,
+                    failures=failures,
+                    locked_until=None if duration is None else now + duration,
+                    updated_at=now,
+                )
+            )
+        return _Reservation(keys=keys, locked_for=locked_for)
+
+    def clear(self, tx: UnitOfWork, keys: tuple[str, ...]) -> None:
+        """Forget the counters of a guess that turned out right."""
+        for key in keys:
+            tx.login_attempts.delete(key)
+
+    def failed(self, failure: _Failure, reservation: _Reservation) -> InvalidCredentials:
+        """Report a wrong guess (already counted) and return the error to raise."""
+        events = self._ctx.events
+        events.emit("auth.login_failed", user_id=failure.user_id, reason=failure.reason)
+        if reservation.locked_for is not None:
+            events.emit(
+                "auth.locked",
+                user_id=failure.user_id,
+                seconds=int(reservation.locked_for.total_seconds()),
+            )
+        return InvalidCredentials()
+
+    def check_password(self, user: User, password: object, *, client: str | None = None) -> bool:
+        """Whether ``password`` is ``user``'s, charged to the lockout like a login.
+
+        For re-authentication (the current password of a password change):
+        the same counters as a login with the account's email (or username),
+        so a stolen session cannot guess without limit (OWASP ASVS 4.0.3
+        V2.2.1).  Raises ``AccountLocked`` while a lock is in force; an
+        over-long password is a mismatch after the dummy verification.
+        """
+        kind, key = _identifier_key(user.email or user.username or "")
+        keys = self.keys(kind, key, user, client)
+        with self._ctx.store.transaction() as tx:
+            reservation = self.reserve(tx, keys)
+        if isinstance(reservation, AccountLocked):
+            raise reservation
+        matched, _ = self.verify(user.password_hash, password)
+        if matched:
+            with self._ctx.store.transaction() as tx:
+                self.clear(tx, keys)
+            return True
+        self.failed(_Failure("bad_password", user.id), reservation)
+        return False
+
+    def verify(self, stored_hash: str | None, password: object) -> tuple[bool, str | None]:
+        """One password verification at constant cost, whatever ``password`` is.
+
+        A non-string or over-long password (:func:`validation.password_within_bounds`)
+        is never normalized: it costs the dummy verification and does not match.
+        """
+        hasher = self._ctx.hasher
+        if not isinstance(password, str) or not validation.password_within_bounds(
+            password, max_length=self._ctx.settings.password_max_length
+        ):
+            hasher.dummy_verify("")
+            return False, None
+        return hasher.verify(stored_hash, password)
 
 
 class AuthService:
@@ -83,57 +252,59 @@ class AuthService:
 
     def __init__(self, ctx: Context):
         self._ctx = ctx
+        self._lockout = Lockout(ctx)
 
     # -- login ----------------------------------------------------------------
 
-    def login(self, identifier: str, password: str) -> TokenPair:
+    def login(self, identifier: str, password: str, *, client: str | None = None) -> TokenPair:
         """Sign in by email or username; returns an access and a refresh token.
 
-        Raises ``InvalidCredentials`` (one message for every reason) or
-        ``AccountLocked`` while a lock from earlier failures is in force.  A
-        successful login resets the failure counter, records ``last_login_at``
-        and upgrades the stored hash when parameters or format are outdated.
+        ``client`` identifies the requester (the HTTP adapters pass the remote
+        address): failures are counted per identifier *and* client, so
+        someone else's guessing does not lock the owner out (see
+        :class:`Lockout`).  Raises ``InvalidCredentials`` (one message for
+        every reason) or ``AccountLocked`` while a lock from earlier failures
+        is in force.  A successful login resets the failure counters, records
+        ``last_login_at`` and upgrades the stored hash when parameters or
+        format are outdated.
         """
         ctx = self._ctx
-        valid_identifier = (
-            isinstance(identifier, str) and 0 < len(identifier) <= MAX_IDENTIFIER_LENGTH
-        )
-        kind, key = _identifier_key(identifier) if valid_identifier else ("username", "")
-        now = ctx.clock()
-        with ctx.store.transaction(readonly=True) as tx:
-            user = self._find(tx, kind, key) if valid_identifier else None
-            attempts = None if user is not None else tx.login_attempts.get(_attempts_key(kind, key))
-        locked_until = (
-            user.locked_until
-            if user is not None
-            else (attempts.locked_until if attempts is not None else None)
-        )
-        if locked_until is not None and now < locked_until:
-            raise AccountLocked(retry_after=_retry_after(locked_until, now))
-        secret = password if isinstance(password, str) else ""
+        lockout = self._lockout
+        kind, key = _identifier_key(identifier)
+        # The guess is charged before it is checked (at most lockout_threshold
+        # guesses per lock window, across threads and processes).
+        with ctx.store.transaction() as tx:
+            user = self._find(tx, kind, key) if key else None
+            keys = lockout.keys(kind, key, user, client)
+            reservation = lockout.reserve(tx, keys)
+        if isinstance(reservation, AccountLocked):
+            raise reservation
         # Exactly one verification on every path: against the real hash, or a
-        # dummy one inside verify() when the hash is missing or unusable.
-        matched, new_hash = ctx.hasher.verify(user.password_hash if user else None, secret)
+        # dummy one when the hash is missing or unusable or the password too long.
+        matched, new_hash = lockout.verify(user.password_hash if user else None, password)
         if user is None:
             failure = _Failure("unknown_account", None)
         elif not user.is_active:
             failure = _Failure("inactive", user.id)
         elif not user.has_password:
             failure = _Failure("no_password", user.id)
-        elif not matched or not isinstance(password, str):
+        elif not matched:
             failure = _Failure("bad_password", user.id)
         else:
-            return self._succeed(user.id, new_hash)
-        raise self._record_failure(failure, kind, key)
+            return self._succeed(user.id, new_hash, keys)
+        raise lockout.failed(failure, reservation)
 
     def _find(self, tx: UnitOfWork, kind: str, key: str) -> User | None:
         return tx.users.get_by_email(key) if kind == "email" else tx.users.get_by_username(key)
 
-    def _succeed(self, user_id: int, new_hash: str | None) -> TokenPair:
+    def _succeed(self, user_id: int, new_hash: str | None, keys: tuple[str, ...]) -> TokenPair:
         ctx = self._ctx
         now = ctx.clock()
         with ctx.store.transaction() as tx:
+            # The user row first, then the counters: the order of a
+            # reservation, so two transactions never wait on each other in a cycle.
             user = found(tx.users.get(user_id), "User")
+            self._lockout.clear(tx, keys)
             user = tx.users.update(
                 attrs.evolve(
                     user,
@@ -147,45 +318,6 @@ class AuthService:
             pair = ctx.tokens.issue_pair(tx, user)
         ctx.events.emit("auth.login_succeeded", user_id=user_id, rehashed=new_hash is not None)
         return pair
-
-    def _record_failure(self, failure: _Failure, kind: str, key: str) -> InvalidCredentials:
-        """Count a failed login (locking at the threshold) and return the error to raise."""
-        ctx = self._ctx
-        now = ctx.clock()
-        locked_for: timedelta | None = None
-        with ctx.store.transaction() as tx:
-            user = tx.users.get(failure.user_id) if failure.user_id is not None else None
-            if user is not None:
-                failures = user.failed_logins + 1
-                locked_for = lockout_duration(failures, ctx.settings)
-                tx.users.update(
-                    attrs.evolve(
-                        user,
-                        failed_logins=failures,
-                        locked_until=None if locked_for is None else now + locked_for,
-                    )
-                )
-            else:
-                attempts_key = _attempts_key(kind, key)
-                previous = tx.login_attempts.get(attempts_key)
-                failures = (0 if previous is None else previous.failures) + 1
-                locked_for = lockout_duration(failures, ctx.settings)
-                tx.login_attempts.put(
-                    LoginAttempts(
-                        key=attempts_key,
-                        failures=failures,
-                        locked_until=None if locked_for is None else now + locked_for,
-                        updated_at=now,
-                    )
-                )
-        ctx.events.emit("auth.login_failed", user_id=failure.user_id, reason=failure.reason)
-        if locked_for is not None:
-            ctx.events.emit(
-                "auth.locked",
-                user_id=failure.user_id,
-                seconds=int(locked_for.total_seconds()),
-            )
-        return InvalidCredentials()
 
     # -- sessions ---------------------------------------------------------------
 
@@ -231,13 +363,26 @@ class AuthService:
         """A password-reset token to send to ``email``, or ``None`` when no active
         account has it — after the same work, so callers answer both alike."""
         ctx = self._ctx
-        key = email_key(email.strip()) if isinstance(email, str) and len(email) <= 320 else ""
+        kind, key = _identifier_key(email)
         with ctx.store.transaction() as tx:
-            user = tx.users.get_by_email(key) if key else None
+            user = tx.users.get_by_email(key) if kind == "email" and key else None
             if user is None or not user.is_active:
-                # Mirror the known path's cost: a token, its digest, a write.
+                # The known path's store work, step for step (a lookup, a
+                # delete, an insert), so timing does not tell the two apart
+                # (OWASP ASVS 4.0.3 V2.5.1 / Forgot Password Cheat Sheet:
+                # "consistent response time").  The insert is a throwaway
+                # login_attempts row (one_time_tokens rows need a user), no
+                # lock, forgotten by purge_expired.
                 token_digest(new_opaque_token())
                 tx.one_time_tokens.delete_for_user(0, PASSWORD_RESET)
+                tx.login_attempts.put(
+                    LoginAttempts(
+                        key=self._lockout.decoy_key(key),
+                        failures=0,
+                        locked_until=None,
+                        updated_at=ctx.clock(),
+                    )
+                )
                 token = None
             else:
                 token = ctx.tokens.issue_one_time(tx, user, PASSWORD_RESET)

@@ -42,6 +42,7 @@ from usercore.services._context import (
     role_table,
 )
 from usercore.services._fresh import require_fresh_auth
+from usercore.services.auth import Lockout
 
 __all__ = ["ImportReport", "UserService"]
 
@@ -114,6 +115,7 @@ class UserService:
 
     def __init__(self, ctx: Context):
         self._ctx = ctx
+        self._lockout = Lockout(ctx)
 
     # -- creation -------------------------------------------------------------
 
@@ -512,20 +514,22 @@ class UserService:
         *,
         current_password: str,
         new_password: str,
+        client: str | None = None,
     ) -> None:
         """Change one's password, proving the current one (``users:update``/own).
 
         Every session of the user is revoked, including the one making the
         call (log in again with the new password).  A wrong current password
-        is a ``ValidationError`` on ``current_password``.
+        is a ``ValidationError`` on ``current_password`` and counts toward the
+        login lockout (``client`` as for ``auth.login``); ``AccountLocked``
+        while a lock is in force.
         """
         check_id(user_id)
         self._ctx.policy.require(actor, "users:update", owner_id=user_id)
         user = self._load(user_id)
         if not isinstance(current_password, str):
             raise ValidationError.single("current_password", "must be a string")
-        matched, _ = self._ctx.hasher.verify(user.password_hash, current_password)
-        if not matched:
+        if not self._lockout.check_password(user, current_password, client=client):
             raise ValidationError.single("current_password", "is incorrect")
         self._store_password(actor, user, new_password, event="password.changed")
 

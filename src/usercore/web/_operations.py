@@ -102,6 +102,8 @@ class Call:
 
     api: Api
     credential: Credential | None = None
+    #: Who sent the request (the remote address): the lockout counts per client.
+    client: str | None = None
 
     @property
     def core(self) -> UserCore:
@@ -276,7 +278,7 @@ def login(call: Call, _: Principal | None, body: s.LoginRequest) -> TokenPair:
         raise ValidationError.single("identifier", "give one of email, username or identifier")
     if not given:
         raise ValidationError.single("identifier", "give email, username or identifier")
-    return call.core.auth.login(getattr(body, given[0]), body.password)
+    return call.core.auth.login(getattr(body, given[0]), body.password, client=call.client)
 
 
 def refresh(call: Call, _: Principal | None, body: s.RefreshRequest) -> TokenPair:
@@ -397,6 +399,7 @@ def set_user_password(call: Call, actor: Principal, body: s.PasswordChange, user
             user_id,
             current_password=body.current_password,
             new_password=body.new_password,
+            client=call.client,
         )
     else:
         users.set_password(actor, user_id, body.new_password)

@@ -527,7 +527,7 @@ def _endpoint(
                 )
             if operation.name == "login":
                 value = login_input(_body_of(request), request.headers.get("content-type"))
-            call = Call(api, credential)
+            call = Call(api, credential, request.client.host if request.client else None)
             if sessions is not None:
                 value = fill_refresh_token(
                     sessions, operation, value, request.method, request.headers, request.cookies

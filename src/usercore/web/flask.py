@@ -354,7 +354,7 @@ def _view(
                 value = fill_refresh_token(
                     sessions, operation, value, request.method, request.headers, request.cookies
                 )
-            call = Call(api, flask.g.get(_CREDENTIAL))
+            call = Call(api, flask.g.get(_CREDENTIAL), request.remote_addr)
             result = operation.run(call, principal, value, path)
             return _response(
                 profile.answer(
