@@ -384,8 +384,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
         import uvicorn
 
         from usercore.web import _server
+        from usercore.web._profiles import PROFILES, profiles_of
     except ImportError:
         _usage("usercore serve needs the fastapi extra: pip install 'usercore[fastapi]'")
+    if args.list_profiles:
+        for profile in PROFILES.values():
+            print(f"{profile.name}\t{profile.base or '/'}\t{profile.document}")
+        return 0
+    try:
+        profiles = profiles_of(args.profile or ["v1"], args.prefix)
+    except ValueError as exc:
+        _usage(f"--profile: {exc}")
     url = database_url(args.db)
     if args.workers > 1 and url == MEMORY_URL:
         _usage("--workers: each worker would have its own in-memory database; give a database")
@@ -398,8 +407,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if mail_url is not None:
         _check_mail(mail_url, args)
     key = serving_key(url)
+    names: tuple[str, ...] = tuple(profile.name for profile in profiles)
     options = _server.ServeOptions(
         url=url,
+        profiles=names,
         prefix=args.prefix,
         docs=not args.no_docs,
         docs_ui=args.docs_ui,
@@ -415,6 +426,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         args, create=True, write=True, thorough=True, secret_key=key, allow_memory=True
     )
     base = f"http://{args.host}:{args.port}"
+    served = ", ".join(f"{base}{profile.base} ({profile.name})" for profile in profiles)
     where = "no OpenAPI document" if args.no_docs else f"OpenAPI at {base}/openapi.json"
     if args.docs_ui and not args.no_docs:
         where += f", Swagger UI at {base}/docs"
@@ -438,14 +450,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
     try:
         if args.workers == 1:
             app = _server.build_app(options, core)
-            _info(f"serving {_describe(url)} at {base}{args.prefix} ({where}; {workers})")
+            _info(f"serving {_describe(url)} at {served} ({where}; {workers})")
             _non_local_warning(args.host)
             with _sigterm_is_a_normal_stop():
                 uvicorn.run(app, **server_options)
             return 0
     finally:
         core.close()
-    return _serve_workers(args, options, server_options, f"{where}; {workers}")
+    return _serve_workers(args, options, server_options, f"{served} ({where}; {workers})")
 
 
 @contextlib.contextmanager
@@ -488,8 +500,7 @@ def _serve_workers(
         sock = _server.listening_socket(args.host, args.port)
     except OSError as exc:
         raise CommandError(f"cannot listen on {args.host}:{args.port}: {exc.strerror}") from None
-    base = f"http://{args.host}:{args.port}"
-    _info(f"serving {_describe(options.url)} at {base}{args.prefix} ({where})")
+    _info(f"serving {_describe(options.url)} at {where}")
     _non_local_warning(args.host)
     supervisor_options: dict[str, Any] = {"sockets": [sock]}
     if "target" in inspect.signature(Multiprocess).parameters:  # uvicorn < 0.36
@@ -538,7 +549,7 @@ def cmd_create_admin(args: argparse.Namespace) -> int:
         except ConflictError as error:
             field = error.field or "email"
             raise CommandError(f"a user with this {field} already exists") from None
-    print(f"created administrator #{user.id} {user.email}")
+    print(f"created administrator #{user.id} {_name(user)}")
     return 0
 
 
@@ -563,10 +574,15 @@ def find_user(core: UserCore, ref: str) -> User:
         cursor = page.next_cursor
 
 
+def _name(user: User) -> str:
+    """How messages name an account: its email, or its username without one."""
+    return user.email or user.username or f"#{user.id}"
+
+
 def _user_line(user: User) -> str:
     public = user.to_public()
     return (
-        f"{user.id:>6}  {user.email:<32} {user.username or '-':<16} "
+        f"{user.id:>6}  {user.email or '-':<32} {user.username or '-':<16} "
         f"{','.join(public['roles']) or '-':<16} {public['status']:<8} {public['created_at']}"
     )
 
@@ -626,7 +642,7 @@ def _set_status(args: argparse.Namespace, status: str) -> int:
     with open_database(args, write=True) as core:
         user = find_user(core, args.user)
         core.users.set_status(SYSTEM, user.id, status)
-    print(f"user #{user.id} {user.email} is {status}")
+    print(f"user #{user.id} {_name(user)} is {status}")
     return 0
 
 
@@ -644,20 +660,20 @@ def cmd_users_delete(args: argparse.Namespace) -> int:
     with open_database(args, write=True) as core:
         user = find_user(core, args.user)
         core.users.delete(SYSTEM, user.id)
-    print(f"deleted user #{user.id} {user.email}")
+    print(f"deleted user #{user.id} {_name(user)}")
     return 0
 
 
 def cmd_users_set_password(args: argparse.Namespace) -> int:
     with open_database(args, write=True) as core:
         user = find_user(core, args.user)
-        password = _read_password(args.password_stdin, f"New password for {user.email}: ")
+        password = _read_password(args.password_stdin, f"New password for {_name(user)}: ")
         try:
             core.users.set_password(SYSTEM, user.id, password)
         except ValidationError as error:
             _print_validation(error)
             raise CommandError("the password was not changed") from None
-    print(f"set the password of user #{user.id} {user.email}; its sessions were revoked")
+    print(f"set the password of user #{user.id} {_name(user)}; its sessions were revoked")
     return 0
 
 
@@ -678,7 +694,7 @@ def cmd_users_roles(args: argparse.Namespace) -> int:
             except ValidationError as error:
                 _print_validation(error)
                 raise CommandError("the roles were not changed") from None
-    print(f"user #{user.id} {user.email}: {', '.join(sorted(user.roles)) or '(no roles)'}")
+    print(f"user #{user.id} {_name(user)}: {', '.join(sorted(user.roles)) or '(no roles)'}")
     return 0
 
 
@@ -1391,7 +1407,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
     serve.add_argument("--port", type=_port, default=8000, help="port (default: 8000)")
-    serve.add_argument("--prefix", type=_prefix, default="/api/v1", help="default: /api/v1")
+    serve.add_argument(
+        "--profile",
+        metavar="NAME",
+        action="append",
+        default=[],
+        help="the API served: v1 (default), classic, ums, rbac or rails (see docs/profiles.md); "
+        "repeat to serve several whose paths do not clash",
+    )
+    serve.add_argument(
+        "--list-profiles",
+        action="store_true",
+        help="print each profile's name, base path and source document, and exit",
+    )
+    serve.add_argument(
+        "--prefix",
+        type=_prefix,
+        default=None,
+        help="serve the profiles under this path instead of their own base paths (v1: /api/v1)",
+    )
     serve.add_argument(
         "--forwarded-allow-ips",
         metavar="IPS",

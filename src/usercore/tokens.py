@@ -642,7 +642,7 @@ def state_binding(purpose: str, user: User) -> str:
     ``ceo@straße.de``, although both fold to one key (the class of Django's
     CVE-2019-19844).
     """
-    material = "\0".join((purpose, user.email, user.password_hash or "", str(user.id)))
+    material = "\0".join((purpose, user.email or "", user.password_hash or "", str(user.id)))
     return hashlib.sha256(material.encode("utf-8", "surrogatepass")).hexdigest()
 
 

@@ -233,3 +233,18 @@ def test_every_command_has_help(path: list[str], capsys: pytest.CaptureFixture[s
     assert exited.value.code == 0
     out = capsys.readouterr().out
     assert out.startswith(f"usage: usercore {' '.join(path)}".rstrip())
+
+
+def test_accounts_without_an_email_are_listed_shown_and_deleted_by_username(
+    run: Runner, db: Path
+) -> None:
+    with open_db(db) as core:
+        core.users.create(SYSTEM, username="svc-report", password=PASSWORD)
+    status, out, _ = run("users", "list", "--db", str(db))
+    assert status == 0
+    assert any("svc-report" in line and " - " in line for line in out.splitlines())
+    status, out, _ = run("users", "show", "svc-report", "--db", str(db), "--json")
+    assert (status, json.loads(out)["email"]) == (0, None)
+    status, out, _ = run("users", "delete", "svc-report", "--yes", "--db", str(db))
+    assert status == 0
+    assert "svc-report" in out

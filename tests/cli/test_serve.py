@@ -69,3 +69,34 @@ def test_web_options_reach_the_app(run: Runner, db: Path, served: list[dict[str,
     assert answer.headers.get("access-control-allow-credentials") == "true"
     refused = default.options("/api/v1/auth/login", headers=preflight)
     assert refused.headers.get("access-control-allow-origin") is None
+
+
+def test_profiles_are_listed_with_their_base_path_and_document(run: Runner) -> None:
+    status, out, _ = run("serve", "--list-profiles")
+    assert status == 0
+    rows = [line.split("\t") for line in out.splitlines()]
+    assert [row[:2] for row in rows] == [
+        ["v1", "/api/v1"],
+        ["classic", "/"],
+        ["ums", "/"],
+        ["rbac", "/api"],
+        ["rails", "/api/v1"],
+    ]
+    assert rows[3][2].startswith("003_")
+
+
+def test_profiles_reach_the_app_and_clashing_ones_are_refused(
+    run: Runner, db: Path, served: list[dict[str, Any]]
+) -> None:
+    from fastapi.testclient import TestClient
+
+    assert 0 == run("serve", "--db", str(db), "--profile", "rbac", "--profile", "classic")[0]
+    paths = TestClient(served[0]["app"]).get("/openapi.json").json()["paths"]
+    assert {"/api/auth/login", "/login", "/users"} <= set(paths)
+    assert "/api/v1/users" not in paths
+    status, _, err = run("serve", "--db", str(db), "--profile", "v1", "--profile", "rails")
+    assert status == cli.EXIT_USAGE
+    assert "'v1' and 'rails' both serve" in err
+    status, _, err = run("serve", "--db", str(db), "--profile", "soap")
+    assert (status, "unknown API profile 'soap'" in err) == (cli.EXIT_USAGE, True)
+    assert len(served) == 1

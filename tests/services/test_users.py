@@ -257,8 +257,8 @@ def test_update_rejects_unknown_fields_and_bad_values_without_writing(
 ) -> None:
     before = core.users.get(SYSTEM, ada.id)
     with pytest.raises(ValidationError) as info:
-        core.users.update(ada_p, ada.id, password="sneaky-new-password")
-    assert "password" in info.value.errors
+        core.users.update(ada_p, ada.id, password_hash="$argon2id$sneaky")
+    assert "password_hash" in info.value.errors
     with pytest.raises(ValidationError) as info:
         core.users.update(ada_p, ada.id, email="bad", name="\x07")
     assert {"email", "name"} == set(info.value.errors)

@@ -94,6 +94,33 @@ def test_reopening_a_file_keeps_its_data(path: Path) -> None:
         assert tx.roles.version() == 1
 
 
+def test_a_version_1_file_upgrades_to_optional_emails_keeping_every_row(path: Path) -> None:
+    # A database written before accounts could go without an email.
+    with sqlite3.connect(path, isolation_level=None) as raw:
+        raw.execute("PRAGMA foreign_keys = ON")
+        for statement in MIGRATIONS[0]:
+            raw.execute(statement)
+        raw.execute(
+            "INSERT INTO users (email, email_key, status, created_at, updated_at)"
+            " VALUES ('Ada@example.com', 'ada@example.com', 'active', 0, 0)"
+        )
+        raw.execute("PRAGMA user_version = 1")
+    with SQLiteStore(path) as store:
+        with store.transaction() as tx:
+            bob = tx.users.add(a_user(None, username="bob"))
+            tx.refresh_tokens.add(a_refresh_token(b"\x01" * 32, 1))
+        with store.transaction(readonly=True) as tx:
+            ada = tx.users.get_by_email("ada@example.com")
+            assert ada is not None
+            assert (ada.id, ada.email) == (1, "Ada@example.com")
+            assert tx.users.get(bob.id) == bob
+            assert tx.users.get_by_username("bob") == bob
+    with sqlite3.connect(path) as raw:
+        assert raw.execute("PRAGMA user_version").fetchone()[0] == LATEST_VERSION
+        assert raw.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        assert raw.execute("SELECT count(*) FROM refresh_tokens").fetchone()[0] == 1
+
+
 def test_a_file_from_a_newer_usercore_is_refused(path: Path) -> None:
     SQLiteStore(path).close()
     with sqlite3.connect(path) as raw:

@@ -241,7 +241,7 @@ def test_refresh_rotates_and_a_replayed_token_is_refused(client: Client) -> None
     assert client.post("/auth/refresh", json={}).details == {"refresh_token": ["is required"]}
 
 
-def test_logout_answers_204_and_ends_the_session(client: Client) -> None:
+def test_logout_answers_200_and_ends_the_session(client: Client) -> None:
     client.register("ada@example.com")
     pair = client.post("/auth/login", json={"email": "ada@example.com", "password": PASSWORD}).body
     reply = client.post(
@@ -249,14 +249,14 @@ def test_logout_answers_204_and_ends_the_session(client: Client) -> None:
         json={"refresh_token": pair["refresh_token"]},
         token=pair["access_token"],
     )
-    assert reply.status == 204
-    assert reply.raw == b""
+    # 200 with a message, as document 002 says ("200 OK: Logout successful").
+    assert (reply.status, reply.body) == (200, {"message": "Logged out."})
     assert client.get("/auth/me", token=pair["access_token"]).status == 401
     assert client.post("/auth/refresh", json={"refresh_token": pair["refresh_token"]}).status == 401
 
 
 def test_logout_takes_no_body_too(client: Client, ada: Account) -> None:
-    assert client.post("/auth/logout", token=ada.token).status == 204
+    assert client.post("/auth/logout", token=ada.token).status == 200
     assert client.get("/users/me", token=ada.token).code == "invalid_token"
 
 

@@ -218,7 +218,8 @@ def test_users_cannot_raise_their_own_role_or_touch_others(
     [
         ({"email": None}, 400, {"email"}),
         ({"email": "bob@example.com"}, 409, {"field"}),
-        ({"password": "a new long passphrase"}, 400, {"password"}),
+        ({"password": "short"}, 400, {"password"}),
+        ({"password": None}, 400, {"password"}),
         ({"name": "x" * 101, "username": "!"}, 400, {"name", "username"}),
         ({"role": "user", "roles": ["user"]}, 400, {"role"}),
     ],
@@ -235,6 +236,20 @@ def test_updates_refuse_bad_input(
     reply = client.patch(f"/users/{ada.id}", json=body, token=admin)
     assert reply.status == status
     assert set(reply.details) == fields
+
+
+def test_an_administrator_sets_a_password_with_put(
+    client: Client, admin: str, ada: Account
+) -> None:
+    reply = client.put(f"/users/{ada.id}", json={"password": "a new long passphrase"}, token=admin)
+    assert reply.status == 200
+    assert client.get("/users/me", token=ada.token).status == 401  # her sessions ended
+    assert (
+        client.post(
+            "/auth/login", json={"email": ada.email, "password": "a new long passphrase"}
+        ).status
+        == 200
+    )
 
 
 def test_deleting_a_user_answers_204_then_404(client: Client, admin: str, ada: Account) -> None:

@@ -93,7 +93,8 @@ class User:
     """
 
     id: int
-    email: str
+    # None: an account identified by its username alone (one of the two is always set).
+    email: str | None = None
     username: str | None = None
     name: str | None = None
     roles: frozenset[str] = attrs.field(default=frozenset(), converter=_to_frozenset)
@@ -109,9 +110,9 @@ class User:
     version: int = attrs.field(default=0, repr=False)
 
     @property
-    def email_key(self) -> str:
-        """The case-insensitive key the store keeps unique."""
-        return email_key(self.email)
+    def email_key(self) -> str | None:
+        """The case-insensitive key the store keeps unique, or ``None`` without an email."""
+        return None if self.email is None else email_key(self.email)
 
     @property
     def username_key(self) -> str | None:

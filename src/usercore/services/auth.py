@@ -24,7 +24,13 @@ import attrs
 
 from usercore import validation
 from usercore.domain import Principal, TokenPair, User, email_key, username_key
-from usercore.errors import AccountLocked, InvalidCredentials, StoreUnavailable, TokenError
+from usercore.errors import (
+    AccountLocked,
+    InvalidCredentials,
+    StoreUnavailable,
+    TokenError,
+    ValidationError,
+)
 from usercore.ports import LoginAttempts, UnitOfWork
 from usercore.services._context import (
     Context,
@@ -496,7 +502,8 @@ class AuthService:
         ``TokenError`` if the token is not a valid reset token.
         """
         with self._ctx.store.transaction(readonly=True) as tx:
-            return self._ctx.tokens.check_one_time(tx, token, PASSWORD_RESET).email
+            # Reset tokens are only issued to accounts found by their email.
+            return self._ctx.tokens.check_one_time(tx, token, PASSWORD_RESET).email or ""
 
     def reset_password(self, token: str, new_password: str) -> None:
         """Set a new password with a reset token; revokes every session and lock.
@@ -539,6 +546,8 @@ class AuthService:
         with self._ctx.store.transaction() as tx:
             user = found(tx.users.get(user_id) if in_id_range(user_id) else None, "User")
             require_delegation(role_table(tx), actor, target=user)
+            if user.email is None:  # an account identified by its username alone
+                raise ValidationError.single("email", "the account has no email address")
             token = self._ctx.tokens.issue_one_time(tx, user, EMAIL_VERIFICATION)
         self._ctx.events.emit("email.verification_requested", user_id=user_id, actor=actor)
         return token

@@ -47,7 +47,7 @@ from usercore.services.auth import Lockout
 __all__ = ["ImportReport", "UserService"]
 
 MAX_PER_PAGE = 100
-UPDATABLE_FIELDS = frozenset({"email", "username", "name", "role", "roles", "status"})
+UPDATABLE_FIELDS = frozenset({"email", "username", "name", "role", "roles", "status", "password"})
 MAX_SEARCH_LENGTH = 200
 
 
@@ -122,7 +122,7 @@ class UserService:
     def register(
         self,
         *,
-        email: str,
+        email: str | None = None,
         password: str,
         username: str | None = None,
         name: str | None = None,
@@ -167,7 +167,7 @@ class UserService:
         self,
         actor: Principal,
         *,
-        email: str,
+        email: str | None = None,
         password: str | None = None,
         username: str | None = None,
         name: str | None = None,
@@ -211,7 +211,8 @@ class UserService:
         actor: Principal | None = None,
     ) -> User:
         fields = validation.validate_user_fields(
-            email=email,
+            # No email: an account identified by its username alone.
+            email=validation.NOT_GIVEN if email is None else email,
             username=username,
             name=name,
             password=password
@@ -219,6 +220,9 @@ class UserService:
             else validation.NOT_GIVEN,
             settings=self._ctx.settings,
         )
+        if fields.email is None and fields.username is None and email is None:
+            # One of the two identifies the account; the email is the usual one.
+            raise ValidationError.single("email", "is required")
         password_hash = None if fields.password is None else self._ctx.hasher.hash(fields.password)
         user = self._new_user(fields, roles, status, password_hash)
         with self._ctx.store.transaction() as tx:
@@ -245,7 +249,6 @@ class UserService:
         password_hash: str | None,
     ) -> User:
         """A user to insert (its id comes from the store), created now."""
-        assert fields.email is not None  # email is required when given
         now = self._ctx.clock()
         return User(
             id=0,
@@ -369,7 +372,7 @@ class UserService:
         **changes: Any,
     ) -> User:
         """Change some of ``email``, ``username``, ``name``, ``roles`` (or ``role``),
-        ``status``: ``users:update`` (or oneself with ``users:update:own``).
+        ``status``, ``password``: ``users:update`` (or oneself with ``users:update:own``).
 
         Changing roles also needs ``roles:assign``; changing status needs
         ``users:update`` on others (an administrator).  A new email is
@@ -383,6 +386,14 @@ class UserService:
         and the last active account holding ``*`` keeps it (``ConflictError``).
         An email change emits ``user.email_changed`` with the old address, so
         an app can tell the old mailbox.
+
+        ``password`` sets a new password in the same transaction: one's own
+        needs fresh authentication (as :meth:`change_password` needs the
+        current one), anyone else's is an administrator's reset with the rules
+        of :meth:`set_password` (``users:update`` on others, no account more
+        privileged than the actor).  Either way every session and API key of
+        the account is revoked and ``password.changed``/``password.reset`` is
+        emitted (OWASP ASVS 4.0.3 V2.1.5, V3.3.3).
         """
         check_id(user_id)
         policy = self._ctx.policy
@@ -408,19 +419,27 @@ class UserService:
         if "status" in changes:
             policy.require(actor, "users:update")
             status = _status(changes["status"])
+        oneself = user_id == actor.user_id
+        new_password = "password" in changes
+        if new_password and not oneself:
+            policy.require(actor, "users:update")  # set_password's rule
+        before = self._load(user_id) if new_password else None
         fields = validation.validate_user_fields(
             email=changes.get("email", validation.NOT_GIVEN),
             username=changes.get("username", validation.NOT_GIVEN),
             name=changes.get("name", validation.NOT_GIVEN),
+            password=changes.get("password", validation.NOT_GIVEN),
             settings=self._ctx.settings,
+            current_email=None if before is None else before.email,
+            current_username=None if before is None else before.username,
         )
-        oneself = user_id == actor.user_id
+        password_hash = None if fields.password is None else self._ctx.hasher.hash(fields.password)
         # Sending one's unchanged email back (a whole profile form) needs no
         # re-authentication; changing it does, checked again below under the lock.
         new_email = (
             oneself and fields.email is not None and fields.email != self._load(user_id).email
         )
-        fresh = new_email or (roles is not None and not oneself)
+        fresh = new_email or (roles is not None and not oneself) or (new_password and oneself)
         if fresh:
             require_fresh_auth(self._ctx, actor, current_password)
         with self._ctx.store.transaction() as tx:
@@ -442,6 +461,13 @@ class UserService:
                 updated = attrs.evolve(updated, status=status)
                 if status is UserStatus.INACTIVE:
                     updated = self._revoke_sessions(tx, updated)
+            if password_hash is not None:
+                updated = attrs.evolve(
+                    self._revoke_sessions(tx, updated),
+                    password_hash=password_hash,
+                    failed_logins=0,
+                    locked_until=None,
+                )
             if updated == current:
                 return current
             saved = tx.users.update(attrs.evolve(updated, updated_at=self._ctx.clock()))
@@ -453,6 +479,9 @@ class UserService:
             if getattr(saved, field) != getattr(current, field)
         )
         self._ctx.events.emit("user.updated", user_id=user_id, actor=actor, fields=changed)
+        if password_hash is not None:
+            event = "password.changed" if oneself else "password.reset"
+            self._ctx.events.emit(event, user_id=user_id, actor=actor)
         if saved.email != current.email:
             # For the app to notify the OLD address (OWASP ASVS 4.0.3 V2.2.3, V3.7.1).
             self._ctx.events.emit(
@@ -637,7 +666,7 @@ class UserService:
             except ValidationError as exc:
                 errors.append((index, exc))
                 continue
-            keys = {"e:" + user.email_key}
+            keys = set() if user.email_key is None else {"e:" + user.email_key}
             if user.username_key is not None:
                 keys.add("u:" + user.username_key)
             if keys & seen:
@@ -740,7 +769,10 @@ class UserService:
                                     ),
                                 )
                             )
-                        elif tx.users.get_by_email(user.email_key) is not None or (
+                        elif (
+                            user.email_key is not None
+                            and tx.users.get_by_email(user.email_key) is not None
+                        ) or (
                             user.username_key is not None
                             and tx.users.get_by_username(user.username_key) is not None
                         ):

@@ -284,9 +284,16 @@ _V2 = (
     """,
 )
 
+# Accounts identified by their username alone (a unique index admits any number of NULLs).
+_EMAIL_OPTIONAL = (
+    "ALTER TABLE users ALTER COLUMN email DROP NOT NULL",
+    "ALTER TABLE users ALTER COLUMN email_key DROP NOT NULL",
+)
+
 MIGRATIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("create the usercore tables", _V1),
     ("user counters and trigram search indexes", _V2),
+    ("users.email may be null: accounts identified by their username", _EMAIL_OPTIONAL),
 )
 """``MIGRATIONS[n - 1]`` is migration ``n``: a description and its statements."""
 

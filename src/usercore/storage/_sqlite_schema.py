@@ -263,7 +263,31 @@ _SEARCH_INDEX = (
 # instr(); a file migrated so keeps scanning after an SQLite upgrade.
 _V2 = _COUNTERS + (_SEARCH_INDEX if TRIGRAM_AVAILABLE else ())
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2)
+# Accounts identified by their username alone: users.email and email_key may be
+# NULL (a unique index admits any number of NULLs).  SQLite cannot drop a NOT
+# NULL constraint with ALTER TABLE, and rebuilding the table would fire the
+# ON DELETE CASCADE of every table referencing it; removing a NOT NULL
+# constraint by editing the stored schema is the procedure the SQLite manual
+# allows for it (https://www.sqlite.org/lang_altertable.html#otheralter): no
+# stored row can violate the looser table.  RESET reloads the schema on this
+# connection; creating and dropping a table bumps the schema cookie so every
+# other connection reloads it too.
+_EMAIL_OPTIONAL = (
+    "PRAGMA writable_schema = ON",
+    """
+    UPDATE sqlite_schema
+       SET sql = replace(
+               replace(sql, 'email          TEXT    NOT NULL,', 'email          TEXT,'),
+               'email_key      TEXT    NOT NULL,', 'email_key      TEXT,')
+     WHERE type = 'table' AND name = 'users'
+    """,
+    "PRAGMA writable_schema = RESET",
+    "CREATE TABLE usercore_schema_reload (x INTEGER)",
+    "DROP TABLE usercore_schema_reload",
+)
+
+# Migration 3: accounts identified by their username alone.
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _EMAIL_OPTIONAL)
 """``MIGRATIONS[n - 1]`` holds the statements of migration ``n``."""
 
 LATEST_VERSION = len(MIGRATIONS)

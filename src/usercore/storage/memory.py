@@ -60,7 +60,9 @@ K = TypeVar("K")
 V = TypeVar("V")
 
 _MISSING = object()
-_SCHEMA_VERSION = 1
+# The data model of the SQL stores' latest migration (2: users.email may be
+# None), so that the stores report the same version for the same model.
+_SCHEMA_VERSION = 2
 
 
 def _restore(table: MutableMapping[K, V], key: K, old: object) -> None:
@@ -280,8 +282,9 @@ class _Repository:
 
 def _matches(user: User, needle: str) -> bool:
     username_key = user.username_key
+    email_key = user.email_key
     return (
-        needle in user.email_key
+        (email_key is not None and needle in email_key)
         or (username_key is not None and needle in username_key)
         or (user.name is not None and needle in search_key(user.name))
     )
@@ -299,7 +302,8 @@ class _Users(_Repository):
         stored = attrs.evolve(user, id=s._next_id("users"), version=1)
         s._put(s._users, stored.id, stored)
         s._insert_user_id(stored.id)
-        s._put(s._emails, stored.email_key, stored.id)
+        if stored.email_key is not None:
+            s._put(s._emails, stored.email_key, stored.id)
         if stored.username_key is not None:
             s._put(s._usernames, stored.username_key, stored.id)
         return stored
@@ -348,8 +352,10 @@ class _Users(_Repository):
         self._check_unique(user, user_id=user.id)
         stored = attrs.evolve(user, version=user.version + 1)
         if current.email_key != stored.email_key:
-            s._pop(s._emails, current.email_key)
-            s._put(s._emails, stored.email_key, stored.id)
+            if current.email_key is not None:
+                s._pop(s._emails, current.email_key)
+            if stored.email_key is not None:
+                s._put(s._emails, stored.email_key, stored.id)
         if current.username_key != stored.username_key:
             if current.username_key is not None:
                 s._pop(s._usernames, current.username_key)
@@ -366,7 +372,8 @@ class _Users(_Repository):
             return False
         s._pop(s._users, user_id)
         s._remove_user_id(user_id)
-        s._pop(s._emails, user.email_key)
+        if user.email_key is not None:
+            s._pop(s._emails, user.email_key)
         if user.username_key is not None:
             s._pop(s._usernames, user.username_key)
         # The cascades a SQL store's foreign keys perform.
@@ -425,7 +432,8 @@ class _Users(_Repository):
 
     def _check_unique(self, user: User, *, user_id: int | None) -> None:
         # Email first: the order SQLite checks its unique indexes in.
-        owner = self._s._emails.get(user.email_key)
+        email_key = user.email_key
+        owner = None if email_key is None else self._s._emails.get(email_key)
         if owner is not None and owner != user_id:
             raise conflict("users", "email_key")
         username_key = user.username_key
@@ -717,5 +725,5 @@ class _Meta(_Repository):
 
     def schema_version(self) -> int:
         self._s._reading()
-        # Memory has no schema to migrate: its data model is version 1, for good.
+        # Memory has no schema to migrate: it always holds the latest data model.
         return _SCHEMA_VERSION

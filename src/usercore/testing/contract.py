@@ -117,11 +117,17 @@ def present(value: T | None) -> T:
     return value
 
 
-def a_user(email: str, **fields: Any) -> User:
+def a_user(email: str | None, **fields: Any) -> User:
     """A new user (``id`` is assigned by the store)."""
     fields.setdefault("created_at", T0)
     fields.setdefault("updated_at", T0)
     return User(id=0, email=email, **fields)
+
+
+def email_key_of(user: User) -> str:
+    """The email key of a user that has an email."""
+    assert user.email_key is not None
+    return user.email_key
 
 
 def a_refresh_token(token_hash: bytes, user_id: int, **fields: Any) -> RefreshToken:
@@ -185,7 +191,7 @@ class StoreContract:
 
     # -- helpers ---------------------------------------------------------------
 
-    def add_user(self, store: Store, email: str, **fields: Any) -> User:
+    def add_user(self, store: Store, email: str | None, **fields: Any) -> User:
         with store.transaction() as tx:
             return tx.users.add(a_user(email, **fields))
 
@@ -238,7 +244,7 @@ class StoreContract:
 
     def test_lookup_by_email_key_ignores_case(self, store: Store) -> None:
         user = self.add_user(store, "Ada.Lovelace@Example.COM")
-        found = self.read(store, lambda tx: tx.users.get_by_email(user.email_key))
+        found = self.read(store, lambda tx: tx.users.get_by_email(email_key_of(user)))
         assert user == found
         assert found.email == "Ada.Lovelace@Example.COM"
 
@@ -316,7 +322,7 @@ class StoreContract:
             with pytest.raises(ConflictError):
                 tx.users.add(a_user("Ada@example.com"))
             tx.users.add(a_user("grace@example.com"))
-        emails = [user.email for user in self.all_users(store)]
+        emails = [email_key_of(user) for user in self.all_users(store)]
         assert emails == ["ada@example.com", "grace@example.com"]
 
     # -- users: update and delete -------------------------------------------
@@ -392,13 +398,32 @@ class StoreContract:
         with pytest.raises(NotFoundError), store.transaction() as tx:
             tx.users.update(ghost)
 
+    def test_users_without_an_email_are_found_by_username(self, store: Store) -> None:
+        # Accounts identified by their username alone: no email, so no email key,
+        # and any number of them (a missing key is not a duplicate).
+        ada = self.add_user(store, None, username="ada")
+        grace = self.add_user(store, None, username="grace")
+        assert (ada.email, ada.email_key) == (None, None)
+        assert self.read(store, lambda tx: tx.users.get_by_username("ada")) == ada
+        with store.transaction() as tx:
+            saved = tx.users.update(attrs.evolve(grace, email="grace@example.com"))
+            assert tx.users.get_by_email("grace@example.com") == saved
+            cleared = tx.users.update(attrs.evolve(saved, email=None))
+            assert tx.users.get_by_email("grace@example.com") is None
+            assert cleared.email is None
+        assert self.add_user(store, "grace@example.com").id > grace.id
+        assert [user.username for user in self.all_users(store, UserFilter(search="ad"))] == ["ada"]
+        with store.transaction() as tx:
+            assert tx.users.delete(ada.id) is True
+        assert self.read(store, lambda tx: tx.users.get_by_username("ada")) is None
+
     def test_delete_reports_whether_the_user_existed(self, store: Store) -> None:
         user = self.add_user(store, "ada@example.com", username="ada")
         with store.transaction() as tx:
             assert tx.users.delete(user.id) is True
             assert tx.users.delete(user.id) is False
             assert tx.users.get(user.id) is None
-            assert tx.users.get_by_email(user.email_key) is None
+            assert tx.users.get_by_email(email_key_of(user)) is None
         self.add_user(store, "ada@example.com", username="ada")  # the keys are free again
 
     def test_deleting_a_user_deletes_its_tokens_and_keys(self, store: Store) -> None:
@@ -582,7 +607,7 @@ class StoreContract:
             )
         start, length = cut
         # A needle cut from a stored key hits; the random ones mostly miss.
-        needles.append(added[0].email_key[start : start + length])
+        needles.append((added[0].email_key or "")[start : start + length])
         everyone = self.all_users(store)
         for needle in needles:
             folded = search_key(needle)
@@ -590,7 +615,7 @@ class StoreContract:
                 user.id
                 for user in everyone
                 if not folded
-                or folded in user.email_key
+                or (user.email_key is not None and folded in user.email_key)
                 or (user.username_key is not None and folded in user.username_key)
                 or (user.name is not None and folded in search_key(user.name))
             ]
@@ -754,7 +779,7 @@ class StoreContract:
             tx.revoked_tokens.add(text, T0)
             key = tx.api_keys.add(an_api_key(text, user.id, name=text, scopes={text}))
         with store.transaction(readonly=True) as tx:
-            assert user == tx.users.get_by_email(user.email_key)
+            assert user == tx.users.get_by_email(email_key_of(user))
             assert user == tx.users.get_by_username(username_key(text))
             assert f"{text}@example.com" == present(tx.users.get(user.id)).email
             assert [user] == tx.users.list(after=None, limit=5, filter=UserFilter(role=text))
@@ -1179,7 +1204,7 @@ class StoreContract:
                 fail_after(store, lambda inner: inner.users.add(a_user("inner@example.com")))
             with store.transaction() as inner:
                 inner.users.add(a_user("kept@example.com"))
-        emails = [user.email for user in self.all_users(store)]
+        emails = [email_key_of(user) for user in self.all_users(store)]
         assert emails == ["outer@example.com", "kept@example.com"]
 
     def test_an_outer_rollback_undoes_a_completed_nested_transaction(self, store: Store) -> None:
@@ -1242,7 +1267,7 @@ class StoreContract:
             thread.start()
         for thread in threads:
             thread.join()
-        emails = [user.email for user in self.all_users(store)]
+        emails = [email_key_of(user) for user in self.all_users(store)]
         assert sorted(f"user{n}@example.com" for n in range(20)) == sorted(emails)
         assert len(conflicts) == 60
 

@@ -28,6 +28,7 @@ __all__ = [
     "OPERATIONS",
     "PATH_PARAMS",
     "V1_ROUTES",
+    "Answer",
     "Api",
     "Call",
     "EmailVerificationHook",
@@ -51,6 +52,7 @@ RESET_ACCEPTED = {
     "message": "If an active account has this address, a password reset token was sent to it."
 }
 VERIFICATION_ACCEPTED = {"message": "A verification token was sent to your email address."}
+LOGGED_OUT = {"message": "Logged out."}
 REGISTRATION_ACCEPTED = {
     "message": "If this address can be registered, a message was sent to it with what to do next."
 }
@@ -314,7 +316,7 @@ def refresh(call: Call, _: Principal | None, body: s.RefreshRequest) -> TokenPai
     return call.core.auth.refresh(body.refresh_token)
 
 
-def logout(call: Call, _: Principal | None, body: s.LogoutRequest) -> None:
+def logout(call: Call, _: Principal | None, body: s.LogoutRequest) -> dict[str, str]:
     credential = call.credential
     if credential is None:
         raise AuthenticationError("Authentication required.")
@@ -324,6 +326,7 @@ def logout(call: Call, _: Principal | None, body: s.LogoutRequest) -> None:
             "logout ends a token session; revoke an API key with DELETE /api-keys/{key_id}",
         )
     call.core.auth.logout(credential.token, body.refresh_token)
+    return LOGGED_OUT
 
 
 def me(call: Call, actor: Principal, _: None) -> User:
@@ -537,11 +540,12 @@ _OPERATIONS = (
     Operation(
         "logout",
         "End the session: the access token (and the refresh token, if given) stop working",
-        204,
+        200,
         logout,
         s.LogoutRequest,
         body_required=False,
         auth=False,
+        output=s.AcceptedOut,
         errors=(401,),
     ),
     Operation("me", "The current user", 200, me, output=s.UserOut, errors=(404,)),

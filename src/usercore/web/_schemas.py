@@ -92,7 +92,9 @@ class Query(BaseModel):
 
 
 class RegisterRequest(Body):
-    email: Text
+    """``email`` or ``username`` (an account identified by its username alone), or both."""
+
+    email: Text = _optional()
     password: Text
     username: Text | None = None
     name: Text | None = None
@@ -148,9 +150,10 @@ class TokenBody(Body):
 
 
 class UserCreate(Body):
-    """``role`` or ``roles`` (not both); the default is ``["user"]``."""
+    """``role`` or ``roles`` (not both); the default is ``["user"]``.  ``email`` or
+    ``username`` (or both) identifies the account."""
 
-    email: Text
+    email: Text = _optional()
     password: Text | None = None
     username: Text | None = None
     name: Text | None = None
@@ -168,7 +171,9 @@ class UserUpdate(Body):
     role: Text = _optional()
     roles: Texts = _optional()
     status: Literal["active", "inactive"] = _optional()
-    # Fresh authentication for one's own email change (SECURITY.md).
+    # One's own (with fresh authentication) or, as an administrator, anyone's.
+    password: Text = _optional()
+    # Fresh authentication for one's own email or password change (SECURITY.md).
     current_password: Text = _optional()
 
 
@@ -231,7 +236,7 @@ class RoleDeleteQuery(Query):
 
 class UserOut(BaseModel):
     id: int
-    email: str
+    email: str | None = Field(description="null for an account identified by its username")
     username: str | None
     name: str | None
     role: str | None = Field(description="The most privileged role held")
@@ -260,6 +265,35 @@ class TokenPairOut(BaseModel):
 
 class AcceptedOut(BaseModel):
     message: str
+
+
+class SuccessOut(BaseModel):
+    success: bool
+    message: str
+
+
+class TokenOut(TokenPairOut):
+    token: str = Field(description="The access token again, as the document names it")
+
+
+class RegisteredOut(TokenOut):
+    user: UserOut
+
+
+class MessageError(BaseModel):
+    """An error as ``{"message"}`` (``errors``: each refused field and its problems)."""
+
+    message: str
+    errors: dict[str, list[str]] | None = None
+    error: str | None = Field(None, description="On a 500: the id under which it was logged")
+
+
+class RailsError(BaseModel):
+    """An error as ``{"error", "message"}`` or ``{"error": "Validation failed", "messages"}``."""
+
+    error: str
+    message: str | None = None
+    messages: dict[str, list[str]] | None = None
 
 
 class RoleOut(BaseModel):

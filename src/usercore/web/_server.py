@@ -26,7 +26,7 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from datetime import datetime, timezone
 from typing import Any
@@ -37,6 +37,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from usercore import SYSTEM, StoreUnavailable, UserCore
 from usercore.services.events import Event
+from usercore.web._profiles import profiles_of
 from usercore.web.fastapi import add_health_routes, create_app
 
 __all__ = [
@@ -57,6 +58,10 @@ logger = logging.getLogger("usercore.serve")
 access_logger = logging.getLogger("usercore.access")
 
 
+def _names(value: Iterable[str]) -> tuple[str, ...]:
+    return tuple(value)
+
+
 @attrs.frozen(kw_only=True)
 class ServeOptions:
     """Everything a worker needs to build the app, as JSON-able values.
@@ -67,7 +72,8 @@ class ServeOptions:
     """
 
     url: str
-    prefix: str = "/api/v1"
+    profiles: tuple[str, ...] = attrs.field(default=("v1",), converter=_names)
+    prefix: str | None = None
     docs: bool = True
     docs_ui: bool = False
     cors_origins: tuple[str, ...] = attrs.field(default=(), converter=tuple)
@@ -238,7 +244,7 @@ def build_app(options: ServeOptions, core: UserCore, *, close_core: bool = False
 
     app = create_app(
         core,
-        prefix=options.prefix,
+        profile=profiles_of(options.profiles, options.prefix),
         docs=options.docs,
         docs_ui=options.docs_ui,
         cors_origins=options.cors_origins,

@@ -56,7 +56,6 @@ from usercore.web._core import (
     HttpResponse,
     answer_headers,
     credential_of,
-    error_response,
     http_error_response,
     identify,
     internal_error_response,
@@ -65,9 +64,7 @@ from usercore.web._core import (
     request_id_of,
 )
 from usercore.web._operations import (
-    OPERATIONS,
     PATH_PARAMS,
-    V1_ROUTES,
     Api,
     Call,
     EmailVerificationHook,
@@ -75,10 +72,10 @@ from usercore.web._operations import (
     PasswordResetHook,
     fill_refresh_token,
     ignores_credential,
-    outcome,
     owner_id_of,
     session_cookies,
 )
+from usercore.web._profiles import PROFILES, V1, Profile, ProfileChoice, Route, profiles_of
 from usercore.web._schemas import (
     ErrorResponse,
     LoginRequest,
@@ -89,9 +86,11 @@ from usercore.web._schemas import (
 )
 
 __all__ = [
+    "PROFILES",
     "Auth",
     "CookieSessions",
     "ErrorResponse",
+    "Profile",
     "UserOut",
     "add_health_routes",
     "create_app",
@@ -106,6 +105,7 @@ logger = logging.getLogger("usercore.web")
 
 DEFAULT_PREFIX = "/api/v1"
 _OPERATION = "usercore_operation"
+_PROFILE = "usercore_profile"
 _PRINCIPAL = "usercore_principal"
 _CREDENTIAL = "usercore_credential"
 
@@ -125,16 +125,16 @@ _ERROR_HEADERS: dict[int, dict[str, Any]] = {
 }
 
 
-def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+def _errors(model: Any, *statuses: int) -> dict[int | str, dict[str, Any]]:
     documented: dict[int | str, dict[str, Any]] = {}
     for status in sorted({400, 500, *statuses}):
-        entry: dict[str, Any] = {"model": ErrorResponse, "description": _ERROR_DESCRIPTIONS[status]}
+        entry: dict[str, Any] = {"model": model, "description": _ERROR_DESCRIPTIONS[status]}
         if status in _ERROR_HEADERS:
             entry["headers"] = _ERROR_HEADERS[status]
         documented[status] = entry
     # A range also keeps FastAPI from documenting a 422 that is never sent.
     documented["4XX"] = {
-        "model": ErrorResponse,
+        "model": model,
         "description": "Another client error, e.g. 413 for a body over 1 MiB",
     }
     return documented
@@ -322,6 +322,15 @@ def _is_usercore_route(request: Request) -> bool:
     return getattr(getattr(route, "endpoint", None), _OPERATION, None) is not None
 
 
+def _profile_of(request: Request) -> Profile:
+    """The profile whose shapes the answer takes: the matched route's, else the app's."""
+    route = request.scope.get("route")
+    found = getattr(getattr(route, "endpoint", None), _PROFILE, None)
+    if found is None:
+        found = getattr(request.app.state, _PROFILE, None)
+    return found if isinstance(found, Profile) else V1
+
+
 def _unexpected(request: Request, exc: BaseException) -> Response:
     request_id = request_id_of(request.headers)
     logger.error(
@@ -331,13 +340,17 @@ def _unexpected(request: Request, exc: BaseException) -> Response:
         request_id,
         exc_info=exc,
     )
-    return _response(internal_error_response(request_id), SECURITY_HEADERS)
+    return _response(
+        _profile_of(request).reshape(internal_error_response(request_id)), SECURITY_HEADERS
+    )
 
 
 def _usercore_response(request: Request, exc: UsercoreError) -> Response:
     if is_unexpected(exc):
         return _unexpected(request, exc)
-    return _response(error_response(exc), SECURITY_HEADERS)
+    route = request.scope.get("route")
+    operation = getattr(getattr(route, "endpoint", None), _OPERATION, None)
+    return _response(_profile_of(request).error(exc, operation), SECURITY_HEADERS)
 
 
 async def _delegate(handler: Callable[..., Any], request: Request, exc: Exception) -> Response:
@@ -374,7 +387,8 @@ def _install_error_handlers(app: FastAPI, format_all_errors: bool) -> None:
             # FastAPI answers a body it cannot parse at all (too deeply nested
             # JSON, bytes that are not UTF-8) with a bare 400.
             return _usercore_response(request, ValidationError.single("body", "is not valid JSON"))
-        return _response(http_error_response(exc.status_code, exc.headers), SECURITY_HEADERS)
+        answer = http_error_response(exc.status_code, exc.headers)
+        return _response(_profile_of(request).reshape(answer), SECURITY_HEADERS)
 
     handlers.setdefault(UsercoreError, usercore_error)
     app.add_exception_handler(RequestValidationError, validation_error)
@@ -460,6 +474,7 @@ def _endpoint(
     operation: Operation,
     prefix: str,
     sessions: CookieSessions | None,
+    profile: Profile,
 ) -> Callable[..., Any]:
     """A FastAPI endpoint for ``operation``: typed path parameters, the input model
     (``Body`` or ``Query``) and the principal as a dependency, with a signature
@@ -522,8 +537,10 @@ def _endpoint(
                     sessions, operation, value, request.method, request.headers, request.cookies
                 )
             result = operation.run(call, principal, value, kwargs)
-            answer = HttpResponse(
-                *outcome(operation, result),
+            answer = profile.answer(
+                operation,
+                result,
+                request.url.path,
                 secret_headers,
                 session_cookies(
                     sessions, operation, result, prefix, request.headers, request.cookies
@@ -532,7 +549,7 @@ def _endpoint(
         except UsercoreError as exc:
             if is_unexpected(exc):
                 return _unexpected(request, exc)
-            answer = error_response(exc)
+            answer = profile.error(exc, operation.name)
         except Exception as exc:
             return _unexpected(request, exc)
         return _response(answer)
@@ -540,6 +557,7 @@ def _endpoint(
     endpoint.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
     endpoint.__name__ = operation.name
     setattr(endpoint, _OPERATION, operation.name)
+    setattr(endpoint, _PROFILE, profile)
     return endpoint
 
 
@@ -560,19 +578,23 @@ def create_router(
     on_password_reset: PasswordResetHook | None = None,
     on_email_verification: EmailVerificationHook | None = None,
     sessions: CookieSessions | None = None,
-    routes: Sequence[tuple[str, str, str]] = V1_ROUTES,
+    routes: Sequence[Route] | None = None,
+    profile: str | Profile = V1,
 ) -> APIRouter:
     """The usercore routes as an ``APIRouter`` under ``prefix``.
 
     Call :func:`init_app` on the app too: it answers usercore's errors with
-    usercore's envelope.  ``routes`` is the route table (``(method, path,
-    operation name)``); ``sessions`` turns on the cookie transport.
+    usercore's envelope.  ``profile`` (a name of ``PROFILES`` or a
+    :class:`~usercore.web._profiles.Profile`) gives the route table and the
+    shapes of the answers; ``routes`` replaces its route table (``(method,
+    path, operation name)``); ``sessions`` turns on the cookie transport.
     """
     router = APIRouter()
     api = Api(
         core, on_password_reset=on_password_reset, on_email_verification=on_email_verification
     )
-    _add_routes(router, api, prefix, sessions, routes)
+    (chosen,) = profiles_of(profile)
+    _add_routes(router, api, prefix, sessions, chosen, routes)
     return router
 
 
@@ -581,14 +603,16 @@ def _add_routes(
     api: Api,
     prefix: str,
     sessions: CookieSessions | None,
-    routes: Sequence[tuple[str, str, str]],
+    profile: Profile,
+    routes: Sequence[Route] | None = None,
 ) -> None:
     auth = Auth(api.core, prefix=prefix, sessions=sessions)
     endpoints: dict[str, Callable[..., Any]] = {}
-    for method, path, name in routes:
-        operation = OPERATIONS[name]
+    error_model = profile.error_model
+    for method, path, name in profile.routes if routes is None else routes:
+        operation = profile.operation(name)
         if name not in endpoints:
-            endpoints[name] = _endpoint(api, auth, operation, prefix, sessions)
+            endpoints[name] = _endpoint(api, auth, operation, prefix, sessions, profile)
         extra: dict[str, Any] = {}
         if name == "login":
             extra["dependencies"] = [Depends(_read_login_body)]
@@ -599,7 +623,9 @@ def _add_routes(
             methods=[method],
             status_code=operation.status,
             response_model=operation.output,
-            responses=_errors(*operation.errors, *((401, 403) if operation.auth else ())),
+            responses=_errors(
+                error_model, *operation.errors, *((401, 403) if operation.auth else ())
+            ),
             name=name,
             summary=operation.summary,
             **extra,
@@ -652,7 +678,8 @@ def init_app(
 def create_app(
     core: UserCore,
     *,
-    prefix: str = DEFAULT_PREFIX,
+    prefix: str | None = None,
+    profile: ProfileChoice = V1,
     on_password_reset: PasswordResetHook | None = None,
     on_email_verification: EmailVerificationHook | None = None,
     title: str = "usercore",
@@ -671,8 +698,15 @@ def create_app(
     without subresource integrity).
     ``sessions`` turns on the cookie transport (with CSRF protection),
     ``cors_origins`` lets those origins call the API from a browser.
+    ``profile`` is the API served (``"v1"``, ``"classic"``, ``"ums"``,
+    ``"rbac"``, ``"rails"``, a :class:`~usercore.web._profiles.Profile`, or
+    several whose paths do not clash), each under its base path, or under
+    ``prefix`` when one is given.
     """
     from usercore import __version__
+
+    chosen = profiles_of(profile, prefix)
+    bases = [served.base for served in chosen]
 
     app = FastAPI(
         title=title,
@@ -684,17 +718,19 @@ def create_app(
     init_app(
         app,
         core,
-        prefix=prefix,
+        prefix=bases[0],
         sessions=sessions,
         cors_origins=cors_origins,
         cors_allow_credentials=cors_allow_credentials,
         format_all_errors=True,
     )
+    setattr(app.state, _PROFILE, chosen[0])
     api = Api(
         core, on_password_reset=on_password_reset, on_email_verification=on_email_verification
     )
-    # Straight onto the app's router: an included router is matched twice per request.
-    _add_routes(app.router, api, prefix, sessions, V1_ROUTES)
+    for served, base in zip(chosen, bases, strict=True):
+        # Straight onto the app's router: an included router is matched twice per request.
+        _add_routes(app.router, api, base, sessions, served)
     return app
 
 

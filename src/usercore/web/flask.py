@@ -46,7 +46,6 @@ from usercore.web._core import (
     HttpResponse,
     answer_headers,
     credential_of,
-    error_response,
     http_error_response,
     identify,
     internal_error_response,
@@ -54,9 +53,7 @@ from usercore.web._core import (
     request_id_of,
 )
 from usercore.web._operations import (
-    OPERATIONS,
     PATH_PARAMS,
-    V1_ROUTES,
     Api,
     Call,
     EmailVerificationHook,
@@ -64,15 +61,17 @@ from usercore.web._operations import (
     PasswordResetHook,
     fill_refresh_token,
     ignores_credential,
-    outcome,
     owner_id_of,
     session_cookies,
 )
+from usercore.web._profiles import PROFILES, V1, Profile, ProfileChoice, Route, profiles_of
 from usercore.web._schemas import body_value, login_input, validation_details
 
 __all__ = [
+    "PROFILES",
     "Auth",
     "CookieSessions",
+    "Profile",
     "create_app",
     "create_blueprint",
     "current_principal",
@@ -86,6 +85,7 @@ logger = logging.getLogger("usercore.web")
 
 DEFAULT_PREFIX = "/api/v1"
 EXTENSION = "usercore"
+PROFILES_EXTENSION = "usercore_profiles"
 _PRINCIPAL = "usercore_principal"
 _CREDENTIAL = "usercore_credential"
 
@@ -229,10 +229,20 @@ def permission_required(
 # -- errors ---------------------------------------------------------------------------
 
 
-def _error(exc: UsercoreError) -> flask.Response:
+def _profile() -> Profile:
+    """The profile whose shapes the answer takes: the matched blueprint's, else the app's."""
+    known: Mapping[str | None, Profile] = flask.current_app.extensions.get(PROFILES_EXTENSION, {})
+    return known.get(flask.request.blueprint) or known.get(None) or V1
+
+
+def _error(
+    exc: UsercoreError, profile: Profile | None = None, operation: str | None = None
+) -> flask.Response:
     if is_unexpected(exc):
         return _unexpected_error(exc)
-    return _response(error_response(exc))
+    if profile is None:
+        profile = _profile()
+    return _response(profile.error(exc, operation))
 
 
 def _http_error(exc: HTTPException) -> flask.Response:
@@ -241,7 +251,7 @@ def _http_error(exc: HTTPException) -> flask.Response:
     headers = {
         key: value for key, value in exc.get_headers() if key.lower() not in ("content-type",)
     }
-    return _response(http_error_response(exc.code, headers))
+    return _response(_profile().reshape(http_error_response(exc.code, headers)))
 
 
 def _unexpected_error(exc: Exception) -> flask.Response:
@@ -253,7 +263,7 @@ def _unexpected_error(exc: Exception) -> flask.Response:
         request_id,
         exc_info=exc,
     )
-    return _response(internal_error_response(request_id))
+    return _response(_profile().reshape(internal_error_response(request_id)))
 
 
 # -- the operations as views -------------------------------------------------------------
@@ -322,6 +332,7 @@ def _view(
     operation: Operation,
     sessions: CookieSessions | None,
     paths: Sequence[str],
+    profile: Profile,
 ) -> Callable[..., flask.Response]:
     # Set with the answer: cheaper than adding them one by one afterwards.
     secret_headers = {**SECURITY_HEADERS, **(NO_STORE_HEADERS if operation.issues_secrets else {})}
@@ -354,14 +365,16 @@ def _view(
             call = Call(api, credential, request.remote_addr)
             result = operation.run(call, principal, value, path)
             return _response(
-                HttpResponse(
-                    *outcome(operation, result),
+                profile.answer(
+                    operation,
+                    result,
+                    request.path,
                     secret_headers,
                     () if sessions is None else _cookies(sessions, operation, result, paths),
                 )
             )
         except UsercoreError as exc:
-            return _error(exc)
+            return _error(exc, profile, operation.name)
         except Exception as exc:
             return _unexpected_error(exc)
 
@@ -396,16 +409,21 @@ def create_blueprint(
     on_password_reset: PasswordResetHook | None = None,
     on_email_verification: EmailVerificationHook | None = None,
     sessions: CookieSessions | None = None,
-    routes: Sequence[tuple[str, str, str]] = V1_ROUTES,
+    routes: Sequence[Route] | None = None,
+    profile: str | Profile = V1,
 ) -> flask.Blueprint:
     """The usercore routes as a blueprint (mount it with a ``url_prefix``).
 
     ``on_password_reset(email, token)`` and ``on_email_verification(user,
     token)`` deliver the one-time tokens, which the API never returns;
-    ``sessions`` turns on the cookie transport; ``routes`` is the route
+    ``sessions`` turns on the cookie transport; ``profile`` (a name of
+    ``PROFILES`` or a :class:`~usercore.web._profiles.Profile`) gives the
+    route table and the shapes of the answers, ``routes`` replaces its route
     table.  Registering it on an app without :func:`init_app` sets ``core``
     up for :class:`Auth`'s module-level helpers.
     """
+    (chosen,) = profiles_of(profile)
+    table = chosen.routes if routes is None else routes
     api = Api(
         core, on_password_reset=on_password_reset, on_email_verification=on_email_verification
     )
@@ -413,10 +431,11 @@ def create_blueprint(
     blueprint = flask.Blueprint(name, __name__)
     views: dict[str, Callable[..., flask.Response]] = {}
     rules: dict[str, list[str]] = {}
-    for method, path, operation_name in routes:
+    for method, path, operation_name in table:
         if operation_name not in views:
-            paths = [path for _, path, name in routes if name == operation_name]
-            views[operation_name] = _view(api, auth, OPERATIONS[operation_name], sessions, paths)
+            paths = [path for _, path, name in table if name == operation_name]
+            operation = chosen.operation(operation_name)
+            views[operation_name] = _view(api, auth, operation, sessions, paths, chosen)
         rules.setdefault(f"{operation_name} {path}", []).append(method)
     for key, methods in rules.items():
         operation_name, path = key.split(" ", 1)
@@ -429,6 +448,7 @@ def create_blueprint(
 
     def remember_core(state: flask.blueprints.BlueprintSetupState) -> None:
         state.app.extensions.setdefault(EXTENSION, auth)
+        state.app.extensions.setdefault(PROFILES_EXTENSION, {})[name] = chosen
 
     blueprint.record_once(remember_core)
     return blueprint
@@ -489,32 +509,45 @@ def init_app(
 def create_app(
     core: UserCore,
     *,
-    prefix: str = DEFAULT_PREFIX,
+    prefix: str | None = None,
+    profile: ProfileChoice = V1,
     on_password_reset: PasswordResetHook | None = None,
     on_email_verification: EmailVerificationHook | None = None,
     sessions: CookieSessions | None = None,
     cors_origins: Sequence[str] = (),
     cors_allow_credentials: bool = False,
 ) -> flask.Flask:
-    """A Flask app serving the usercore API under ``prefix``; every error in the envelope."""
+    """A Flask app serving the usercore API; every error in the shape of its profile.
+
+    ``profile`` is the API served (``"v1"``, ``"classic"``, ``"ums"``,
+    ``"rbac"``, ``"rails"``, a :class:`~usercore.web._profiles.Profile`, or
+    several whose paths do not clash), each under its base path, or under
+    ``prefix`` when one is given.
+    """
+    chosen = profiles_of(profile, prefix)
     app = flask.Flask("usercore")
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+    # Errors outside every blueprint (an unknown path) take the first profile's shape.
+    app.extensions[PROFILES_EXTENSION] = {None: chosen[0]}
     init_app(
         app,
         core,
-        prefix=prefix,
+        prefix=chosen[0].base,
         sessions=sessions,
         cors_origins=cors_origins,
         cors_allow_credentials=cors_allow_credentials,
         format_all_errors=True,
     )
-    app.register_blueprint(
-        create_blueprint(
-            core,
-            on_password_reset=on_password_reset,
-            on_email_verification=on_email_verification,
-            sessions=sessions,
-        ),
-        url_prefix=prefix,
-    )
+    for index, served in enumerate(chosen):
+        app.register_blueprint(
+            create_blueprint(
+                core,
+                name="usercore" if index == 0 else f"usercore_{served.name}",
+                on_password_reset=on_password_reset,
+                on_email_verification=on_email_verification,
+                sessions=sessions,
+                profile=served,
+            ),
+            url_prefix=served.base,
+        )
     return app
