@@ -1,4 +1,4 @@
-"""What every service shares: the store, settings, clock, hasher, policy, events, tokens."""
+"""What every service shares: the store, settings, clock, hasher, policy, events, sessions."""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ from usercore.passwords import PasswordHasher
 from usercore.policy import CompiledPolicy, Policy, compile_roles
 from usercore.ports import Clock, Store, UnitOfWork, UserFilter
 from usercore.services.events import EventBus
+from usercore.services.sessions import SessionService
 from usercore.settings import Settings
-from usercore.tokens import TokenService
 
 __all__ = [
     "MAX_ID",
@@ -54,7 +54,7 @@ class Context:
     policy: Policy
     registry: PermissionRegistry
     events: EventBus
-    tokens: TokenService
+    sessions: SessionService
 
 
 def check_id(value: Any, field: str = "user_id") -> int:

@@ -119,7 +119,7 @@ class ApiKeyService:
                 raise ValidationError.single(
                     "name", f"a user may hold at most {MAX_KEYS_PER_USER} API keys"
                 )
-            record, text = self._ctx.tokens.create_api_key(
+            record, text = self._ctx.sessions.create_api_key(
                 tx, user, name=name.strip(), scopes=scope_set, expires_at=expires_at
             )
         self._ctx.events.emit(

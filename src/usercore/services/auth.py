@@ -30,8 +30,9 @@ from usercore.services._context import (
     require_delegation,
     role_table,
 )
+from usercore.services.sessions import EMAIL_VERIFICATION, PASSWORD_RESET
 from usercore.settings import Settings
-from usercore.tokens import EMAIL_VERIFICATION, PASSWORD_RESET, new_opaque_token, token_digest
+from usercore.tokens import new_opaque_token, token_digest
 
 __all__ = ["AuthService", "Lockout", "lockout_duration"]
 
@@ -315,7 +316,7 @@ class AuthService:
                     password_hash=new_hash if new_hash is not None else user.password_hash,
                 )
             )
-            pair = ctx.tokens.issue_pair(tx, user)
+            pair = ctx.sessions.issue_pair(tx, user)
         ctx.events.emit("auth.login_succeeded", user_id=user_id, rehashed=new_hash is not None)
         return pair
 
@@ -323,16 +324,16 @@ class AuthService:
 
     def authenticate(self, access_token: str) -> Principal:
         """The principal of a valid access token; ``TokenError`` otherwise."""
-        return self._ctx.tokens.authenticate(access_token)
+        return self._ctx.sessions.authenticate(access_token)
 
     def authenticate_api_key(self, key: str) -> Principal:
         """The principal of a valid API key (limited to its scopes); ``TokenError`` otherwise."""
-        return self._ctx.tokens.authenticate_api_key(key)
+        return self._ctx.sessions.authenticate_api_key(key)
 
     def refresh(self, refresh_token: str) -> TokenPair:
         """Trade a refresh token for a new pair (rotation with replay detection)."""
         try:
-            pair, user = self._ctx.tokens.refresh(refresh_token)
+            pair, user = self._ctx.sessions.refresh(refresh_token)
         except TokenError:
             self._ctx.events.emit("token.refresh_rejected")
             raise
@@ -342,7 +343,7 @@ class AuthService:
     def logout(self, access_token: str, refresh_token: str | None = None) -> None:
         """End a session: the access token is refused from now on, and the refresh
         token's family is revoked when given."""
-        user_id = self._ctx.tokens.logout(access_token, refresh_token)
+        user_id = self._ctx.sessions.logout(access_token, refresh_token)
         self._ctx.events.emit("token.revoked", user_id=user_id, scope="session")
 
     def logout_all(self, actor: Principal, user_id: int) -> None:
@@ -353,7 +354,7 @@ class AuthService:
         with self._ctx.store.transaction() as tx:
             user = found(tx.users.get(user_id) if in_id_range(user_id) else None, "User")
             require_delegation(role_table(tx), actor, target=user)
-            self._ctx.tokens.revoke_user_sessions(tx, user.id)
+            self._ctx.sessions.revoke_user_sessions(tx, user.id)
             tx.users.update(attrs.evolve(user, token_version=user.token_version + 1))
         self._ctx.events.emit("token.revoked", user_id=user_id, actor=actor, scope="all")
 
@@ -385,7 +386,7 @@ class AuthService:
                 )
                 token = None
             else:
-                token = ctx.tokens.issue_one_time(tx, user, PASSWORD_RESET)
+                token = ctx.sessions.issue_one_time(tx, user, PASSWORD_RESET)
         ctx.events.emit(
             "password.reset_requested",
             user_id=None if token is None or user is None else user.id,
@@ -402,7 +403,7 @@ class AuthService:
         ``TokenError`` if the token is not a valid reset token.
         """
         with self._ctx.store.transaction(readonly=True) as tx:
-            return self._ctx.tokens.check_one_time(tx, token, PASSWORD_RESET).email
+            return self._ctx.sessions.check_one_time(tx, token, PASSWORD_RESET).email
 
     def reset_password(self, token: str, new_password: str) -> None:
         """Set a new password with a reset token; revokes every session and lock.
@@ -413,7 +414,7 @@ class AuthService:
         ctx = self._ctx
         with ctx.store.transaction(readonly=True) as tx:
             # Look without spending: a rejected password must leave the token usable.
-            user = ctx.tokens.check_one_time(tx, token, PASSWORD_RESET)
+            user = ctx.sessions.check_one_time(tx, token, PASSWORD_RESET)
         password = validation.validate_password(
             new_password,
             settings=ctx.settings,
@@ -423,8 +424,8 @@ class AuthService:
         )
         password_hash = ctx.hasher.hash(password)
         with ctx.store.transaction() as tx:
-            current = ctx.tokens.consume_one_time(tx, token, PASSWORD_RESET)
-            ctx.tokens.revoke_user_sessions(tx, current.id)
+            current = ctx.sessions.consume_one_time(tx, token, PASSWORD_RESET)
+            ctx.sessions.revoke_user_sessions(tx, current.id)
             tx.users.update(
                 attrs.evolve(
                     current,
@@ -443,7 +444,7 @@ class AuthService:
         self._ctx.policy.require(actor, "users:update", owner_id=user_id)
         with self._ctx.store.transaction() as tx:
             user = found(tx.users.get(user_id) if in_id_range(user_id) else None, "User")
-            token = self._ctx.tokens.issue_one_time(tx, user, EMAIL_VERIFICATION)
+            token = self._ctx.sessions.issue_one_time(tx, user, EMAIL_VERIFICATION)
         self._ctx.events.emit("email.verification_requested", user_id=user_id, actor=actor)
         return token
 
@@ -451,7 +452,7 @@ class AuthService:
         """Mark the email verified with a verification token; ``TokenError`` if invalid."""
         ctx = self._ctx
         with ctx.store.transaction() as tx:
-            user = ctx.tokens.consume_one_time(tx, token, EMAIL_VERIFICATION)
+            user = ctx.sessions.consume_one_time(tx, token, EMAIL_VERIFICATION)
             saved = tx.users.update(attrs.evolve(user, email_verified=True, updated_at=ctx.clock()))
         ctx.events.emit("user.email_verified", user_id=saved.id)
         return saved

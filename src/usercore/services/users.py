@@ -475,7 +475,7 @@ class UserService:
     def _revoke_sessions(self, tx: UnitOfWork, user: User) -> User:
         """Bump the token version (every access and refresh token dies) and revoke
         the refresh tokens and API keys; returns the evolved user for the caller to save."""
-        self._ctx.tokens.revoke_user_sessions(tx, user.id)
+        self._ctx.sessions.revoke_user_sessions(tx, user.id)
         return attrs.evolve(user, token_version=user.token_version + 1)
 
     def change_password(
