@@ -354,8 +354,7 @@ class AuthService:
         with self._ctx.store.transaction() as tx:
             user = found(tx.users.get(user_id) if in_id_range(user_id) else None, "User")
             require_delegation(role_table(tx), actor, target=user)
-            self._ctx.sessions.revoke_user_sessions(tx, user.id)
-            tx.users.update(attrs.evolve(user, token_version=user.token_version + 1))
+            tx.users.update(self._ctx.sessions.end_sessions(tx, user))
         self._ctx.events.emit("token.revoked", user_id=user_id, actor=actor, scope="all")
 
     # -- password reset and email verification -----------------------------------
@@ -415,27 +414,11 @@ class AuthService:
         with ctx.store.transaction(readonly=True) as tx:
             # Look without spending: a rejected password must leave the token usable.
             user = ctx.sessions.check_one_time(tx, token, PASSWORD_RESET)
-        password = validation.validate_password(
+        ctx.sessions.replace_password(
+            user,
             new_password,
-            settings=ctx.settings,
-            username=user.username,
-            email=user.email,
-            field="new_password",
+            load=lambda tx: ctx.sessions.consume_one_time(tx, token, PASSWORD_RESET),
         )
-        password_hash = ctx.hasher.hash(password)
-        with ctx.store.transaction() as tx:
-            current = ctx.sessions.consume_one_time(tx, token, PASSWORD_RESET)
-            ctx.sessions.revoke_user_sessions(tx, current.id)
-            tx.users.update(
-                attrs.evolve(
-                    current,
-                    password_hash=password_hash,
-                    token_version=current.token_version + 1,
-                    failed_logins=0,
-                    locked_until=None,
-                    updated_at=ctx.clock(),
-                )
-            )
         ctx.events.emit("password.reset", user_id=user.id)
 
     def request_email_verification(self, actor: Principal, user_id: int) -> str:

@@ -112,7 +112,7 @@ class UserCore:
             policy=self.policy,
             registry=registry,
             events=self.events,
-            sessions=SessionService(store, settings, self.clock),
+            sessions=SessionService(store, settings, self.clock, hasher),
         )
         self._ctx = ctx
         self.users = UserService(ctx)

@@ -13,11 +13,14 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 import attrs
 
+from usercore import validation
 from usercore.domain import ApiKey, OneTimeToken, Principal, RefreshToken, TokenPair, User
+from usercore.passwords import PasswordHasher
 from usercore.ports import Clock, Store, UnitOfWork
 from usercore.settings import Settings
 from usercore.tokens import (
@@ -74,10 +77,11 @@ class SessionService:
     replayed refresh token revokes its family), commit before raising.
     """
 
-    def __init__(self, store: Store, settings: Settings, clock: Clock):
+    def __init__(self, store: Store, settings: Settings, clock: Clock, hasher: PasswordHasher):
         self._store = store
         self._settings = settings
         self._clock = clock
+        self._hasher = hasher
         self.codec = AccessTokenCodec(settings, clock)
 
     # -- access and refresh tokens ------------------------------------------
@@ -227,18 +231,61 @@ class SessionService:
                     tx.refresh_tokens.revoke_family(record.family_id, now)
         return user.id
 
-    def revoke_user_sessions(self, tx: UnitOfWork, user_id: int) -> None:
-        """Revoke every refresh token and every API key of a user (the caller bumps
-        the token version).
+    def end_sessions(self, tx: UnitOfWork, user: User, *, one_time_tokens: bool = False) -> User:
+        """End every session of ``user``: revoke its refresh tokens and API keys
+        and return it with its token version bumped (every access token issued
+        before dies), for the caller to save with its other changes.
 
-        Every credential change goes through here (sign-out everywhere, password
-        reset and change, an administrator's ``set_password``, deactivation), so
-        a key minted with a stolen session cannot outlive the owner's recovery
+        ``one_time_tokens`` also drops its outstanding reset and verification
+        tokens (deleting the account).  Every credential change goes through
+        here (sign-out everywhere, password reset and change, an
+        administrator's ``set_password``, deactivation, deletion), so a key
+        minted with a stolen session cannot outlive the owner's recovery
         (OWASP ASVS 4.0.3 V3.3.3, V2.5.x).
         """
         now = self._clock()
-        tx.refresh_tokens.revoke_user(user_id, now)
-        tx.api_keys.revoke_user(user_id, now)
+        tx.refresh_tokens.revoke_user(user.id, now)
+        tx.api_keys.revoke_user(user.id, now)
+        if one_time_tokens:
+            tx.one_time_tokens.delete_for_user(user.id)
+        return attrs.evolve(user, token_version=user.token_version + 1)
+
+    def replace_password(
+        self,
+        user: User,
+        new_password: object,
+        *,
+        load: Callable[[UnitOfWork], User],
+    ) -> User:
+        """Store a new password for ``user`` and end every session: the one path
+        of a password change, an administrator's reset and a reset by token.
+
+        The password is validated against ``user`` (``ValidationError`` on
+        ``new_password``, nothing written) and hashed outside any transaction;
+        then ``load(tx)`` returns the account as the write transaction sees it
+        (raising to refuse: a spent token, a delegation rule), and the new hash
+        is saved with any lockout cleared (OWASP ASVS 4.0.3 V2.1.1, V3.3.3).
+        Returns the saved user.
+        """
+        password = validation.validate_password(
+            new_password,
+            settings=self._settings,
+            username=user.username,
+            email=user.email,
+            field="new_password",
+        )
+        password_hash = self._hasher.hash(password)
+        with self._store.transaction() as tx:
+            current = self.end_sessions(tx, load(tx))
+            return tx.users.update(
+                attrs.evolve(
+                    current,
+                    password_hash=password_hash,
+                    failed_logins=0,
+                    locked_until=None,
+                    updated_at=self._clock(),
+                )
+            )
 
     def purge_expired(self) -> int:
         """Forget expired revocations, refresh tokens and one-time tokens; returns the count."""

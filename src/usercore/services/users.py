@@ -441,7 +441,7 @@ class UserService:
             if status is not None and status is not current.status:
                 updated = attrs.evolve(updated, status=status)
                 if status is UserStatus.INACTIVE:
-                    updated = self._revoke_sessions(tx, updated)
+                    updated = self._ctx.sessions.end_sessions(tx, updated)
             if updated == current:
                 return current
             saved = tx.users.update(attrs.evolve(updated, updated_at=self._ctx.clock()))
@@ -471,12 +471,6 @@ class UserService:
                 "user.status_changed", user_id=user_id, actor=actor, status=saved.status.value
             )
         return saved
-
-    def _revoke_sessions(self, tx: UnitOfWork, user: User) -> User:
-        """Bump the token version (every access and refresh token dies) and revoke
-        the refresh tokens and API keys; returns the evolved user for the caller to save."""
-        self._ctx.sessions.revoke_user_sessions(tx, user.id)
-        return attrs.evolve(user, token_version=user.token_version + 1)
 
     def change_password(
         self,
@@ -522,28 +516,13 @@ class UserService:
     def _store_password(
         self, actor: Principal | None, user: User, new_password: object, *, event: str
     ) -> User:
-        password = validation.validate_password(
-            new_password,
-            settings=self._ctx.settings,
-            username=user.username,
-            email=user.email,
-            field="new_password",
-        )
-        password_hash = self._ctx.hasher.hash(password)
-        with self._ctx.store.transaction() as tx:
+        def load(tx: UnitOfWork) -> User:
             current = found(tx.users.get(user.id), "User")
             if actor is not None:
                 require_delegation(role_table(tx), actor, target=current)
-            updated = self._revoke_sessions(tx, current)
-            saved = tx.users.update(
-                attrs.evolve(
-                    updated,
-                    password_hash=password_hash,
-                    failed_logins=0,
-                    locked_until=None,
-                    updated_at=self._ctx.clock(),
-                )
-            )
+            return current
+
+        saved = self._ctx.sessions.replace_password(user, new_password, load=load)
         self._ctx.events.emit(event, user_id=user.id, actor=actor)
         return saved
 
@@ -575,14 +554,11 @@ class UserService:
         """
         check_id(user_id)
         self._ctx.policy.require(actor, "users:delete", owner_id=user_id)
-        now = self._ctx.clock()
         with self._ctx.store.transaction() as tx:
             user = found(tx.users.get(user_id) if in_id_range(user_id) else None, "User")
             table = role_table(tx)
             require_delegation(table, actor, target=user)
-            tx.refresh_tokens.revoke_user(user_id, now)
-            tx.api_keys.revoke_user(user_id, now)
-            tx.one_time_tokens.delete_for_user(user_id)
+            self._ctx.sessions.end_sessions(tx, user, one_time_tokens=True)
             tx.users.delete(user_id)
             if holds_wildcard(table, user):
                 keep_a_wildcard_holder(tx, actor, "user_id")
