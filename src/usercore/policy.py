@@ -210,9 +210,13 @@ _PROBES_MAX = 4096
 def _probes(permission: str) -> _Probes | None:
     """The (any record, own records) grants satisfying a check; ``None`` if malformed.
 
-    Memoized in a plain dict (cheaper to hit than ``lru_cache``) that starts
-    over when full; malformed strings are never stored.
+    The one memo of probes: a plain dict (cheaper to hit than ``lru_cache``)
+    that starts over when full, so arbitrary strings cannot grow it without
+    limit; malformed strings are never stored.
     """
+    pair = _PROBES.get(permission)
+    if pair is not None:
+        return pair
     probes = check_probes(permission)
     if probes is None:
         return None
@@ -230,13 +234,13 @@ def covers(held: Iterable[str], grant: str) -> bool:
     covers only ``:own`` grants (``users:update:own`` does not cover
     ``users:update``).  A malformed ``grant`` is covered by nothing.
     """
-    probes = check_probes(grant)
+    probes = _probes(grant)
     if probes is None:
         return False
     # For an unscoped grant ``anyone`` holds exactly the grants that include it;
     # for an ``:own`` one, check_probes already folds the ``:own`` forms in.
     held_set = held if isinstance(held, (set, frozenset)) else frozenset(held)
-    return not probes.anyone.isdisjoint(held_set)
+    return not probes[0].isdisjoint(held_set)
 
 
 def _grant_rank(grant: str) -> tuple[bool, bool, bool, str]:
@@ -320,14 +324,11 @@ class CompiledPolicy:
         principal's ``user_id``.  An API-key principal (``scopes`` not
         ``None``) also needs a scope that allows the permission.
         """
-        if principal.is_system:
+        # The hot path, the one check (Policy.is_allowed calls it): a memoized
+        # probe pair, one dict lookup, one or two isdisjoint calls.
+        # Principal.is_system spelled out: a property call costs a seventh of a check.
+        if principal.method == "system":
             return True
-        return self._allows(principal, permission, owner_id)
-
-    def _allows(self, principal: Principal, permission: str, owner_id: int | None) -> bool:
-        # The hot path: a memoized probe pair, one dict lookup, one or two isdisjoint
-        # calls.  Policy.is_allowed inlines this body (a call costs a fifth of a
-        # check): keep the two equal.
         probes = _PROBES.get(permission)
         if probes is None:
             probes = _probes(permission)
@@ -630,29 +631,8 @@ class Policy:
         Deny by default; ``SYSTEM`` passes everything; ``:own`` grants need
         ``owner_id == principal.user_id``; API keys are held to their scopes.
         """
-        # Principal.is_system spelled out (a property call costs a seventh of a
-        # check), then CompiledPolicy._allows inlined: keep the two equal.
-        if principal.method == "system":
-            return True
         compiled = self._compiled if self._monotonic() < self._next_probe else self._refresh()
-        probes = _PROBES.get(permission)
-        if probes is None:
-            probes = _probes(permission)
-            if probes is None:
-                return False
-        anyone, own_grants = probes
-        grants = compiled._memo.get(principal.roles)
-        if grants is None:
-            grants = compiled._union(principal.roles)
-        own = owner_id is not None and owner_id == principal.user_id
-        if grants.isdisjoint(anyone) and (not own or grants.isdisjoint(own_grants)):
-            return False
-        scopes = principal.scopes
-        return (
-            scopes is None
-            or not scopes.isdisjoint(anyone)
-            or (own and not scopes.isdisjoint(own_grants))
-        )
+        return compiled.is_allowed(principal, permission, owner_id=owner_id)
 
     def require(
         self, principal: Principal, permission: str, *, owner_id: int | None = None
