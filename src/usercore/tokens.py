@@ -15,7 +15,7 @@ Standards: RFC 7519 (JWT), RFC 8725 (JWT best current practice), OWASP ASVS
   unambiguously on ``_`` and a double-click selects it whole.
 
 Every failure to verify raises the one :class:`~usercore.errors.TokenError`;
-the precise reason goes to the ``usercore`` log, and no token text ever does.
+the precise reason goes to the ``usercore.tokens`` log, and no token text ever does.
 
 This module is the pure codec and the key formats: no store, no state beyond
 the codec's verification cache.  What keeps state (refresh families,
@@ -57,7 +57,7 @@ __all__ = [
     "token_digest",
 ]
 
-logger = logging.getLogger("usercore")
+logger = logging.getLogger("usercore.tokens")
 
 ACCESS_TYPE = "access"
 # RFC 8725 §3.11 explicit typing; RFC 9068 §2.1 names this media type for access

@@ -149,7 +149,7 @@ def test_api_key_is_shown_once_and_authenticates(
     listed = core.api_keys.list(ada_p, ada.id)
     assert [record.id] == [k.id for k in listed]
     assert listed[0].last_used_at is not None
-    assert "apikey.created" in [e.name for e in events]
+    assert "api_key.created" in [e.name for e in events]
 
 
 def test_a_scoped_key_can_do_no_more_than_its_scopes(
@@ -185,7 +185,7 @@ def test_keys_expire_and_revoke(
     clock.advance(seconds=60)
     with pytest.raises(TokenError):
         core.auth.authenticate_api_key(short)
-    assert "apikey.revoked" in [e.name for e in events]
+    assert "api_key.revoked" in [e.name for e in events]
 
 
 def test_keys_of_others_are_off_limits(

@@ -277,7 +277,7 @@ def test_admin_assigns_roles_replacing_the_set(
 ) -> None:
     updated = core.users.assign_roles(admin, ada.id, ["admin"])
     assert frozenset({"admin"}) == updated.roles
-    assert "roles.assigned" in [event.name for event in events]
+    assert "user.roles_assigned" in [event.name for event in events]
     with pytest.raises(ValidationError):
         core.users.assign_roles(admin, ada.id, ["admin", "ghost"])
     assert frozenset({"admin"}) == core.users.get(SYSTEM, ada.id).roles

@@ -123,7 +123,7 @@ class ApiKeyService:
                 tx, user, name=name.strip(), scopes=scope_set, expires_at=expires_at
             )
         self._ctx.events.emit(
-            "apikey.created", user_id=user_id, actor=actor, key_id=record.id, prefix=record.prefix
+            "api_key.created", user_id=user_id, actor=actor, key_id=record.id, prefix=record.prefix
         )
         return record, text
 
@@ -156,4 +156,4 @@ class ApiKeyService:
                 require_delegation(role_table(tx), actor, target=owner)
             if record.revoked_at is None:
                 tx.api_keys.update(attrs.evolve(record, revoked_at=self._ctx.clock()))
-        self._ctx.events.emit("apikey.revoked", user_id=record.user_id, actor=actor, key_id=key_id)
+        self._ctx.events.emit("api_key.revoked", user_id=record.user_id, actor=actor, key_id=key_id)

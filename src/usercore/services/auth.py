@@ -428,7 +428,7 @@ class AuthService:
         with self._ctx.store.transaction() as tx:
             user = found(tx.users.get(user_id) if in_id_range(user_id) else None, "User")
             token = self._ctx.sessions.issue_one_time(tx, user, EMAIL_VERIFICATION)
-        self._ctx.events.emit("email.verification_requested", user_id=user_id, actor=actor)
+        self._ctx.events.emit("user.email_verification_requested", user_id=user_id, actor=actor)
         return token
 
     def verify_email(self, token: str) -> User:

@@ -132,7 +132,7 @@ class UserService:
         Raises ``ValidationError`` (every field at once) or ``ConflictError``
         (``field`` ``"email"``/``"username"``) when the address or name is taken.
         With ``Settings.registration_enumeration_safe`` a taken email also
-        emits ``user.registration_duplicate`` (``user_id`` and the stored
+        emits ``user.duplicate_registration_attempted`` (``user_id`` and the stored
         ``email`` of the existing account), so the app can tell that address
         while the HTTP layer answers the same as for a new account.
         """
@@ -160,7 +160,7 @@ class UserService:
             existing = tx.users.get_by_email(email_key(address))
         if existing is not None:
             self._ctx.events.emit(
-                "user.registration_duplicate", user_id=existing.id, email=existing.email
+                "user.duplicate_registration_attempted", user_id=existing.id, email=existing.email
             )
 
     def create(
@@ -464,7 +464,7 @@ class UserService:
             )
         if saved.roles != current.roles:
             self._ctx.events.emit(
-                "roles.assigned", user_id=user_id, actor=actor, roles=sorted(saved.roles)
+                "user.roles_assigned", user_id=user_id, actor=actor, roles=sorted(saved.roles)
             )
         if saved.status is not current.status:
             self._ctx.events.emit(
@@ -614,7 +614,7 @@ class UserService:
             created, skipped = created + done, skipped + dupes
             errors.extend(bad)
         self._ctx.events.emit(
-            "users.imported", actor=actor, created=created, skipped=skipped, failed=len(errors)
+            "user.imported", actor=actor, created=created, skipped=skipped, failed=len(errors)
         )
         return ImportReport(created=created, skipped=skipped, errors=sorted(errors, key=_first))
 

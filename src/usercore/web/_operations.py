@@ -257,7 +257,7 @@ def _roles_of(body: Mapping[str, Any]) -> list[str] | None:
 def register(call: Call, _: Principal | None, body: s.RegisterRequest) -> User | Answer:
     core = call.core
     # Settings.registration_enumeration_safe: a taken email answers exactly like a
-    # new one; the service tells the existing address (user.registration_duplicate).
+    # new one; the service tells the existing address (user.duplicate_registration_attempted).
     safe = core.settings.registration_enumeration_safe
     try:
         user = core.users.register(
