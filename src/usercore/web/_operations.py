@@ -461,10 +461,7 @@ def set_role_permissions(call: Call, actor: Principal, body: s.PermissionsBody, 
 
 
 def list_permissions(call: Call, actor: Principal, _: None) -> list[Permission]:
-    core = call.core
-    # core.permissions.list() takes no actor; the registry is for administrators.
-    core.policy.require(actor, "permissions:read")
-    return list(core.permissions.list())
+    return call.core.permissions.list(actor)
 
 
 # -- the tables ---------------------------------------------------------------------
