@@ -14,7 +14,7 @@ import base64
 import binascii
 import builtins
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import attrs
 
@@ -44,10 +44,26 @@ from usercore.services._context import (
 from usercore.services._fresh import require_fresh_auth
 from usercore.services.auth import Lockout
 
-__all__ = ["ImportReport", "UserService"]
+if TYPE_CHECKING:
+    # typing.Unpack is Python 3.11+; it appears in annotations only.
+    from typing_extensions import Unpack
+
+__all__ = ["ImportReport", "UserChanges", "UserService"]
 
 MAX_PER_PAGE = 100
-UPDATABLE_FIELDS = frozenset({"email", "username", "name", "role", "roles", "status"})
+UPDATABLE_FIELDS = frozenset({"email", "username", "name", "roles", "status"})
+
+
+class UserChanges(TypedDict, total=False):
+    """The fields :meth:`UserService.update` may change; each one given changes."""
+
+    email: str
+    username: str | None
+    name: str | None
+    roles: Iterable[str]
+    status: UserStatus | str
+
+
 MAX_SEARCH_LENGTH = 200
 
 
@@ -366,10 +382,10 @@ class UserService:
         user_id: int,
         *,
         current_password: str | None = None,
-        **changes: Any,
+        **changes: Unpack[UserChanges],
     ) -> User:
-        """Change some of ``email``, ``username``, ``name``, ``roles`` (or ``role``),
-        ``status``: ``users:update`` (or oneself with ``users:update:own``).
+        """Change some of ``email``, ``username``, ``name``, ``roles``, ``status``
+        (:class:`UserChanges`): ``users:update`` (or oneself with ``users:update:own``).
 
         Changing roles also needs ``roles:assign``; changing status needs
         ``users:update`` on others (an administrator).  A new email is
@@ -392,15 +408,8 @@ class UserService:
             raise ValidationError(
                 {field: ["is not a field that can be updated"] for field in unknown}
             )
-        if "role" in changes and "roles" in changes:
-            raise ValidationError.single("role", "give either role or roles, not both")
         roles: frozenset[str] | None = None
-        if "role" in changes:
-            role = changes["role"]
-            if not isinstance(role, str):
-                raise ValidationError.single("role", "must be a role name")
-            roles = frozenset({role})
-        elif "roles" in changes:
+        if "roles" in changes:
             roles = _role_names(changes["roles"])
         if roles is not None:
             policy.require(actor, "roles:assign")

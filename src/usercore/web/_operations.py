@@ -375,7 +375,12 @@ def get_user(call: Call, actor: Principal, _: None, user_id: int) -> User:
 
 
 def update_user(call: Call, actor: Principal, body: s.UserUpdate, user_id: int) -> User:
-    return call.core.users.update(actor, user_id, **body.given())
+    changes = body.given()
+    if "role" in changes:
+        # ``role: "..."`` is an HTTP shorthand for ``roles: ["..."]``.
+        changes["roles"] = _roles_of(changes)
+        del changes["role"]
+    return call.core.users.update(actor, user_id, **changes)
 
 
 def delete_user(call: Call, actor: Principal, _: None, user_id: int) -> None:
