@@ -15,16 +15,10 @@ import attrs
 
 from usercore.domain import ApiKey, Principal
 from usercore.errors import ValidationError
-from usercore.services._context import (
-    Context,
-    authorize_on_record,
-    check_id,
-    found,
-    in_id_range,
-    require_delegation,
-    role_table,
-)
+from usercore.services._context import Context
+from usercore.services._delegation import authorize_on_record, require_delegation, role_table
 from usercore.services._fresh import require_fresh_auth
+from usercore.services._lookup import check_id, found, in_id_range
 
 __all__ = ["ApiKeyService"]
 

@@ -22,14 +22,9 @@ from usercore import validation
 from usercore.domain import Principal, TokenPair, User, email_key, username_key
 from usercore.errors import AccountLocked, InvalidCredentials, TokenError
 from usercore.ports import LoginAttempts, UnitOfWork
-from usercore.services._context import (
-    Context,
-    check_id,
-    found,
-    in_id_range,
-    require_delegation,
-    role_table,
-)
+from usercore.services._context import Context
+from usercore.services._delegation import require_delegation, role_table
+from usercore.services._lookup import check_id, found, in_id_range
 from usercore.services.sessions import EMAIL_VERIFICATION, PASSWORD_RESET
 from usercore.settings import Settings
 from usercore.tokens import new_opaque_token, token_digest

@@ -10,10 +10,9 @@ from typing import Any
 
 import attrs
 
-from usercore._policy_registry import PermissionRegistry
 from usercore.domain import Role
 from usercore.passwords import PasswordHasher
-from usercore.policy import Policy
+from usercore.policy import PermissionRegistry, Policy
 from usercore.ports import Clock, Store
 from usercore.services._context import Context
 from usercore.services.api_keys import ApiKeyService

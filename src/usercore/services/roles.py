@@ -21,14 +21,14 @@ from usercore.domain.permissions import BUILTIN_ROLES
 from usercore.errors import ConflictError, ValidationError
 from usercore.policy import compile_roles
 from usercore.ports import UnitOfWork
-from usercore.services._context import (
-    Context,
-    found,
+from usercore.services._context import Context
+from usercore.services._delegation import (
     keep_a_wildcard_holder,
     require_delegation,
     role_table,
     wildcard_holders,
 )
+from usercore.services._lookup import found
 
 __all__ = ["PermissionService", "RoleService", "role_name_problems"]
 

@@ -29,19 +29,17 @@ from usercore.domain import (
 from usercore.errors import ConflictError, ReauthenticationRequired, ValidationError
 from usercore.policy import CompiledPolicy
 from usercore.ports import UnitOfWork, UserFilter
-from usercore.services._context import (
+from usercore.services._context import Context
+from usercore.services._delegation import (
     SELF_SERVICE_ROLES,
-    Context,
     authorize_on_record,
-    check_id,
-    found,
     holds_wildcard,
-    in_id_range,
     keep_a_wildcard_holder,
     require_delegation,
     role_table,
 )
 from usercore.services._fresh import require_fresh_auth
+from usercore.services._lookup import check_id, found, in_id_range
 from usercore.services.auth import Lockout
 
 if TYPE_CHECKING:
