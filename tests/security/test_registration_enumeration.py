@@ -43,7 +43,9 @@ def test_safe_mode_answers_a_taken_email_like_a_new_one(
     taken = register(core, "ADA@example.com")
     assert new == taken
     assert 202 == new[0]
-    duplicates = [event for event in events if event.name == "user.duplicate_registration_attempted"]
+    duplicates = [
+        event for event in events if event.name == "user.duplicate_registration_attempted"
+    ]
     assert [{"email": "ada@example.com"}] == [dict(event.data) for event in duplicates]
     assert ["ada@example.com"] == [user.email for user in core.users.list(SYSTEM).items]
 
