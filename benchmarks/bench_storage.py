@@ -53,7 +53,8 @@ def best_of(rounds: int, run: Callable[[], object], operations: int = 1) -> floa
     return min(timings)
 
 
-def make_users(count: int) -> list[User]:
+def make_users(count: int, start: int = 0) -> list[User]:
+    """Users number ``start`` to ``start + count - 1`` (one in ten an admin)."""
     return [
         User(
             id=0,
@@ -65,7 +66,7 @@ def make_users(count: int) -> list[User]:
             created_at=NOW,
             updated_at=NOW,
         )
-        for n in range(count)
+        for n in range(start, start + count)
     ]
 
 
@@ -148,7 +149,9 @@ def bench_lookups(
     )
 
 
-def bench_django(directory: Path, users: list[User], keys: list[str], rounds: int) -> float:
+def django_user_model(directory: Path) -> Any:
+    """Configure Django on ``directory / "django.db"`` and return a model equivalent
+    to usercore's ``users`` table (its table created).  Once per process."""
     import django
     from django.conf import settings
 
@@ -187,6 +190,11 @@ def bench_django(directory: Path, users: list[User], keys: list[str], rounds: in
 
     with connection.schema_editor() as editor:
         editor.create_model(BenchUser)
+    return BenchUser
+
+
+def bench_django(directory: Path, users: list[User], keys: list[str], rounds: int) -> float:
+    BenchUser = django_user_model(directory)
     BenchUser.objects.bulk_create(
         [
             BenchUser(

@@ -11,7 +11,8 @@ an f-string or ``+`` that produces SQL may only interpolate
 - module-level constants (``_USER_COLUMNS``),
 - integers formatted with ``:d``,
 - ``", ".join("?" * n)`` placeholder lists,
-- a dialect's ``contains(...)``/``prepare(...)`` called with a string literal,
+- a dialect's ``contains(...)``/``prepare(...)``/``search_condition(...)`` called
+  with a string literal,
 - local names whose every assignment in the function is itself built by these
   rules (``where``, ``order``, ``source``, ``conditions``...), and parameters
   that every call site fills with a string literal.
@@ -35,7 +36,7 @@ SQL = re.compile(
     r"\b(SELECT|INSERT|UPDATE|DELETE|WHERE|PRAGMA|SAVEPOINT|VALUES|CREATE|DROP|ALTER)\b"
 )
 CONSTANT_NAME = re.compile(r"_?[A-Z][A-Z0-9_]*")
-SAFE_METHODS = frozenset({"contains", "prepare"})
+SAFE_METHODS = frozenset({"contains", "prepare", "search_condition"})
 
 
 def modules() -> list[Path]:

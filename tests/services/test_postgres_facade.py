@@ -36,6 +36,7 @@ from usercore import (
     UserStatus,
     cli,
 )
+from usercore.storage._postgres_schema import LATEST_VERSION
 
 THREADS = 6
 REGISTRATIONS = 40
@@ -212,7 +213,7 @@ def test_the_command_line_migrates_and_administers_a_postgres_schema(
     url: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     assert 0 == cli.main(["migrate", "--db", url])
-    assert "schema version 1" in capsys.readouterr().out
+    assert f"schema version {LATEST_VERSION}" in capsys.readouterr().out
     monkeypatch.setattr(sys, "stdin", io.StringIO(ADMIN_PASSWORD + "\n"))
     created = ["create-admin", "--db", url, "--email", "root@example.com", "--password-stdin"]
     assert 0 == cli.main(created)

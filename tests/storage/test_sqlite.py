@@ -9,7 +9,7 @@ import threading
 import uuid
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import attrs
 import pytest
@@ -18,7 +18,12 @@ from usercore.domain import Role, UserStatus
 from usercore.errors import StoreUnavailable, UsercoreError
 from usercore.ports import LoginAttempts, UserFilter
 from usercore.storage import SQLiteStore
-from usercore.storage._sqlite_schema import APPLICATION_ID, LATEST_VERSION
+from usercore.storage._sqlite_schema import (
+    APPLICATION_ID,
+    LATEST_VERSION,
+    MIGRATIONS,
+    TRIGRAM_AVAILABLE,
+)
 from usercore.testing import StoreContract
 from usercore.testing.contract import (
     HOSTILE_STRINGS,
@@ -483,7 +488,8 @@ def test_every_lookup_searches_an_index(store: SQLiteStore) -> None:
         statements.user_by_id: "INTEGER PRIMARY KEY",
         statements.user_by_email: "INDEX users_email_key",
         statements.user_by_username: "INDEX users_username_key",
-        statements.user_roles_count: "INDEX user_roles_role",
+        statements.user_counts_sum: "PRIMARY KEY",
+        statements.user_for_token: "INTEGER PRIMARY KEY",
         statements.role_get: "PRIMARY KEY",
         statements.refresh_get: "PRIMARY KEY",
         statements.refresh_revoke_family: "INDEX refresh_tokens_family",
@@ -517,7 +523,7 @@ def test_every_lookup_searches_an_index(store: SQLiteStore) -> None:
             UserFilter(role="user", status=UserStatus.INACTIVE),
             "INDEX user_roles_role (role=? AND user_id>?)",
         ),
-        (UserFilter(search="ada"), "INTEGER PRIMARY KEY (rowid>?)"),
+        (UserFilter(search="ad"), "INTEGER PRIMARY KEY (rowid>?)"),
     ],
 )
 def test_keyset_pages_seek_an_index_in_id_order(
@@ -594,3 +600,58 @@ def test_threads_that_come_and_go_reuse_one_connection(tmp_path: Path) -> None:
         assert len(store._connections) <= 2  # the opening thread's and the reused one
     finally:
         store.close()
+
+
+@pytest.mark.skipif(not TRIGRAM_AVAILABLE, reason="this SQLite has no FTS5 trigram tokenizer")
+@pytest.mark.parametrize("kind", ["list", "count"])
+def test_a_search_of_three_characters_or_more_reads_the_trigram_index(
+    store: SQLiteStore, kind: Literal["list", "count"]
+) -> None:
+    dialect = store._thread_connection().uow.dialect
+    sql = dialect.user_query(kind, after=False, filter=UserFilter(search="ada"))
+    explained = plan(store, sql, [1] * sql.count("?"))
+    assert "SCAN users_search VIRTUAL TABLE" in explained
+    assert "SEARCH u USING INTEGER PRIMARY KEY (rowid=?)" in explained  # no pass over users
+    short = dialect.user_query(kind, after=False, filter=UserFilter(search="ad"))
+    assert "users_search" not in short  # too short for a trigram: scanned
+
+
+def test_the_user_for_a_token_is_one_statement_on_two_primary_keys(store: SQLiteStore) -> None:
+    sql = store._thread_connection().uow.sql.user_for_token
+    explained = plan(store, sql, [1] * sql.count("?"))
+    assert "SEARCH u USING INTEGER PRIMARY KEY" in explained
+    assert "SEARCH revoked_tokens USING PRIMARY KEY" in explained
+
+
+def test_counts_read_the_counters_not_the_rows(store: SQLiteStore) -> None:
+    with store.transaction() as tx:
+        tx.users.add_many([a_user(f"u{n}@example.com", roles={"user"}) for n in range(30)])
+        rows = dict(connection_of(store).execute("SELECT key, n FROM user_counts").fetchall())
+    assert rows == {"status:active": 30, "role:user": 30}
+    dialect = store._thread_connection().uow.dialect
+    for query in (EVERYONE, UserFilter(role="user"), UserFilter(status=UserStatus.ACTIVE)):
+        assert dialect.counter_keys(query) is not None, query
+    assert dialect.counter_keys(UserFilter(role="user", status=UserStatus.ACTIVE)) is None
+    assert dialect.counter_keys(UserFilter(search="u1")) is None
+
+
+def test_a_version_1_file_gets_its_counters_and_search_index_on_open(tmp_path: Path) -> None:
+    path = tmp_path / "v1.db"
+    connection = sqlite3.connect(path)
+    for statement in MIGRATIONS[0]:
+        connection.execute(statement)
+    connection.execute("PRAGMA user_version = 1")
+    connection.execute(
+        "INSERT INTO users (email, email_key, username, username_key, roles, status, "
+        "created_at, updated_at) VALUES ('Ada@X.org', 'ada@x.org', 'Lovelace', 'lovelace', "
+        "'[\"admin\"]', 'active', 0, 0)"
+    )
+    connection.execute("INSERT INTO user_roles (user_id, role) VALUES (1, 'admin')")
+    connection.commit()
+    connection.close()
+    with SQLiteStore(path) as store, store.transaction(readonly=True) as tx:
+        assert tx.users.count(filter=EVERYONE) == 1
+        assert tx.users.count_with_role("admin") == 1
+        assert [1] == [
+            u.id for u in tx.users.list(after=None, limit=5, filter=UserFilter(search="LOVEL"))
+        ]

@@ -375,7 +375,6 @@ def snapshot(store: Store) -> dict[str, Any]:
             "one_time_tokens": [tx.one_time_tokens.get(token_hash) for token_hash in HASHES],
             "login_attempts": [tx.login_attempts.get(key) for key in LOGIN_KEYS],
             "meta": [tx.meta.get(key) for key in META_KEYS],
-            "schema_version": tx.meta.schema_version(),
         }
 
 

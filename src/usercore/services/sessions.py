@@ -141,9 +141,9 @@ class SessionService:
         lookup each)."""
         claims = self.codec.verify(access_token)
         with self._store.transaction(readonly=True) as tx:
-            if tx.revoked_tokens.is_revoked(claims.jti):
-                raise _reject("revoked jti")
-            user = tx.users.get(claims.user_id)
+            user, revoked = tx.users.get_for_token(claims.user_id, claims.jti)
+        if revoked:
+            raise _reject("revoked jti")
         if user is None:
             raise _reject("unknown user")
         if not user.is_active:

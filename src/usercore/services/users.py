@@ -597,9 +597,10 @@ class UserService:
         errors: builtins.list[tuple[int, ValidationError]] = []
         seen: set[str] = set()
         batch: list[tuple[int, User]] = []
+        domains = validation.EmailDomainCache()  # each domain's IDNA checks run once
         for index, record in enumerate(records):
             try:
-                user = self._import_record(record)
+                user = self._import_record(record, domains)
             except ValidationError as exc:
                 errors.append((index, exc))
                 continue
@@ -625,7 +626,7 @@ class UserService:
         )
         return ImportReport(created=created, skipped=skipped, errors=sorted(errors, key=_first))
 
-    def _import_record(self, record: object) -> User:
+    def _import_record(self, record: object, domains: validation.EmailDomainCache) -> User:
         if not isinstance(record, Mapping):
             raise ValidationError.single("record", "must be a mapping")
         allowed = {
@@ -670,6 +671,7 @@ class UserService:
                 if record.get("password") is not None
                 else validation.NOT_GIVEN,
                 settings=self._ctx.settings,
+                email_domains=domains,
             )
         except ValidationError as exc:
             for field, messages in exc.errors.items():

@@ -27,9 +27,12 @@ shared statements in ``_sql.py`` run unchanged on both:
   and so is every lookup, every keyset order and every purge.
 """
 
+# S608 flags the f-strings that join our own constant names into DDL.
+# ruff: noqa: S608
+
 from __future__ import annotations
 
-__all__ = ["LATEST_VERSION", "MIGRATIONS", "MIGRATIONS_TABLE", "OUR_TABLES"]
+__all__ = ["LATEST_VERSION", "MIGRATIONS", "MIGRATIONS_TABLE", "OUR_TABLES", "TRIGRAM_INDEXES"]
 
 MIGRATIONS_TABLE = "usercore_migrations"
 
@@ -156,7 +159,135 @@ _V1 = (
     "INSERT INTO meta (key, value) VALUES ('usercore.roles_version', '0')",
 )
 
-MIGRATIONS: tuple[tuple[str, tuple[str, ...]], ...] = (("create the usercore tables", _V1),)
+TRIGRAM_INDEXES = ("users_email_trgm", "users_username_trgm", "users_name_trgm")
+"""GIN ``pg_trgm`` indexes of the three search keys, when the extension could be created."""
+
+
+# Migration 2: what keeps listings flat at a million users (docs/storage.md,
+# "Scale"), as in the SQLite schema.
+#
+# - ``user_counts``: users per status ("status:active") and per role
+#   ("role:admin"), kept by triggers in the statement (and transaction) that
+#   changes a user or a grant.  The functions pin their search_path to the
+#   schema they were created in (no lookup through the caller's path).
+# - Trigram indexes for substring search: ``pg_trgm`` is created in ``public``
+#   when the migrating role may (a superuser, or a trusted extension for the
+#   database owner, PostgreSQL 13+); without it the indexes are skipped and
+#   search scans with strpos().  LIKE needs no operator from the extension,
+#   only its operator class for the index.
+# Statement-level triggers over transition tables: one counter update per
+# statement, so a bulk COPY of a million users touches each counter row once
+# (a row trigger would stack a million versions of the row in one transaction).
+def _count_trigger(name: str, event: str, table: str, tables: str, what: str, delta: str) -> str:
+    """Function ``name`` and its trigger: after ``event`` on ``table`` (whose
+    transition ``tables`` ``delta`` reads as ``value, k`` rows), add each
+    ``k`` to the counter ``what:value``."""
+    return f"""
+    CREATE FUNCTION {name}() RETURNS trigger
+    LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+    BEGIN
+        INSERT INTO user_counts (key, n)
+        SELECT '{what}:' || value, sum(k) FROM ({delta}) AS delta
+        GROUP BY value HAVING sum(k) <> 0
+        ON CONFLICT (key) DO UPDATE SET n = user_counts.n + excluded.n;
+        RETURN NULL;
+    END
+    $$;
+    CREATE TRIGGER {name} AFTER {event} ON {table}
+    REFERENCING {tables} FOR EACH STATEMENT EXECUTE FUNCTION {name}()
+    """
+
+
+_V2 = (
+    f"""
+    CREATE TABLE user_counts (
+        key {_TEXT} NOT NULL PRIMARY KEY,
+        n   bigint  NOT NULL
+    )
+    """,
+    _count_trigger(
+        "usercore_count_status_insert",
+        "INSERT",
+        "users",
+        "NEW TABLE AS new_rows",
+        "status",
+        "SELECT status AS value, 1 AS k FROM new_rows",
+    ),
+    _count_trigger(
+        "usercore_count_status_delete",
+        "DELETE",
+        "users",
+        "OLD TABLE AS old_rows",
+        "status",
+        "SELECT status AS value, -1 AS k FROM old_rows",
+    ),
+    _count_trigger(
+        "usercore_count_status_update",
+        "UPDATE",
+        "users",
+        "OLD TABLE AS old_rows NEW TABLE AS new_rows",
+        "status",
+        "SELECT status AS value, 1 AS k FROM new_rows UNION ALL SELECT status, -1 FROM old_rows",
+    ),
+    _count_trigger(
+        "usercore_count_role_insert",
+        "INSERT",
+        "user_roles",
+        "NEW TABLE AS new_rows",
+        "role",
+        "SELECT role AS value, 1 AS k FROM new_rows",
+    ),
+    _count_trigger(
+        "usercore_count_role_delete",
+        "DELETE",
+        "user_roles",
+        "OLD TABLE AS old_rows",
+        "role",
+        "SELECT role AS value, -1 AS k FROM old_rows",
+    ),
+    """
+    INSERT INTO user_counts (key, n)
+    SELECT 'status:' || status, count(*) FROM users GROUP BY status
+    UNION ALL
+    SELECT 'role:' || role, count(*) FROM user_roles GROUP BY role
+    """,
+    # Another session may create the extension at the same moment
+    # (unique_violation), or this role may not (insufficient_privilege, or
+    # the contrib package is not installed): then search scans.
+    """
+    DO $$
+    BEGIN
+        CREATE EXTENSION IF NOT EXISTS pg_trgm SCHEMA public;
+    EXCEPTION
+        WHEN insufficient_privilege OR undefined_file OR unique_violation
+            OR duplicate_object OR feature_not_supported THEN
+            RAISE NOTICE 'pg_trgm unavailable (%): user search will scan', SQLERRM;
+    END
+    $$
+    """,
+    """
+    DO $$
+    DECLARE
+        ops text;
+    BEGIN
+        SELECT quote_ident(n.nspname) || '.gin_trgm_ops' INTO ops
+        FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
+        WHERE e.extname = 'pg_trgm';
+        IF ops IS NOT NULL THEN
+            EXECUTE 'CREATE INDEX users_email_trgm ON users USING gin (email_key ' || ops || ')';
+            EXECUTE 'CREATE INDEX users_username_trgm ON users USING gin (username_key '
+                || ops || ')';
+            EXECUTE 'CREATE INDEX users_name_trgm ON users USING gin (name_key ' || ops || ')';
+        END IF;
+    END
+    $$
+    """,
+)
+
+MIGRATIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("create the usercore tables", _V1),
+    ("user counters and trigram search indexes", _V2),
+)
 """``MIGRATIONS[n - 1]`` is migration ``n``: a description and its statements."""
 
 LATEST_VERSION = len(MIGRATIONS)

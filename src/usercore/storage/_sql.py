@@ -108,13 +108,17 @@ class Statements:
     user_by_id: str = f"SELECT {_USER_COLUMNS} FROM users u WHERE u.id = ?"
     user_by_email: str = f"SELECT {_USER_COLUMNS} FROM users u WHERE u.email_key = ?"
     user_by_username: str = f"SELECT {_USER_COLUMNS} FROM users u WHERE u.username_key = ?"
+    user_for_token: str = (
+        "SELECT EXISTS (SELECT 1 FROM revoked_tokens WHERE jti = ?), "
+        f"{_USER_COLUMNS} FROM (SELECT 1) AS one LEFT JOIN users u ON u.id = ?"
+    )
+    user_counts_sum: str = "SELECT coalesce(sum(n), 0) FROM user_counts WHERE key IN (?, ?)"
     user_version_roles: str = "SELECT version, roles FROM users WHERE id = ?"
     user_update: str = f"UPDATE users SET {_USER_SET} WHERE id = ? AND version = ?"
     user_delete: str = "DELETE FROM users WHERE id = ?"
     user_set_roles: str = "UPDATE users SET roles = ?, version = version + 1 WHERE id = ?"
     user_roles_insert: str = "INSERT INTO user_roles (user_id, role) VALUES (?, ?)"
     user_roles_clear: str = "DELETE FROM user_roles WHERE user_id = ?"
-    user_roles_count: str = "SELECT count(*) FROM user_roles WHERE role = ?"
     user_roles_holders: str = (
         "SELECT u.id, u.roles FROM user_roles r JOIN users u ON u.id = r.user_id "
         "WHERE r.role = ? AND r.user_id > ? ORDER BY r.user_id LIMIT ?"
@@ -231,12 +235,14 @@ class Dialect:
     integrity_error: type[Exception] = Exception
     revoked_upsert: str = ""
     """Insert a ``(jti, expires_at)``; on a duplicate keep the later expiry."""
+    counters: bool = False
+    """The schema keeps ``user_counts`` (users per status and per role) up to date."""
 
     def __init__(self) -> None:
         self.role_walk = _ROLE_JOIN
         """The ``FROM`` of a page of users filtered by role, walked in ``r.user_id`` order."""
         self.statements = Statements().translated(self.prepare)
-        self._user_queries: dict[tuple[str, bool, bool, bool, bool], str] = {}
+        self._user_queries: dict[tuple[str, bool, bool, bool, str], str] = {}
 
     def prepare(self, sql: str) -> str:
         """Convert ``?`` placeholders to this dialect's style."""
@@ -245,6 +251,23 @@ class Dialect:
     def contains(self, column: str) -> str:
         """A condition true when the bound needle is a substring of ``column``."""
         raise NotImplementedError
+
+    def search_method(self, needle: str) -> str:
+        """How to find users whose keys contain ``needle`` (case-folded, non-empty):
+        ``"scan"`` (the default: :meth:`contains` on each row) or a name the
+        dialect's :meth:`search_condition` knows."""
+        return "scan"
+
+    def search_condition(self, method: str) -> str:
+        """The condition for ``method`` (see :meth:`search_method`), with the
+        placeholders that :meth:`search_params` fills."""
+        return (
+            f"({self.contains('u.email_key')} OR {self.contains('u.username_key')}"
+            f" OR {self.contains('u.name_key')})"
+        )
+
+    def search_params(self, method: str, needle: str) -> list[Any]:
+        return [needle, needle, needle]
 
     def translate(self, exc: Exception) -> Exception | None:
         """The usercore error for a constraint violation, or ``None`` to re-raise it."""
@@ -289,11 +312,8 @@ class Dialect:
         Built from constant fragments only and cached per shape; its parameters
         come from :func:`user_query_params`, in the same order.
         """
-        role, status, search = (
-            filter.role is not None,
-            filter.status is not None,
-            bool(filter.search),
-        )
+        role, status = filter.role is not None, filter.status is not None
+        search = self.search_method(search_key(filter.search)) if filter.search else ""
         shape = (kind, after, role, status, search)
         sql = self._user_queries.get(shape)
         if sql is None:
@@ -302,7 +322,7 @@ class Dialect:
         return sql
 
     def _build_user_query(
-        self, kind: str, after: bool, role: bool, status: bool, search: bool
+        self, kind: str, after: bool, role: bool, status: bool, search: str
     ) -> str:
         # With a role filter the walk is driven by the user_roles (role, user_id)
         # index, in id order; without one by the users primary key (or the
@@ -318,13 +338,42 @@ class Dialect:
             conditions.append("u.status = ?")
         if search:
             conditions.append(
-                f"({self.contains('u.email_key')} OR {self.contains('u.username_key')}"
-                f" OR {self.contains('u.name_key')})"
+                self.search_condition("index")
+                if search == "index"
+                else self.search_condition("scan")
             )
         where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
         if kind == "count":
             return f"SELECT count(*) FROM {source}{where}"
         return f"SELECT {_USER_COLUMNS} FROM {source}{where} ORDER BY {order} LIMIT ? OFFSET ?"
+
+    def user_query_params(self, after: int | None, filter: UserFilter) -> list[Any]:
+        """Parameters for :meth:`user_query`, in its placeholder order."""
+        params: list[Any] = []
+        if filter.role is not None:
+            params.append(filter.role)
+        if after is not None:
+            params.append(after)
+        if filter.status is not None:
+            params.append(filter.status.value)
+        if filter.search:
+            needle = search_key(filter.search)
+            params += self.search_params(self.search_method(needle), needle)
+        return params
+
+    def counter_keys(self, filter: UserFilter) -> tuple[str, str] | None:
+        """The ``user_counts`` rows whose sum is ``count(filter)``, or ``None`` when
+        the counters do not answer it (no counters; a search; role and status
+        together): then the rows are counted."""
+        if not self.counters or filter.search or (filter.role and filter.status):
+            return None
+        if filter.role is not None:
+            key = f"role:{filter.role}"
+            return key, key
+        if filter.status is not None:
+            key = f"status:{filter.status.value}"
+            return key, key
+        return "status:active", "status:inactive"
 
 
 def _matches_nothing(filter: UserFilter) -> bool:
@@ -332,21 +381,6 @@ def _matches_nothing(filter: UserFilter) -> bool:
     return (filter.role is not None and not storable(filter.role)) or bool(
         filter.search and not storable(filter.search)
     )
-
-
-def user_query_params(after: int | None, filter: UserFilter) -> list[Any]:
-    """Parameters for :meth:`Dialect.user_query`, in its placeholder order."""
-    params: list[Any] = []
-    if filter.role is not None:
-        params.append(filter.role)
-    if after is not None:
-        params.append(after)
-    if filter.status is not None:
-        params.append(filter.status.value)
-    if filter.search:
-        needle = search_key(filter.search)
-        params += (needle, needle, needle)
-    return params
 
 
 class SqlUnitOfWork(UnitOfWorkState):
@@ -581,6 +615,13 @@ class SqlUserRepository(_Repository):
         row = self._uow.reading()(self._sql.user_by_id, (user_id,)).fetchone()
         return None if row is None else user_from_row(row)
 
+    def get_for_token(self, user_id: int, jti: str) -> tuple[User | None, bool]:
+        execute = self._uow.reading()
+        if not storable(jti):
+            return self.get(user_id), False
+        row = execute(self._sql.user_for_token, (jti, user_id)).fetchone()
+        return (None if row[1] is None else user_from_row(row[1:])), bool(row[0])
+
     def get_by_email(self, email_key: str) -> User | None:
         if not storable(email_key):
             return None
@@ -624,8 +665,9 @@ class SqlUserRepository(_Repository):
         execute = self._uow.reading()
         if _matches_nothing(filter):
             return []
-        sql = self._uow.dialect.user_query("list", after=after is not None, filter=filter)
-        params = user_query_params(after, filter)
+        dialect = self._uow.dialect
+        sql = dialect.user_query("list", after=after is not None, filter=filter)
+        params = dialect.user_query_params(after, filter)
         params += (limit, offset)
         return [user_from_row(row) for row in execute(sql, params).fetchall()]
 
@@ -633,13 +675,15 @@ class SqlUserRepository(_Repository):
         execute = self._uow.reading()
         if _matches_nothing(filter):
             return 0
-        sql = self._uow.dialect.user_query("count", after=False, filter=filter)
-        return int(execute(sql, user_query_params(None, filter)).fetchone()[0])
+        dialect = self._uow.dialect
+        keys = dialect.counter_keys(filter)
+        if keys is not None:
+            return int(execute(self._sql.user_counts_sum, keys).fetchone()[0])
+        sql = dialect.user_query("count", after=False, filter=filter)
+        return int(execute(sql, dialect.user_query_params(None, filter)).fetchone()[0])
 
     def count_with_role(self, role: str) -> int:
-        if not storable(role):
-            return 0
-        return int(self._uow.reading()(self._sql.user_roles_count, (role,)).fetchone()[0])
+        return self.count(filter=UserFilter(role=role))
 
     def remove_role(self, role: str) -> int:
         uow = self._uow

@@ -20,9 +20,14 @@ Layout decisions (see docs/storage.md):
   stay meaningful).
 """
 
+# S608 flags the f-strings below that join our own constant table name in.
+# ruff: noqa: S608
+
 from __future__ import annotations
 
-__all__ = ["APPLICATION_ID", "LATEST_VERSION", "MIGRATIONS"]
+import sqlite3
+
+__all__ = ["APPLICATION_ID", "LATEST_VERSION", "MIGRATIONS", "SEARCH_INDEX", "TRIGRAM_AVAILABLE"]
 
 # PRAGMA application_id marks the file as a usercore database ("UCOR"), so a
 # store refuses to migrate somebody else's SQLite file.
@@ -142,7 +147,123 @@ _V1 = (
     "PRAGMA application_id = 1430474578",  # APPLICATION_ID
 )
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1,)
+
+def _trigram_available() -> bool:
+    """Whether this SQLite has FTS5 with the trigram tokenizer (3.34+, FTS5 compiled in)."""
+    if sqlite3.sqlite_version_info < (3, 34, 0):
+        return False
+    probe = sqlite3.connect(":memory:")
+    try:
+        probe.execute("CREATE VIRTUAL TABLE probe USING fts5(a, tokenize='trigram')")
+    except sqlite3.Error:
+        return False
+    finally:
+        probe.close()
+    return True
+
+
+TRIGRAM_AVAILABLE = _trigram_available()
+"""FTS5's trigram tokenizer exists in the linked SQLite: migration 2 builds the search index."""
+
+SEARCH_INDEX = "users_search"
+"""The FTS5 table indexing ``users.email_key``/``username_key``/``name_key`` by trigrams."""
+
+
+# Migration 2: what makes listings flat at a million users (docs/storage.md,
+# "Scale").  Both are kept by triggers, so they change in the very statement
+# (and transaction) that changes a user or a role grant, whoever writes.
+#
+# - ``user_counts``: one row per status ("status:active") and per role
+#   ("role:admin") with its number of users; ``count()`` reads one or two rows
+#   instead of scanning.
+# - ``users_search``: an FTS5 index of the three search keys with the trigram
+#   tokenizer, case-sensitive because the keys are case-folded already.  A
+#   phrase query of three or more characters finds exactly the rows whose key
+#   contains it (substring semantics, as ``instr``).  External content: the
+#   index stores trigrams only, the text stays in ``users``.
+def _counter_trigger(name: str, event: str, minus: str, plus: str) -> str:
+    """A trigger on ``event`` taking one from the counter keyed ``minus`` and adding
+    one to the counter keyed ``plus`` (SQL key expressions; ``""``: none)."""
+    take = f"UPDATE user_counts SET n = n - 1 WHERE key = {minus};" if minus else ""
+    add = (
+        f"INSERT INTO user_counts (key, n) VALUES ({plus}, 1) "
+        "ON CONFLICT (key) DO UPDATE SET n = n + 1;"
+        if plus
+        else ""
+    )
+    return f"CREATE TRIGGER {name} {event} BEGIN {take} {add} END"
+
+
+_COUNTERS = (
+    """
+    CREATE TABLE user_counts (
+        key TEXT    NOT NULL PRIMARY KEY,
+        n   INTEGER NOT NULL
+    ) WITHOUT ROWID
+    """,
+    _counter_trigger(
+        "user_counts_user_insert", "AFTER INSERT ON users", "", "'status:' || new.status"
+    ),
+    _counter_trigger(
+        "user_counts_user_delete", "AFTER DELETE ON users", "'status:' || old.status", ""
+    ),
+    _counter_trigger(
+        "user_counts_user_status",
+        "AFTER UPDATE OF status ON users WHEN old.status IS NOT new.status",
+        "'status:' || old.status",
+        "'status:' || new.status",
+    ),
+    _counter_trigger(
+        "user_counts_role_insert", "AFTER INSERT ON user_roles", "", "'role:' || new.role"
+    ),
+    _counter_trigger(
+        "user_counts_role_delete", "AFTER DELETE ON user_roles", "'role:' || old.role", ""
+    ),
+    """
+    INSERT INTO user_counts (key, n)
+    SELECT 'status:' || status, count(*) FROM users GROUP BY status
+    UNION ALL
+    SELECT 'role:' || role, count(*) FROM user_roles GROUP BY role
+    """,
+)
+_SEARCH_ROW = "rowid, email_key, username_key, name_key"
+_SEARCH_INDEX = (
+    f"""
+    CREATE VIRTUAL TABLE {SEARCH_INDEX} USING fts5 (
+        email_key, username_key, name_key,
+        content = 'users', content_rowid = 'id',
+        tokenize = 'trigram case_sensitive 1'
+    )
+    """,
+    f"""
+    CREATE TRIGGER users_search_insert AFTER INSERT ON users BEGIN
+        INSERT INTO {SEARCH_INDEX} ({_SEARCH_ROW})
+        VALUES (new.id, new.email_key, new.username_key, new.name_key);
+    END
+    """,
+    f"""
+    CREATE TRIGGER users_search_delete AFTER DELETE ON users BEGIN
+        INSERT INTO {SEARCH_INDEX} ({SEARCH_INDEX}, {_SEARCH_ROW})
+        VALUES ('delete', old.id, old.email_key, old.username_key, old.name_key);
+    END
+    """,
+    f"""
+    CREATE TRIGGER users_search_update AFTER UPDATE OF email_key, username_key, name_key ON users
+    BEGIN
+        INSERT INTO {SEARCH_INDEX} ({SEARCH_INDEX}, {_SEARCH_ROW})
+        VALUES ('delete', old.id, old.email_key, old.username_key, old.name_key);
+        INSERT INTO {SEARCH_INDEX} ({_SEARCH_ROW})
+        VALUES (new.id, new.email_key, new.username_key, new.name_key);
+    END
+    """,
+    f"INSERT INTO {SEARCH_INDEX} ({SEARCH_INDEX}) VALUES ('rebuild')",
+)
+# Without the trigram tokenizer (SQLite < 3.34, or FTS5 left out of the
+# build) the migration skips the index and search keeps scanning with
+# instr(); a file migrated so keeps scanning after an SQLite upgrade.
+_V2 = _COUNTERS + (_SEARCH_INDEX if TRIGRAM_AVAILABLE else ())
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2)
 """``MIGRATIONS[n - 1]`` holds the statements of migration ``n``."""
 
 LATEST_VERSION = len(MIGRATIONS)

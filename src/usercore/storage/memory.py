@@ -318,6 +318,11 @@ class _Users(_Repository):
         self._s._reading()
         return self._s._users.get(user_id)
 
+    def get_for_token(self, user_id: int, jti: str) -> tuple[User | None, bool]:
+        s = self._s
+        s._reading()
+        return s._users.get(user_id), jti in s._revoked_tokens
+
     def get_by_email(self, email_key: str) -> User | None:
         s = self._s
         s._reading()

@@ -72,6 +72,7 @@ from usercore.storage._postgres_schema import (
     MIGRATIONS,
     MIGRATIONS_TABLE,
     OUR_TABLES,
+    TRIGRAM_INDEXES,
 )
 from usercore.storage._schema import ROLES_VERSION_KEY, UNIQUE_RULES
 from usercore.storage._sql import (
@@ -162,13 +163,15 @@ class PostgresDialect(Dialect):
     """
 
     integrity_error = psycopg.IntegrityError
+    counters = True
     revoked_upsert = (
         "INSERT INTO revoked_tokens (jti, expires_at) VALUES (%s, %s) ON CONFLICT (jti) "
         "DO UPDATE SET expires_at = greatest(revoked_tokens.expires_at, excluded.expires_at)"
     )
 
-    def __init__(self, *, locking: bool) -> None:
+    def __init__(self, *, locking: bool, indexed_search: bool) -> None:
         super().__init__()
+        self.indexed_search = indexed_search
         self.role_walk = _ROLE_LOOP
         self.locking = locking
         changes = {"user_roles_holders": _ROLE_HOLDERS}
@@ -201,6 +204,25 @@ class PostgresDialect(Dialect):
     def contains(self, column: str) -> str:
         # strpos(), not LIKE: no wildcards to escape, so "%" finds a literal "%".
         return f"strpos({column}, ?) > 0"
+
+    def search_method(self, needle: str) -> str:
+        # pg_trgm answers LIKE '%needle%' from its GIN indexes when the needle
+        # has a trigram (three characters); a shorter one scans with strpos().
+        return "index" if self.indexed_search and len(needle) >= 3 else "scan"
+
+    def search_condition(self, method: str) -> str:
+        if method != "index":
+            return super().search_condition(method)
+        return "(u.email_key LIKE ? OR u.username_key LIKE ? OR u.name_key LIKE ?)"
+
+    def search_params(self, method: str, needle: str) -> list[Any]:
+        if method != "index":
+            return super().search_params(method, needle)
+        # The needle's own wildcards and the escape character are escaped
+        # (backslash is LIKE's default escape), so it matches literally.
+        escaped = needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        pattern = f"%{escaped}%"
+        return [pattern, pattern, pattern]
 
     def translate(self, exc: Exception) -> Exception | None:
         if isinstance(exc, pg_errors.UniqueViolation):
@@ -242,8 +264,14 @@ class PostgresDialect(Dialect):
         return int(uow.execute(sql).fetchone()[0])
 
 
-_READING = PostgresDialect(locking=False)
-_WRITING = PostgresDialect(locking=True)
+# (reading, writing) dialects, without and with the trigram indexes.
+_DIALECTS = {
+    indexed: (
+        PostgresDialect(locking=False, indexed_search=indexed),
+        PostgresDialect(locking=True, indexed_search=indexed),
+    )
+    for indexed in (False, True)
+}
 
 
 # -- unit of work and the repositories that differ -----------------------------------
@@ -443,7 +471,7 @@ class _PostgresTransactions(TransactionHooks[_PostgresUnitOfWork]):
             raise RuntimeError("the store is closed")
         connection = store._begin(readonly)
         try:
-            uow = _PostgresUnitOfWork(_READING if readonly else _WRITING, connection)
+            uow = _PostgresUnitOfWork(store._dialects[0 if readonly else 1], connection)
         except BaseException:
             store._rollback(connection)
             store._pool.putconn(connection)
@@ -525,6 +553,7 @@ class PostgresStore:
         self._transactions = _PostgresTransactions(self)
         self._local = threading.local()
         self._closed = False
+        self._dialects = _DIALECTS[False]
         self._migrate()
         self._pool: ConnectionPool[psycopg.Connection[TupleRow]] = ConnectionPool(
             url,
@@ -680,6 +709,7 @@ class PostgresStore:
                 ) from exc
             try:
                 self._migrate_on(connection)
+                self._dialects = _DIALECTS[self._has_trigram_indexes(connection)]
                 return
             except psycopg.Error as exc:
                 if not _is_transient(exc, connection):
@@ -739,6 +769,15 @@ class PostgresStore:
                 f"the role lacks USAGE on it; create it first ({_HINT_SCHEMA})"
             )
         return str(row[0])
+
+    @staticmethod
+    def _has_trigram_indexes(connection: psycopg.Connection[TupleRow]) -> bool:
+        row = connection.execute(
+            "SELECT count(*) FROM pg_indexes WHERE schemaname = current_schema() "
+            "AND indexname = ANY(%s)",
+            (list(TRIGRAM_INDEXES),),
+        ).fetchone()
+        return row is not None and row[0] == len(TRIGRAM_INDEXES)
 
     def _check_schema(self, connection: psycopg.Connection[TupleRow]) -> int | None:
         """The installed schema version (``None``: not installed), after checking

@@ -45,7 +45,12 @@ from usercore.errors import NotFoundError, UsercoreError
 from usercore.storage._faults import Incidents
 from usercore.storage._schema import UNIQUE_RULES
 from usercore.storage._sql import Dialect, SqlUnitOfWork
-from usercore.storage._sqlite_schema import APPLICATION_ID, LATEST_VERSION, MIGRATIONS
+from usercore.storage._sqlite_schema import (
+    APPLICATION_ID,
+    LATEST_VERSION,
+    MIGRATIONS,
+    SEARCH_INDEX,
+)
 from usercore.storage._transaction import Transaction, TransactionHooks
 
 __all__ = ["SQLiteStore"]
@@ -72,16 +77,44 @@ _UNIQUE_RULES = {f"{rule.table}.{rule.column}": rule for rule in UNIQUE_RULES}
 
 
 class SQLiteDialect(Dialect):
+    """``indexed_search``: the file has the trigram index (``SEARCH_INDEX``);
+    needles of three or more characters use it, shorter ones scan."""
+
     integrity_error = sqlite3.IntegrityError
+    counters = True
     revoked_upsert = (
         "INSERT INTO revoked_tokens (jti, expires_at) VALUES (?, ?) "
         "ON CONFLICT (jti) DO UPDATE SET expires_at = max(expires_at, excluded.expires_at)"
     )
 
+    def __init__(self, *, indexed_search: bool) -> None:
+        super().__init__()
+        self.indexed_search = indexed_search
+
     def contains(self, column: str) -> str:
         # instr(), not LIKE: it has no wildcards to escape (a search for "%"
         # finds a literal "%") and, unlike LIKE, does not stop at a NUL.
         return f"instr({column}, ?) > 0"
+
+    def search_method(self, needle: str) -> str:
+        # A trigram index answers needles of three characters or more; a
+        # shorter one has no trigram and scans (it is also one that matches
+        # many rows, so the LIMIT of a page stops the scan early).
+        return "index" if self.indexed_search and len(needle) >= 3 else "scan"
+
+    def search_condition(self, method: str) -> str:
+        if method != "index":
+            return super().search_condition(method)
+        # SEARCH_INDEX is our own constant table name.
+        return f"u.id IN (SELECT rowid FROM {SEARCH_INDEX} WHERE {SEARCH_INDEX} MATCH ?)"  # noqa: S608
+
+    def search_params(self, method: str, needle: str) -> list[Any]:
+        if method != "index":
+            return super().search_params(method, needle)
+        # One FTS5 phrase: inside double quotes every character is literal but
+        # the quote itself, written twice.  With the trigram tokenizer a
+        # phrase matches exactly the columns that contain it as a substring.
+        return ['"' + needle.replace('"', '""') + '"']
 
     def translate(self, exc: Exception) -> Exception | None:
         message = str(exc)
@@ -113,7 +146,8 @@ class SQLiteDialect(Dialect):
         return int(uow.execute("PRAGMA user_version").fetchone()[0])
 
 
-_DIALECT = SQLiteDialect()
+_SCANNING = SQLiteDialect(indexed_search=False)
+_INDEXED = SQLiteDialect(indexed_search=True)
 
 
 def _primary_code(exc: sqlite3.Error) -> int | None:
@@ -181,10 +215,12 @@ class _Connection:
 
     __slots__ = ("connection", "thread", "uow", "writer")
 
-    def __init__(self, connection: sqlite3.Connection, thread: threading.Thread) -> None:
+    def __init__(
+        self, connection: sqlite3.Connection, thread: threading.Thread, dialect: SQLiteDialect
+    ) -> None:
         self.connection = connection
         self.thread = weakref.ref(thread)
-        self.uow = SqlUnitOfWork(_DIALECT, connection.execute, connection.executemany)
+        self.uow = SqlUnitOfWork(dialect, connection.execute, connection.executemany)
         self.writer: threading.Lock | None = None
         """The process's writer lock, while this connection's write transaction holds it."""
 
@@ -232,11 +268,16 @@ class SQLiteStore:
         self._lock = threading.Lock()
         self._connections: list[_Connection] = []
         self._closed = False
+        self._dialect = _SCANNING
         _track_for_fork(self)
         try:
             _create_private(path)
             self._writer = _writer_lock(path)
-            self._migrate(self._thread_connection().connection)
+            entry = self._thread_connection()
+            self._migrate(entry.connection)
+            if self._has_search_index(entry.connection):
+                self._dialect = _INDEXED
+                entry.uow.dialect = _INDEXED
         except BaseException:
             self.close()
             raise
@@ -298,7 +339,7 @@ class SQLiteStore:
             entry = self._adopt_idle_connection(current)
         if entry is None:
             connection = self._connect()
-            entry = _Connection(connection, current)
+            entry = _Connection(connection, current, self._dialect)
             with self._lock:
                 if self._closed:
                     connection.close()
@@ -389,6 +430,13 @@ class SQLiteStore:
             if connection.in_transaction:
                 connection.execute("ROLLBACK")
             raise
+
+    @staticmethod
+    def _has_search_index(connection: sqlite3.Connection) -> bool:
+        row = connection.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (SEARCH_INDEX,)
+        ).fetchone()
+        return row is not None
 
     def _schema_is_current(self, connection: sqlite3.Connection) -> bool:
         version = connection.execute("PRAGMA user_version").fetchone()[0]

@@ -53,6 +53,7 @@ from usercore.domain import (
 )
 from usercore.errors import ConflictError, NotFoundError, ValidationError
 from usercore.ports import LoginAttempts, Store, UnitOfWork, UserFilter
+from usercore.storage._codec import search_key
 
 __all__ = ["StoreContract"]
 
@@ -97,6 +98,10 @@ _PROPERTY_SETTINGS = settings(
 # are not Unicode scalar values and cannot be encoded).
 _text = st.text(st.characters(codec="utf-8", exclude_characters="\x00"), max_size=60)
 UNSTORABLE = ("nul\x00inside", "lone \ud800 surrogate", "\x00")
+# Few characters, so that needles hit: quotes (FTS5 phrase syntax), LIKE
+# wildcards, a space, letters whose case folding changes length ("ß" -> "ss").
+_search_text = st.text(st.sampled_from("aAbB\"'%_ *éÉßs.@"), max_size=8)
+
 _aware_datetimes = st.datetimes(
     min_value=datetime(1900, 1, 1),
     max_value=datetime(2200, 1, 1),
@@ -542,6 +547,119 @@ class StoreContract:
             for needle in ("ÖMER", "ωMEGA", "STRASSE", "δέλτα", "e δ"):
                 found = tx.users.list(after=None, limit=10, filter=UserFilter(search=needle))
                 assert [user] == found, needle
+
+    @_PROPERTY_SETTINGS
+    @given(
+        people=st.lists(
+            st.tuples(_search_text, st.none() | _search_text, st.none() | _search_text),
+            min_size=1,
+            max_size=6,
+        ),
+        needles=st.lists(_search_text, min_size=1, max_size=4),
+        cut=st.tuples(st.integers(0, 8), st.integers(1, 6)),
+    )
+    def test_search_finds_exactly_the_users_whose_keys_contain_the_needle(
+        self,
+        store: Store,
+        people: list[tuple[str, str | None, str | None]],
+        needles: list[str],
+        cut: tuple[int, int],
+    ) -> None:
+        """Whatever index a store searches with (trigrams, scans), a search
+        matches exactly the users whose case-folded email, username or name
+        contains the case-folded needle, and counts them."""
+        serial = next(_SERIAL)
+        with store.transaction() as tx:
+            added = tx.users.add_many(
+                [
+                    a_user(
+                        f"{local}{serial}.{index}@x.example",
+                        username=None if username is None else f"{username}{serial}.{index}",
+                        name=name,
+                    )
+                    for index, (local, username, name) in enumerate(people)
+                ]
+            )
+        start, length = cut
+        # A needle cut from a stored key hits; the random ones mostly miss.
+        needles.append(added[0].email_key[start : start + length])
+        everyone = self.all_users(store)
+        for needle in needles:
+            folded = search_key(needle)
+            expected = [
+                user.id
+                for user in everyone
+                if not folded
+                or folded in user.email_key
+                or (user.username_key is not None and folded in user.username_key)
+                or (user.name is not None and folded in search_key(user.name))
+            ]
+            query = UserFilter(search=needle)
+            assert expected == [user.id for user in self.all_users(store, query)], needle
+            with store.transaction(readonly=True) as tx:
+                assert len(expected) == tx.users.count(filter=query), needle
+        with store.transaction() as tx:  # renaming keeps the index in step
+            renamed = tx.users.update(
+                attrs.evolve(added[0], email=f"renamed{serial}@x.example", name="zzz")
+            )
+        gone = self.all_users(store, UserFilter(search=added[0].email_key))
+        assert renamed.id not in [user.id for user in gone]
+        found = self.all_users(store, UserFilter(search=f"RENAMED{serial}@"))
+        assert [renamed.id] == [user.id for user in found]
+
+    @_PROPERTY_SETTINGS
+    @given(
+        steps=st.lists(
+            st.tuples(
+                st.sampled_from(["add", "status", "roles", "delete", "remove_role"]),
+                st.integers(0, 5),
+                st.frozensets(st.sampled_from(["admin", "user", "viewer"]), max_size=2),
+                st.sampled_from(list(UserStatus)),
+            ),
+            max_size=12,
+        )
+    )
+    def test_counts_agree_with_the_listing_after_any_writes(
+        self, store: Store, steps: list[tuple[str, int, frozenset[str], UserStatus]]
+    ) -> None:
+        """Whatever keeps the counts (counters, scans), ``count`` equals the
+        number of users a listing with the same filter returns."""
+        for action, position, roles, status in steps:
+            with store.transaction() as tx:
+                users = tx.users.list(after=None, limit=10_000, filter=EVERYONE)
+                victim = users[position % len(users)] if users else None
+                if action == "add" or victim is None:
+                    email = f"{next(_SERIAL)}@count.example"
+                    tx.users.add(a_user(email, roles=roles, status=status))
+                elif action == "status":
+                    tx.users.update(attrs.evolve(victim, status=status))
+                elif action == "roles":
+                    tx.users.update(attrs.evolve(victim, roles=roles))
+                elif action == "delete":
+                    tx.users.delete(victim.id)
+                else:
+                    tx.users.remove_role(min(roles, default="admin"))
+        with store.transaction(readonly=True) as tx:
+            for role in (None, "admin", "user", "viewer", "nobody"):
+                for state in (None, *UserStatus):
+                    query = UserFilter(role=role, status=state)
+                    listed = tx.users.list(after=None, limit=10_000, filter=query)
+                    assert len(listed) == tx.users.count(filter=query), query
+                    if state is None and role is not None:
+                        assert len(listed) == tx.users.count_with_role(role), role
+
+    def test_get_for_token_reads_the_user_and_whether_the_jti_is_revoked(
+        self, store: Store
+    ) -> None:
+        user = self.add_user(store, "ada@example.com", roles={"admin"})
+        with store.transaction() as tx:
+            tx.revoked_tokens.add("revoked-jti", T0 + HOUR)
+        with store.transaction(readonly=True) as tx:
+            assert (user, False) == tx.users.get_for_token(user.id, "live-jti")
+            assert (user, True) == tx.users.get_for_token(user.id, "revoked-jti")
+            assert tx.users.get_for_token(user.id + 1, "revoked-jti") == (None, True)
+            assert tx.users.get_for_token(user.id + 1, "live-jti") == (None, False)
+            assert (user, False) == tx.users.get_for_token(user.id, "nul\x00jti")
 
     @pytest.mark.parametrize("needle", ["%", "_", "\\", "%%", "a%", "_b"])
     def test_search_takes_wildcards_literally(self, store: Store, needle: str) -> None:

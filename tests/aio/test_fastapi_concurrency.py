@@ -1,0 +1,173 @@
+"""A real FastAPI app over a real socket: slow logins through ``AsyncUserCore`` leave
+the event loop free for ``/ping``; the synchronous core called inline does not.
+
+Order, not time, is asserted: each login is held inside the core (an event
+subscriber waits on a gate) and ``/ping`` reports how many logins the server
+had in flight and had finished when it answered.  Every wait is bounded only
+so a regression fails instead of hanging.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.services.conftest import PASSWORD, make_settings
+from usercore import UserCore
+from usercore.aio import AsyncUserCore
+from usercore.services.events import Event
+
+fastapi = pytest.importorskip("fastapi")
+uvicorn = pytest.importorskip("uvicorn")
+
+pytestmark = pytest.mark.slow
+
+LOGINS = 8
+HOST = "127.0.0.1"
+BOUND = 60.0  # seconds; only so that a blocked loop fails the test instead of hanging it
+
+
+class Gate:
+    """Holds every successful login inside the core until released."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self.first_inside = threading.Event()
+        self.all_inside = threading.Event()
+        self._lock = threading.Lock()
+        self._inside = 0
+
+    def __call__(self, event: Event) -> None:
+        if event.name != "auth.login_succeeded":
+            return
+        with self._lock:
+            self._inside += 1
+            self.first_inside.set()
+            if self._inside == LOGINS:
+                self.all_inside.set()
+        assert self.release.wait(BOUND), "the gate was never opened"
+
+
+def build_app(acore: AsyncUserCore) -> Any:
+    app = fastapi.FastAPI()
+    counters = {"in_flight": 0, "done": 0}
+
+    @app.post("/login/{mode}")
+    async def login(mode: str, body: dict[str, str]) -> dict[str, str]:
+        counters["in_flight"] += 1
+        try:
+            if mode == "async":
+                pair = await acore.auth.login(body["username"], body["password"])
+            else:  # the synchronous core called inline: it blocks the event loop
+                pair = acore.sync.auth.login(body["username"], body["password"])
+        finally:
+            counters["in_flight"] -= 1
+        counters["done"] += 1
+        return {"access_token": pair.access_token}
+
+    @app.get("/ping")
+    async def ping() -> dict[str, int]:
+        return dict(counters)
+
+    return app
+
+
+class LiveServer:
+    def __init__(self, app: Any) -> None:
+        self.sock = socket.socket()
+        self.sock.bind((HOST, 0))
+        # Listening before the server runs: the kernel queues connections at
+        # once, even while the server's event loop is busy.
+        self.sock.listen(64)
+        self.port: int = self.sock.getsockname()[1]
+        config = uvicorn.Config(app, log_level="warning", lifespan="off")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]})
+
+    def start(self) -> None:
+        self.thread.start()
+        probe = self.send("GET", "/ping")
+        assert read_response(probe)[0] == 200
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(BOUND)
+        self.sock.close()
+
+    def send(self, method: str, path: str, body: dict[str, str] | None = None) -> socket.socket:
+        """Connect and write a whole request; when this returns the request is in
+        the server's socket buffer, whether or not its loop is free to read it."""
+        payload = b"" if body is None else json.dumps(body).encode()
+        head = (
+            f"{method} {path} HTTP/1.1\r\nHost: {HOST}\r\nConnection: close\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n\r\n"
+        )
+        conn = socket.create_connection((HOST, self.port), timeout=BOUND)
+        conn.sendall(head.encode() + payload)
+        return conn
+
+
+def read_response(conn: socket.socket) -> tuple[int, Any]:
+    with conn:
+        data = b""
+        while chunk := conn.recv(65536):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    return int(head.split()[1]), json.loads(body)
+
+
+@pytest.fixture
+def gate() -> Gate:
+    return Gate()
+
+
+@pytest.fixture
+def server(gate: Gate) -> Iterator[LiveServer]:
+    core = UserCore.open("memory://", settings=make_settings())
+    core.users.register(email="ada@example.com", username="ada", password=PASSWORD)
+    acore = AsyncUserCore(core, max_workers=LOGINS)
+    core.events.subscribe(gate)
+    live = LiveServer(build_app(acore))
+    live.start()
+    try:
+        yield live
+    finally:
+        gate.release.set()
+        live.stop()
+        core.close()
+
+
+def send_logins(server: LiveServer, mode: str) -> list[socket.socket]:
+    credentials = {"username": "ada", "password": PASSWORD}
+    return [server.send("POST", f"/login/{mode}", credentials) for _ in range(LOGINS)]
+
+
+def test_async_logins_leave_the_loop_free_for_ping(server: LiveServer, gate: Gate) -> None:
+    logins = send_logins(server, "async")
+    assert gate.all_inside.wait(BOUND)  # all eight are inside the core at once
+    status, seen = read_response(server.send("GET", "/ping"))
+    # /ping was answered while every login was still held inside the core.
+    assert (status, seen) == (200, {"in_flight": LOGINS, "done": 0})
+    gate.release.set()
+    answers = [read_response(conn) for conn in logins]
+    assert [status for status, _ in answers] == [200] * LOGINS
+    assert all(body["access_token"] for _, body in answers)
+
+
+def test_the_sync_core_called_inline_makes_ping_wait(server: LiveServer, gate: Gate) -> None:
+    logins = send_logins(server, "inline")
+    assert gate.first_inside.wait(BOUND)  # one login holds the event loop
+    ping = server.send("GET", "/ping")  # sent while that login is in flight
+    gate.release.set()
+    status, seen = read_response(ping)
+    # /ping could only run after the login it was sent during had finished,
+    # and never overlapped any login.
+    assert status == 200
+    assert seen["done"] >= 1
+    assert seen["in_flight"] == 0
+    assert [read_response(conn)[0] for conn in logins] == [200] * LOGINS
