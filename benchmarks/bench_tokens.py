@@ -77,7 +77,7 @@ def measure(n: int, rounds: int, sqlite_url: str) -> dict[str, float]:
         user = core.users.register(email="ada@example.com", password="correct horse battery")
         on_sqlite.users.register(email="ada@example.com", password="correct horse battery")
         token = core.auth.login("ada@example.com", "correct horse battery").access_token
-        service = core._ctx.tokens
+        service = core._ctx.sessions
         served = service.codec
         first_sight = AccessTokenCodec(settings, core.clock, cache_size=0)
 

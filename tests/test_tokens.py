@@ -362,3 +362,13 @@ def test_api_keys_have_the_documented_shape() -> None:
 )
 def test_malformed_api_keys_do_not_parse(key: object) -> None:
     assert parse_api_key(key) is None
+
+
+def test_token_service_is_still_importable_from_tokens() -> None:
+    """Sessions moved to services/sessions.py; the old import keeps resolving."""
+    from usercore import tokens
+    from usercore.services.sessions import SessionService
+
+    assert tokens.TokenService is SessionService
+    with pytest.raises(AttributeError):
+        tokens.NoSuchName  # noqa: B018

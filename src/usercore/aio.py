@@ -24,7 +24,7 @@ import itertools
 import os
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from types import TracebackType
-from typing import Any, Concatenate, Generic, ParamSpec, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, TypeVar, overload
 
 try:
     import anyio
@@ -45,9 +45,13 @@ from usercore.services.api_keys import ApiKeyService
 from usercore.services.auth import AuthService
 from usercore.services.events import EventBus
 from usercore.services.roles import PermissionService, RoleService
-from usercore.services.users import MAX_PER_PAGE, UserService
+from usercore.services.users import MAX_PER_PAGE, UserChanges, UserService
 from usercore.settings import Settings
 from usercore.web._core import authenticate as _authenticate_headers
+
+if TYPE_CHECKING:
+    # typing.Unpack is Python 3.11+; it appears in annotations only.
+    from typing_extensions import Unpack
 
 __all__ = [
     "DEFAULT_MAX_WORKERS",
@@ -225,7 +229,7 @@ class AsyncUserService(_AsyncService[UserService]):
         user_id: int,
         *,
         current_password: str | None = None,
-        **changes: Any,
+        **changes: Unpack[UserChanges],
     ) -> User:
         # Spelled out: with ``**changes`` and a ``self`` that is not
         # positional-only, mypy cannot split ``self`` off with Concatenate.

@@ -18,6 +18,7 @@ See ``docs/rbac.md`` for the concepts.
 
 from __future__ import annotations
 
+import builtins
 import logging
 import math
 import threading
@@ -27,8 +28,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import timedelta
 from types import MappingProxyType
 
-from usercore._policy_registry import PermissionRegistry
-from usercore.domain.model import Decision, Principal, Role
+from usercore.domain.model import Decision, Permission, Principal, Role
 from usercore.domain.permissions import (
     ADMIN_ROLE,
     BUILTIN_PERMISSIONS,
@@ -210,9 +210,13 @@ _PROBES_MAX = 4096
 def _probes(permission: str) -> _Probes | None:
     """The (any record, own records) grants satisfying a check; ``None`` if malformed.
 
-    Memoized in a plain dict (cheaper to hit than ``lru_cache``) that starts
-    over when full; malformed strings are never stored.
+    The one memo of probes: a plain dict (cheaper to hit than ``lru_cache``)
+    that starts over when full, so arbitrary strings cannot grow it without
+    limit; malformed strings are never stored.
     """
+    pair = _PROBES.get(permission)
+    if pair is not None:
+        return pair
     probes = check_probes(permission)
     if probes is None:
         return None
@@ -230,13 +234,13 @@ def covers(held: Iterable[str], grant: str) -> bool:
     covers only ``:own`` grants (``users:update:own`` does not cover
     ``users:update``).  A malformed ``grant`` is covered by nothing.
     """
-    probes = check_probes(grant)
+    probes = _probes(grant)
     if probes is None:
         return False
     # For an unscoped grant ``anyone`` holds exactly the grants that include it;
     # for an ``:own`` one, check_probes already folds the ``:own`` forms in.
     held_set = held if isinstance(held, (set, frozenset)) else frozenset(held)
-    return not probes.anyone.isdisjoint(held_set)
+    return not probes[0].isdisjoint(held_set)
 
 
 def _grant_rank(grant: str) -> tuple[bool, bool, bool, str]:
@@ -320,14 +324,11 @@ class CompiledPolicy:
         principal's ``user_id``.  An API-key principal (``scopes`` not
         ``None``) also needs a scope that allows the permission.
         """
-        if principal.is_system:
+        # The hot path, the one check (Policy.is_allowed calls it): a memoized
+        # probe pair, one dict lookup, one or two isdisjoint calls.
+        # Principal.is_system spelled out: a property call costs a seventh of a check.
+        if principal.method == "system":
             return True
-        return self._allows(principal, permission, owner_id)
-
-    def _allows(self, principal: Principal, permission: str, owner_id: int | None) -> bool:
-        # The hot path: a memoized probe pair, one dict lookup, one or two isdisjoint
-        # calls.  Policy.is_allowed inlines this body (a call costs a fifth of a
-        # check): keep the two equal.
         probes = _PROBES.get(permission)
         if probes is None:
             probes = _probes(permission)
@@ -630,29 +631,8 @@ class Policy:
         Deny by default; ``SYSTEM`` passes everything; ``:own`` grants need
         ``owner_id == principal.user_id``; API keys are held to their scopes.
         """
-        # Principal.is_system spelled out (a property call costs a seventh of a
-        # check), then CompiledPolicy._allows inlined: keep the two equal.
-        if principal.method == "system":
-            return True
         compiled = self._compiled if self._monotonic() < self._next_probe else self._refresh()
-        probes = _PROBES.get(permission)
-        if probes is None:
-            probes = _probes(permission)
-            if probes is None:
-                return False
-        anyone, own_grants = probes
-        grants = compiled._memo.get(principal.roles)
-        if grants is None:
-            grants = compiled._union(principal.roles)
-        own = owner_id is not None and owner_id == principal.user_id
-        if grants.isdisjoint(anyone) and (not own or grants.isdisjoint(own_grants)):
-            return False
-        scopes = principal.scopes
-        return (
-            scopes is None
-            or not scopes.isdisjoint(anyone)
-            or (own and not scopes.isdisjoint(own_grants))
-        )
+        return compiled.is_allowed(principal, permission, owner_id=owner_id)
 
     def require(
         self, principal: Principal, permission: str, *, owner_id: int | None = None
@@ -688,3 +668,113 @@ class Policy:
     ) -> Decision:
         """The delegation rules' answer; see :meth:`CompiledPolicy.explain_delegation`."""
         return self.compiled.explain_delegation(principal, grants=grants, target_roles=target_roles)
+
+
+# -- the registry ---------------------------------------------------------------------
+#
+# Which permissions exist, so typos in roles are errors: the built-in
+# permissions plus whatever the application registers at start-up.  Roles and
+# API-key scopes may only name registered permissions or wildcards over known
+# resources; anything else is a ValidationError.
+
+
+class PermissionRegistry:
+    """The permissions an application knows, with descriptions.
+
+    Starts with :data:`~usercore.domain.permissions.BUILTIN_PERMISSIONS`
+    (pass ``builtins=False`` for an empty one).  Thread-safe: registering takes
+    a lock; lookups read an immutable snapshot.
+    """
+
+    def __init__(self, *, builtins: bool = True) -> None:
+        self._lock = threading.Lock()
+        self._permissions: dict[str, Permission] = {}
+        self._resources: frozenset[str] = frozenset()
+        for permission in BUILTIN_PERMISSIONS if builtins else ():
+            self.register(permission.name, permission.description)
+
+    def register(self, name: str, description: str = "") -> Permission:
+        """Register ``resource:action`` and return it; registering it again is harmless.
+
+        A second registration keeps the first description unless that one was
+        empty.  Raises :class:`ValidationError` (``{"name": [...]}``) when
+        ``name`` is not a concrete ``resource:action``: wildcards and ``:own``
+        are grant forms, not permissions of their own.
+        """
+        problems = permission_problems(name)
+        if not problems and (name == WILDCARD or name.split(":")[1] == WILDCARD):
+            problems = ["register a concrete resource:action, not a wildcard"]
+        elif not problems and name.count(":") == 2:
+            problems = ["register resource:action without ':own'; ':own' is a grant scope"]
+        if problems:
+            raise ValidationError({"name": problems})
+        if not isinstance(description, str):
+            raise ValidationError.single("description", "must be a string")
+        with self._lock:
+            existing = self._permissions.get(name)
+            if existing is not None and (existing.description or not description):
+                return existing
+            permission = Permission(name=name, description=description)
+            permissions = dict(self._permissions)
+            permissions[name] = permission
+            # Publish whole new objects so readers never see a half-made update.
+            self._permissions = permissions
+            self._resources = self._resources | {name.split(":")[0]}
+            return permission
+
+    def list(self) -> list[Permission]:
+        """Every registered permission, ordered by name."""
+        permissions = self._permissions
+        return [permissions[name] for name in sorted(permissions)]
+
+    def get(self, name: str) -> Permission | None:
+        """The registered permission called ``name``, or ``None``."""
+        return self._permissions.get(name)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._permissions
+
+    def __len__(self) -> int:
+        return len(self._permissions)
+
+    @property
+    def resources(self) -> frozenset[str]:
+        """The resources that have at least one registered permission."""
+        return self._resources
+
+    def grant_problems(self, grant: object) -> builtins.list[str]:
+        """Why ``grant`` may not appear in a role or API-key scope (empty when it may).
+
+        A grant may be ``*``; ``resource:*`` or ``resource:*:own`` for a
+        resource with a registered permission; or ``resource:action`` or
+        ``resource:action:own`` whose ``resource:action`` is registered.
+        """
+        problems = permission_problems(grant)
+        if problems or not isinstance(grant, str):
+            return [f"invalid permission {grant!r}: {problem}" for problem in problems]
+        if grant == WILDCARD:
+            return []
+        resource, action, *_ = grant.split(":")
+        if action == WILDCARD:
+            known = resource in self._resources
+        else:
+            known = f"{resource}:{action}" in self._permissions
+        return [] if known else [f"unknown permission {grant!r}"]
+
+    def validate_grants(
+        self, grants: Iterable[str], *, field: str = "permissions"
+    ) -> frozenset[str]:
+        """Check every grant (see :meth:`grant_problems`) and return them as a frozenset.
+
+        Raises :class:`ValidationError` ``{field: [...]}`` listing every bad
+        grant, e.g. ``{"permissions": ["unknown permission 'reprots:read'"]}``,
+        so a typo in a role never turns into a silent denial.  Use
+        ``field="scopes"`` for API-key scopes.
+        """
+        if isinstance(grants, str):
+            raise ValidationError.single(field, "must be a list of permissions, not a string")
+        checked = builtins.list(grants)
+        problems = [problem for grant in checked for problem in self.grant_problems(grant)]
+        if problems:
+            raise ValidationError({field: builtins.list(dict.fromkeys(problems))})
+        return frozenset(checked)

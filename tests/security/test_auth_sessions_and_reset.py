@@ -122,7 +122,7 @@ def test_logout_with_a_rotated_access_token_ends_the_same_family(core: UserCore,
 
 
 def test_access_tokens_name_their_session(core: UserCore, ada: User) -> None:
-    codec = core._ctx.tokens.codec
+    codec = core._ctx.sessions.codec
     first = core.auth.login("ada", PASSWORD)
     rotated = core.auth.refresh(first.refresh_token)
     second = core.auth.login("ada", PASSWORD)

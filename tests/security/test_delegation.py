@@ -65,7 +65,7 @@ def test_roles_assign_cannot_make_oneself_admin(core: UserCore) -> None:
     with pytest.raises(PermissionDenied):
         core.users.assign_roles(mallory, mallory.user_id, ["user", "admin"])
     with pytest.raises(PermissionDenied):
-        core.users.update(mallory, mallory.user_id, role="admin")
+        core.users.update(mallory, mallory.user_id, roles=["admin"])
     assert "admin" not in core.users.get(SYSTEM, mallory.user_id).roles
 
 

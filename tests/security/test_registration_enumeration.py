@@ -4,7 +4,7 @@ OWASP ASVS 4.0.3 V2.2 / V3 account enumeration and the OWASP Authentication
 Cheat Sheet ("Account creation"): with
 ``Settings.registration_enumeration_safe`` a taken address gets the same
 202 answer as a new one, after the same hashing work, and the owner of the
-taken address is told through the ``user.registration_duplicate`` event.  The
+taken address is told through the ``user.duplicate_registration_attempted`` event.  The
 default stays False (409 for a taken email), as SECURITY.md explains.
 """
 
@@ -43,7 +43,9 @@ def test_safe_mode_answers_a_taken_email_like_a_new_one(
     taken = register(core, "ADA@example.com")
     assert new == taken
     assert 202 == new[0]
-    duplicates = [event for event in events if event.name == "user.registration_duplicate"]
+    duplicates = [
+        event for event in events if event.name == "user.duplicate_registration_attempted"
+    ]
     assert [{"email": "ada@example.com"}] == [dict(event.data) for event in duplicates]
     assert ["ada@example.com"] == [user.email for user in core.users.list(SYSTEM).items]
 

@@ -135,6 +135,30 @@ def test_permissions_registry_lists_builtins_and_app_permissions(core: UserCore)
         core.permissions.register("Not A Permission")
 
 
+def test_listing_permissions_needs_permissions_read(core: UserCore, ada: User) -> None:
+    """The service checks, not the HTTP layer: a plain user is refused, an admin is not."""
+    with pytest.raises(PermissionDenied) as denied:
+        core.permissions.list(Principal(user_id=ada.id, roles={"user"}))
+    assert "permissions:read" == denied.value.details["permission"]
+    admin = Principal(user_id=ada.id + 1, roles={"admin"})
+    assert core.permissions.list(admin) == core.permissions.list()
+
+
+def test_registering_a_permission_as_an_actor_needs_permissions_register(
+    core: UserCore, ada: User
+) -> None:
+    reader = Principal(user_id=ada.id, roles={"user"})
+    with pytest.raises(PermissionDenied):
+        core.permissions.register(reader, "invoices:approve", "Approve invoices")
+    assert "invoices:approve" not in {p.name for p in core.permissions.list()}
+    admin = Principal(user_id=ada.id + 1, roles={"admin"})
+    registered = core.permissions.register(admin, "invoices:approve", "Approve invoices")
+    assert ("invoices:approve", "Approve invoices") == (registered.name, registered.description)
+    assert core.permissions.register("reports:read", description="Read reports").name == (
+        "reports:read"
+    )
+
+
 # -- API keys -----------------------------------------------------------------------
 
 
@@ -149,7 +173,7 @@ def test_api_key_is_shown_once_and_authenticates(
     listed = core.api_keys.list(ada_p, ada.id)
     assert [record.id] == [k.id for k in listed]
     assert listed[0].last_used_at is not None
-    assert "apikey.created" in [e.name for e in events]
+    assert "api_key.created" in [e.name for e in events]
 
 
 def test_a_scoped_key_can_do_no_more_than_its_scopes(
@@ -185,7 +209,7 @@ def test_keys_expire_and_revoke(
     clock.advance(seconds=60)
     with pytest.raises(TokenError):
         core.auth.authenticate_api_key(short)
-    assert "apikey.revoked" in [e.name for e in events]
+    assert "api_key.revoked" in [e.name for e in events]
 
 
 def test_keys_of_others_are_off_limits(

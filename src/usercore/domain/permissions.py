@@ -7,7 +7,6 @@ resource.  ``:own`` limits a grant to the principal's own records.
 
 from __future__ import annotations
 
-import functools
 import re
 
 import attrs
@@ -97,9 +96,6 @@ class CheckProbes:
     own: frozenset[str]
 
 
-# Checks name a handful of permission strings over and over; the cache is
-# bounded, so a caller feeding arbitrary strings cannot grow it without limit.
-@functools.lru_cache(maxsize=4096)
 def check_probes(permission: str) -> CheckProbes | None:
     """The grants that satisfy a check of ``permission`` (``None`` when it is not valid).
 
@@ -110,6 +106,9 @@ def check_probes(permission: str) -> CheckProbes | None:
     five grants allows.  A check of ``resource:*`` is satisfied only by
     ``*`` and ``resource:*`` (and ``resource:*:own`` on own records), and a
     check of ``*`` only by ``*``.
+
+    Pure and not memoized here: :mod:`usercore.policy` keeps the one cache of
+    probes, beside the checks that use it.
     """
     if not isinstance(permission, str) or permission_problems(permission):
         return None

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from usercore.domain import Principal
 from usercore.errors import ReauthenticationRequired, ValidationError
-from usercore.services._context import Context, found
+from usercore.services._context import Context
+from usercore.services._lookup import found
 from usercore.services.auth import Lockout
 
 __all__ = ["is_fresh", "require_fresh_auth"]

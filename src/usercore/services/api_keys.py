@@ -16,16 +16,10 @@ import attrs
 from usercore.domain import ApiKey, Principal, User
 from usercore.errors import ValidationError
 from usercore.policy import CompiledPolicy
-from usercore.services._context import (
-    Context,
-    authorize_on_record,
-    check_id,
-    found,
-    in_id_range,
-    require_delegation,
-    role_table,
-)
+from usercore.services._context import Context
+from usercore.services._delegation import authorize_on_record, require_delegation, role_table
 from usercore.services._fresh import require_fresh_auth
+from usercore.services._lookup import check_id, found, in_id_range
 
 __all__ = ["ApiKeyService"]
 
@@ -140,11 +134,11 @@ class ApiKeyService:
                 raise ValidationError.single(
                     "name", f"a user may hold at most {MAX_KEYS_PER_USER} API keys"
                 )
-            record, text = self._ctx.tokens.create_api_key(
+            record, text = self._ctx.sessions.create_api_key(
                 tx, user, name=name.strip(), scopes=scope_set, expires_at=expires_at
             )
         self._ctx.events.emit(
-            "apikey.created", user_id=user_id, actor=actor, key_id=record.id, prefix=record.prefix
+            "api_key.created", user_id=user_id, actor=actor, key_id=record.id, prefix=record.prefix
         )
         return record, text
 
@@ -177,4 +171,4 @@ class ApiKeyService:
                 require_delegation(role_table(tx), actor, target=owner)
             if record.revoked_at is None:
                 tx.api_keys.update(attrs.evolve(record, revoked_at=self._ctx.clock()))
-        self._ctx.events.emit("apikey.revoked", user_id=record.user_id, actor=actor, key_id=key_id)
+        self._ctx.events.emit("api_key.revoked", user_id=record.user_id, actor=actor, key_id=key_id)

@@ -32,16 +32,12 @@ from usercore.errors import (
     ValidationError,
 )
 from usercore.ports import LoginAttempts, UnitOfWork
-from usercore.services._context import (
-    Context,
-    check_id,
-    found,
-    in_id_range,
-    require_delegation,
-    role_table,
-)
+from usercore.services._context import Context
+from usercore.services._delegation import require_delegation, role_table
+from usercore.services._lookup import check_id, found, in_id_range
+from usercore.services.sessions import EMAIL_VERIFICATION, PASSWORD_RESET
 from usercore.settings import Settings
-from usercore.tokens import EMAIL_VERIFICATION, PASSWORD_RESET, new_opaque_token, token_digest
+from usercore.tokens import new_opaque_token, token_digest
 
 __all__ = ["AuthService", "Lockout", "lockout_duration"]
 
@@ -415,7 +411,7 @@ class AuthService:
                     password_hash=new_hash if new_hash is not None else user.password_hash,
                 )
             )
-            pair = ctx.tokens.issue_pair(tx, user)
+            pair = ctx.sessions.issue_pair(tx, user)
         ctx.events.emit("auth.login_succeeded", user_id=user_id, rehashed=new_hash is not None)
         return pair
 
@@ -423,16 +419,16 @@ class AuthService:
 
     def authenticate(self, access_token: str) -> Principal:
         """The principal of a valid access token; ``TokenError`` otherwise."""
-        return self._ctx.tokens.authenticate(access_token)
+        return self._ctx.sessions.authenticate(access_token)
 
     def authenticate_api_key(self, key: str) -> Principal:
         """The principal of a valid API key (limited to its scopes); ``TokenError`` otherwise."""
-        return self._ctx.tokens.authenticate_api_key(key)
+        return self._ctx.sessions.authenticate_api_key(key)
 
     def refresh(self, refresh_token: str) -> TokenPair:
         """Trade a refresh token for a new pair (rotation with replay detection)."""
         try:
-            pair, user = self._ctx.tokens.refresh(refresh_token)
+            pair, user = self._ctx.sessions.refresh(refresh_token)
         except TokenError:
             self._ctx.events.emit("token.refresh_rejected")
             raise
@@ -442,7 +438,7 @@ class AuthService:
     def logout(self, access_token: str, refresh_token: str | None = None) -> None:
         """End a session: the access token is refused from now on, and the refresh
         token's family is revoked when given."""
-        user_id = self._ctx.tokens.logout(access_token, refresh_token)
+        user_id = self._ctx.sessions.logout(access_token, refresh_token)
         self._ctx.events.emit("token.revoked", user_id=user_id, scope="session")
 
     def logout_all(self, actor: Principal, user_id: int) -> None:
@@ -453,8 +449,7 @@ class AuthService:
         with self._ctx.store.transaction() as tx:
             user = found(tx.users.get(user_id) if in_id_range(user_id) else None, "User")
             require_delegation(role_table(tx), actor, target=user)
-            self._ctx.tokens.revoke_user_sessions(tx, user.id)
-            tx.users.update(attrs.evolve(user, token_version=user.token_version + 1))
+            tx.users.update(self._ctx.sessions.end_sessions(tx, user))
         self._ctx.events.emit("token.revoked", user_id=user_id, actor=actor, scope="all")
 
     # -- password reset and email verification -----------------------------------
@@ -485,7 +480,7 @@ class AuthService:
                 )
                 token = None
             else:
-                token = ctx.tokens.issue_one_time(tx, user, PASSWORD_RESET)
+                token = ctx.sessions.issue_one_time(tx, user, PASSWORD_RESET)
         ctx.events.emit(
             "password.reset_requested",
             user_id=None if token is None or user is None else user.id,
@@ -503,7 +498,7 @@ class AuthService:
         """
         with self._ctx.store.transaction(readonly=True) as tx:
             # Reset tokens are only issued to accounts found by their email.
-            return self._ctx.tokens.check_one_time(tx, token, PASSWORD_RESET).email or ""
+            return self._ctx.sessions.check_one_time(tx, token, PASSWORD_RESET).email or ""
 
     def reset_password(self, token: str, new_password: str) -> None:
         """Set a new password with a reset token; revokes every session and lock.
@@ -514,28 +509,12 @@ class AuthService:
         ctx = self._ctx
         with ctx.store.transaction(readonly=True) as tx:
             # Look without spending: a rejected password must leave the token usable.
-            user = ctx.tokens.check_one_time(tx, token, PASSWORD_RESET)
-        password = validation.validate_password(
+            user = ctx.sessions.check_one_time(tx, token, PASSWORD_RESET)
+        ctx.sessions.replace_password(
+            user,
             new_password,
-            settings=ctx.settings,
-            username=user.username,
-            email=user.email,
-            field="new_password",
+            load=lambda tx: ctx.sessions.consume_one_time(tx, token, PASSWORD_RESET),
         )
-        password_hash = ctx.hasher.hash(password)
-        with ctx.store.transaction() as tx:
-            current = ctx.tokens.consume_one_time(tx, token, PASSWORD_RESET)
-            ctx.tokens.revoke_user_sessions(tx, current.id)
-            tx.users.update(
-                attrs.evolve(
-                    current,
-                    password_hash=password_hash,
-                    token_version=current.token_version + 1,
-                    failed_logins=0,
-                    locked_until=None,
-                    updated_at=ctx.clock(),
-                )
-            )
         ctx.events.emit("password.reset", user_id=user.id)
 
     def request_email_verification(self, actor: Principal, user_id: int) -> str:
@@ -548,15 +527,15 @@ class AuthService:
             require_delegation(role_table(tx), actor, target=user)
             if user.email is None:  # an account identified by its username alone
                 raise ValidationError.single("email", "the account has no email address")
-            token = self._ctx.tokens.issue_one_time(tx, user, EMAIL_VERIFICATION)
-        self._ctx.events.emit("email.verification_requested", user_id=user_id, actor=actor)
+            token = self._ctx.sessions.issue_one_time(tx, user, EMAIL_VERIFICATION)
+        self._ctx.events.emit("user.email_verification_requested", user_id=user_id, actor=actor)
         return token
 
     def verify_email(self, token: str) -> User:
         """Mark the email verified with a verification token; ``TokenError`` if invalid."""
         ctx = self._ctx
         with ctx.store.transaction() as tx:
-            user = ctx.tokens.consume_one_time(tx, token, EMAIL_VERIFICATION)
+            user = ctx.sessions.consume_one_time(tx, token, EMAIL_VERIFICATION)
             saved = tx.users.update(attrs.evolve(user, email_verified=True, updated_at=ctx.clock()))
         ctx.events.emit("user.email_verified", user_id=saved.id)
         return saved

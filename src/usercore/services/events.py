@@ -19,7 +19,7 @@ from usercore.ports import Clock
 
 __all__ = ["Event", "EventBus", "Subscriber"]
 
-logger = logging.getLogger("usercore")
+logger = logging.getLogger("usercore.events")
 
 
 @attrs.frozen(kw_only=True)

@@ -10,19 +10,18 @@ from typing import Any
 
 import attrs
 
-from usercore._policy_registry import PermissionRegistry
 from usercore.domain import Role
 from usercore.passwords import PasswordHasher
-from usercore.policy import Policy
+from usercore.policy import PermissionRegistry, Policy
 from usercore.ports import Clock, Store
 from usercore.services._context import Context
 from usercore.services.api_keys import ApiKeyService
 from usercore.services.auth import AuthService
 from usercore.services.events import EventBus
 from usercore.services.roles import PermissionService, RoleService, seed_builtin_roles
+from usercore.services.sessions import SessionService
 from usercore.services.users import UserService
 from usercore.settings import Settings
-from usercore.tokens import TokenService
 
 __all__ = ["SUPPORTED_SCHEMES", "UserCore", "open_store"]
 
@@ -112,7 +111,7 @@ class UserCore:
             policy=self.policy,
             registry=registry,
             events=self.events,
-            tokens=TokenService(store, settings, self.clock),
+            sessions=SessionService(store, settings, self.clock, hasher),
         )
         self._ctx = ctx
         self.users = UserService(ctx)
@@ -167,7 +166,7 @@ class UserCore:
     def purge_expired(self) -> int:
         """Forget expired revocations, refresh and one-time tokens and stale
         login throttles; returns how many records went.  Run it periodically."""
-        return self._ctx.tokens.purge_expired()
+        return self._ctx.sessions.purge_expired()
 
     def close(self) -> None:
         """Close the store; the facade is unusable afterwards."""

@@ -12,22 +12,23 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Iterable
+from typing import overload
 
 import attrs
 
-from usercore.domain import Permission, Principal, Role
+from usercore.domain import SYSTEM, Permission, Principal, Role
 from usercore.domain.permissions import BUILTIN_ROLES
 from usercore.errors import ConflictError, ValidationError
 from usercore.policy import compile_roles
 from usercore.ports import UnitOfWork
-from usercore.services._context import (
-    Context,
-    found,
+from usercore.services._context import Context
+from usercore.services._delegation import (
     keep_a_wildcard_holder,
     require_delegation,
     role_table,
     wildcard_holders,
 )
+from usercore.services._lookup import found
 
 __all__ = ["PermissionService", "RoleService", "role_name_problems"]
 
@@ -264,10 +265,44 @@ class PermissionService:
     def __init__(self, ctx: Context):
         self._ctx = ctx
 
-    def list(self) -> list[Permission]:
-        """Every registered permission, by name."""
+    def list(self, actor: Principal = SYSTEM) -> list[Permission]:
+        """Every registered permission, by name (``permissions:read``).
+
+        Without an actor the caller is :data:`~usercore.SYSTEM`: in-process
+        code (app setup, the CLI) is trusted; the HTTP layer passes its caller.
+        """
+        self._ctx.policy.require(actor, "permissions:read")
         return self._ctx.registry.list()
 
-    def register(self, name: str, description: str = "") -> Permission:
-        """Register an application permission (``resource:action``) so roles can grant it."""
+    @overload
+    def register(self, actor: Principal, name: str, /, description: str = "") -> Permission: ...
+
+    @overload
+    def register(self, name: str, /, *, description: str = "") -> Permission: ...
+
+    @overload
+    def register(self, name: str, description: str, /) -> Permission: ...
+
+    def register(
+        self, actor_or_name: Principal | str, name: str | None = None, /, description: str = ""
+    ) -> Permission:
+        """Register an application permission (``resource:action``) so roles can grant it.
+
+        ``register(actor, name, description="")`` needs ``permissions:register``
+        (``PermissionDenied`` otherwise); ``register(name, description="")``
+        is in-process app setup and acts as :data:`~usercore.SYSTEM`.  An
+        invalid name is a ``ValidationError``; registering twice is harmless.
+        """
+        if isinstance(actor_or_name, Principal):
+            actor = actor_or_name
+            if name is None:
+                raise TypeError("register(actor, name, description='') needs a name")
+        else:
+            # The in-process form: its second positional argument is the description.
+            actor, name, description = (
+                SYSTEM,
+                actor_or_name,
+                (description if name is None else name),
+            )
+        self._ctx.policy.require(actor, "permissions:register")
         return self._ctx.registry.register(name, description)

@@ -14,7 +14,7 @@ import base64
 import binascii
 import builtins
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import attrs
 
@@ -29,25 +29,40 @@ from usercore.domain import (
 from usercore.errors import ConflictError, ReauthenticationRequired, ValidationError
 from usercore.policy import CompiledPolicy
 from usercore.ports import UnitOfWork, UserFilter
-from usercore.services._context import (
+from usercore.services._context import Context
+from usercore.services._delegation import (
     SELF_SERVICE_ROLES,
-    Context,
     authorize_on_record,
-    check_id,
-    found,
     holds_wildcard,
-    in_id_range,
     keep_a_wildcard_holder,
     require_delegation,
     role_table,
 )
 from usercore.services._fresh import require_fresh_auth
+from usercore.services._lookup import check_id, found, in_id_range
 from usercore.services.auth import Lockout
 
-__all__ = ["ImportReport", "UserService"]
+if TYPE_CHECKING:
+    # typing.Unpack is Python 3.11+; it appears in annotations only.
+    from typing_extensions import Unpack
+
+__all__ = ["ImportReport", "UserChanges", "UserService"]
 
 MAX_PER_PAGE = 100
-UPDATABLE_FIELDS = frozenset({"email", "username", "name", "role", "roles", "status", "password"})
+UPDATABLE_FIELDS = frozenset({"email", "username", "name", "roles", "status", "password"})
+
+
+class UserChanges(TypedDict, total=False):
+    """The fields :meth:`UserService.update` may change; each one given changes."""
+
+    email: str
+    username: str | None
+    name: str | None
+    roles: Iterable[str]
+    status: UserStatus | str
+    password: str
+
+
 MAX_SEARCH_LENGTH = 200
 
 
@@ -132,7 +147,7 @@ class UserService:
         Raises ``ValidationError`` (every field at once) or ``ConflictError``
         (``field`` ``"email"``/``"username"``) when the address or name is taken.
         With ``Settings.registration_enumeration_safe`` a taken email also
-        emits ``user.registration_duplicate`` (``user_id`` and the stored
+        emits ``user.duplicate_registration_attempted`` (``user_id`` and the stored
         ``email`` of the existing account), so the app can tell that address
         while the HTTP layer answers the same as for a new account.
         """
@@ -160,7 +175,7 @@ class UserService:
             existing = tx.users.get_by_email(email_key(address))
         if existing is not None:
             self._ctx.events.emit(
-                "user.registration_duplicate", user_id=existing.id, email=existing.email
+                "user.duplicate_registration_attempted", user_id=existing.id, email=existing.email
             )
 
     def create(
@@ -369,10 +384,11 @@ class UserService:
         user_id: int,
         *,
         current_password: str | None = None,
-        **changes: Any,
+        **changes: Unpack[UserChanges],
     ) -> User:
-        """Change some of ``email``, ``username``, ``name``, ``roles`` (or ``role``),
-        ``status``, ``password``: ``users:update`` (or oneself with ``users:update:own``).
+        """Change some of ``email``, ``username``, ``name``, ``roles``, ``status``,
+        ``password`` (:class:`UserChanges`): ``users:update`` (or oneself with
+        ``users:update:own``).
 
         Changing roles also needs ``roles:assign``; changing status needs
         ``users:update`` on others (an administrator).  A new email is
@@ -403,15 +419,8 @@ class UserService:
             raise ValidationError(
                 {field: ["is not a field that can be updated"] for field in unknown}
             )
-        if "role" in changes and "roles" in changes:
-            raise ValidationError.single("role", "give either role or roles, not both")
         roles: frozenset[str] | None = None
-        if "role" in changes:
-            role = changes["role"]
-            if not isinstance(role, str):
-                raise ValidationError.single("role", "must be a role name")
-            roles = frozenset({role})
-        elif "roles" in changes:
+        if "roles" in changes:
             roles = _role_names(changes["roles"])
         if roles is not None:
             policy.require(actor, "roles:assign")
@@ -460,10 +469,10 @@ class UserService:
             if status is not None and status is not current.status:
                 updated = attrs.evolve(updated, status=status)
                 if status is UserStatus.INACTIVE:
-                    updated = self._revoke_sessions(tx, updated)
+                    updated = self._ctx.sessions.end_sessions(tx, updated, one_time_tokens=True)
             if password_hash is not None:
                 updated = attrs.evolve(
-                    self._revoke_sessions(tx, updated),
+                    self._ctx.sessions.end_sessions(tx, updated, one_time_tokens=True),
                     password_hash=password_hash,
                     failed_logins=0,
                     locked_until=None,
@@ -493,25 +502,13 @@ class UserService:
             )
         if saved.roles != current.roles:
             self._ctx.events.emit(
-                "roles.assigned", user_id=user_id, actor=actor, roles=sorted(saved.roles)
+                "user.roles_assigned", user_id=user_id, actor=actor, roles=sorted(saved.roles)
             )
         if saved.status is not current.status:
             self._ctx.events.emit(
                 "user.status_changed", user_id=user_id, actor=actor, status=saved.status.value
             )
         return saved
-
-    def _revoke_sessions(self, tx: UnitOfWork, user: User) -> User:
-        """Bump the token version (every access and refresh token dies), revoke
-        the refresh tokens and API keys and delete outstanding reset and
-        verification tokens; returns the evolved user for the caller to save.
-
-        A reset link read before a deactivation must not set a password on
-        the deactivated account, to be found in force at its reactivation.
-        """
-        self._ctx.tokens.revoke_user_sessions(tx, user.id)
-        tx.one_time_tokens.delete_for_user(user.id)
-        return attrs.evolve(user, token_version=user.token_version + 1)
 
     def change_password(
         self,
@@ -567,28 +564,13 @@ class UserService:
     def _store_password(
         self, actor: Principal | None, user: User, new_password: object, *, event: str
     ) -> User:
-        password = validation.validate_password(
-            new_password,
-            settings=self._ctx.settings,
-            username=user.username,
-            email=user.email,
-            field="new_password",
-        )
-        password_hash = self._ctx.hasher.hash(password)
-        with self._ctx.store.transaction() as tx:
+        def load(tx: UnitOfWork) -> User:
             current = found(tx.users.get(user.id), "User")
             if actor is not None:
                 require_delegation(role_table(tx), actor, target=current)
-            updated = self._revoke_sessions(tx, current)
-            saved = tx.users.update(
-                attrs.evolve(
-                    updated,
-                    password_hash=password_hash,
-                    failed_logins=0,
-                    locked_until=None,
-                    updated_at=self._ctx.clock(),
-                )
-            )
+            return current
+
+        saved = self._ctx.sessions.replace_password(user, new_password, load=load)
         self._ctx.events.emit(event, user_id=user.id, actor=actor)
         return saved
 
@@ -620,14 +602,11 @@ class UserService:
         """
         check_id(user_id)
         self._ctx.policy.require(actor, "users:delete", owner_id=user_id)
-        now = self._ctx.clock()
         with self._ctx.store.transaction() as tx:
             user = found(tx.users.get(user_id) if in_id_range(user_id) else None, "User")
             table = role_table(tx)
             require_delegation(table, actor, target=user)
-            tx.refresh_tokens.revoke_user(user_id, now)
-            tx.api_keys.revoke_user(user_id, now)
-            tx.one_time_tokens.delete_for_user(user_id)
+            self._ctx.sessions.end_sessions(tx, user, one_time_tokens=True)
             tx.users.delete(user_id)
             if holds_wildcard(table, user):
                 keep_a_wildcard_holder(tx, actor, "user_id")
@@ -684,7 +663,7 @@ class UserService:
             created, skipped = created + done, skipped + dupes
             errors.extend(bad)
         self._ctx.events.emit(
-            "users.imported", actor=actor, created=created, skipped=skipped, failed=len(errors)
+            "user.imported", actor=actor, created=created, skipped=skipped, failed=len(errors)
         )
         return ImportReport(created=created, skipped=skipped, errors=sorted(errors, key=_first))
 

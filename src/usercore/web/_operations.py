@@ -288,7 +288,7 @@ def _roles_of(body: Mapping[str, Any]) -> list[str] | None:
 def register(call: Call, _: Principal | None, body: s.RegisterRequest) -> User | Answer:
     core = call.core
     # Settings.registration_enumeration_safe: a taken email answers exactly like a
-    # new one; the service tells the existing address (user.registration_duplicate).
+    # new one; the service tells the existing address (user.duplicate_registration_attempted).
     safe = core.settings.registration_enumeration_safe
     try:
         user = core.users.register(
@@ -407,7 +407,12 @@ def get_user(call: Call, actor: Principal, _: None, user_id: int) -> User:
 
 
 def update_user(call: Call, actor: Principal, body: s.UserUpdate, user_id: int) -> User:
-    return call.core.users.update(actor, user_id, **body.given())
+    changes = body.given()
+    if "role" in changes:
+        # ``role: "..."`` is an HTTP shorthand for ``roles: ["..."]``.
+        changes["roles"] = _roles_of(changes)
+        del changes["role"]
+    return call.core.users.update(actor, user_id, **changes)
 
 
 def delete_user(call: Call, actor: Principal, _: None, user_id: int) -> None:
@@ -493,10 +498,7 @@ def set_role_permissions(call: Call, actor: Principal, body: s.PermissionsBody, 
 
 
 def list_permissions(call: Call, actor: Principal, _: None) -> list[Permission]:
-    core = call.core
-    # core.permissions.list() takes no actor; the registry is for administrators.
-    core.policy.require(actor, "permissions:read")
-    return list(core.permissions.list())
+    return call.core.permissions.list(actor)
 
 
 # -- the tables ---------------------------------------------------------------------
