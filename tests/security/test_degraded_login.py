@@ -113,7 +113,7 @@ def test_a_guess_that_cannot_be_counted_denies_the_identifier_in_the_process(
 ) -> None:
     with failing_writes(core), pytest.raises(StoreUnavailable):
         core.auth.login("ada", WRONG)
-    assert "auth.lockout_unavailable" in [e.name for e in events]
+    assert "auth.lockout_write_failed" in [e.name for e in events]
     # The store works again, but the identifier stays refused: fail closed.
     for password in (WRONG, PASSWORD):
         with pytest.raises(StoreUnavailable) as info:

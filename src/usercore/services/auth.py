@@ -220,7 +220,7 @@ class Lockout:
         except StoreUnavailable:
             now = self._ctx.clock()
             self._denied.add(subject, now + self._ctx.settings.lockout_base, now)
-            self._ctx.events.emit("auth.lockout_unavailable")
+            self._ctx.events.emit("auth.lockout_write_failed")
             raise
 
     def keys(self, kind: str, key: str, user: User | None, client: str | None) -> tuple[str, ...]:
