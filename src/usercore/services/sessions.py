@@ -276,17 +276,21 @@ class SessionService:
         )
         password_hash = self._hasher.hash(password)
         with self._store.transaction() as tx:
-            # Outstanding reset and verification links die with the old password.
-            current = self.end_sessions(tx, load(tx), one_time_tokens=True)
-            return tx.users.update(
-                attrs.evolve(
-                    current,
-                    password_hash=password_hash,
-                    failed_logins=0,
-                    locked_until=None,
-                    updated_at=self._clock(),
-                )
-            )
+            current = self.with_password(tx, load(tx), password_hash)
+            return tx.users.update(attrs.evolve(current, updated_at=self._clock()))
+
+    def with_password(self, tx: UnitOfWork, user: User, password_hash: str) -> User:
+        """``user`` with a new password hash, every session ended and any lockout
+        cleared, for the caller to save in ``tx``: what every password change
+        writes (:meth:`replace_password`, and ``users.update(password=...)``
+        beside other fields).  Outstanding reset and verification links die
+        with the old password."""
+        return attrs.evolve(
+            self.end_sessions(tx, user, one_time_tokens=True),
+            password_hash=password_hash,
+            failed_logins=0,
+            locked_until=None,
+        )
 
     def purge_expired(self) -> int:
         """Forget expired revocations, refresh tokens and one-time tokens; returns the count."""

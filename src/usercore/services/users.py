@@ -471,12 +471,7 @@ class UserService:
                 if status is UserStatus.INACTIVE:
                     updated = self._ctx.sessions.end_sessions(tx, updated, one_time_tokens=True)
             if password_hash is not None:
-                updated = attrs.evolve(
-                    self._ctx.sessions.end_sessions(tx, updated, one_time_tokens=True),
-                    password_hash=password_hash,
-                    failed_logins=0,
-                    locked_until=None,
-                )
+                updated = self._ctx.sessions.with_password(tx, updated, password_hash)
             if updated == current:
                 return current
             saved = tx.users.update(attrs.evolve(updated, updated_at=self._ctx.clock()))
