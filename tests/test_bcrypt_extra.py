@@ -98,3 +98,37 @@ def test_with_bcrypt_installed_the_hash_verifies_and_nothing_is_logged(
 def test_the_bcrypt_extra_is_declared() -> None:
     requirements = metadata.requires("usercore") or []
     assert any(req.startswith("bcrypt>=4.1") and "extra == 'bcrypt'" in req for req in requirements)
+
+
+@pytest.mark.usefixtures("without_bcrypt")
+def test_importing_a_bcrypt_hash_without_bcrypt_fails_that_record_naming_the_extra() -> None:
+    """Stored, such a hash would fail every login of its user; the import says why instead."""
+    from usercore import SYSTEM, Settings, UserCore
+
+    settings = Settings(secret_key="k" * 32, argon2_profile=argon2.profiles.CHEAPEST)
+    with UserCore.open("memory://", settings=settings) as core:
+        report = core.users.import_users(
+            SYSTEM,
+            [
+                {"email": "ada@example.com", "password_hash": BCRYPT_HASH},
+                {"email": "bob@example.com", "password": PASSWORD},
+            ],
+        )
+        assert (1, [0]) == (report.created, [index for index, _ in report.errors])
+        assert [
+            "usercore[bcrypt]" in message for message in report.errors[0][1].errors["password_hash"]
+        ] == [True]
+        assert [user.email for user in core.users.iter_all(SYSTEM)] == ["bob@example.com"]
+
+
+def test_with_bcrypt_installed_the_same_import_keeps_the_hash() -> None:
+    pytest.importorskip("bcrypt")
+    from usercore import SYSTEM, Settings, UserCore
+
+    settings = Settings(secret_key="k" * 32, argon2_profile=argon2.profiles.CHEAPEST)
+    with UserCore.open("memory://", settings=settings) as core:
+        report = core.users.import_users(
+            SYSTEM, [{"email": "ada@example.com", "password_hash": BCRYPT_HASH}]
+        )
+        assert (1, []) == (report.created, report.errors)
+        assert core.auth.login("ada@example.com", PASSWORD).access_token

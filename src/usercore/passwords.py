@@ -25,6 +25,7 @@ import base64
 import contextlib
 import hashlib
 import hmac
+import importlib.util
 import logging
 import re
 import secrets
@@ -43,7 +44,7 @@ from usercore.errors import Overloaded
 if TYPE_CHECKING:
     from usercore.settings import Settings
 
-__all__ = ["SUPPORTED_SCHEMES", "HashLimiter", "PasswordHasher"]
+__all__ = ["SUPPORTED_SCHEMES", "HashLimiter", "PasswordHasher", "bcrypt_available"]
 
 _log = logging.getLogger("usercore.passwords")
 
@@ -601,6 +602,13 @@ BCRYPT_MISSING_MESSAGE = (
     "bcrypt password hashes cannot be verified: the bcrypt package is not installed "
     "(pip install 'usercore[bcrypt]')"
 )
+
+
+def bcrypt_available() -> bool:
+    """Whether bcrypt hashes can be verified here (the ``bcrypt`` package imports)."""
+    return importlib.util.find_spec("bcrypt") is not None
+
+
 # Acquired once and never released: the first failed import logs, later ones do not.
 _bcrypt_missing_logged = threading.Lock()
 

@@ -27,6 +27,7 @@ from usercore.domain import (
     email_key,
 )
 from usercore.errors import ConflictError, ReauthenticationRequired, ValidationError
+from usercore.passwords import bcrypt_available
 from usercore.policy import CompiledPolicy
 from usercore.ports import UnitOfWork, UserFilter
 from usercore.services._context import Context
@@ -680,10 +681,16 @@ class UserService:
         if "password" in record and "password_hash" in record:
             problems["password"] = ["give either password or password_hash, not both"]
         password_hash = record.get("password_hash")
-        if password_hash is not None and (
-            not isinstance(password_hash, str) or self._ctx.hasher.identify(password_hash) is None
-        ):
+        scheme = (
+            self._ctx.hasher.identify(password_hash) if isinstance(password_hash, str) else None
+        )
+        if password_hash is not None and scheme is None:
             problems["password_hash"] = ["is not a supported password hash format"]
+        elif scheme == "bcrypt" and not bcrypt_available():
+            # Stored, it would fail every login of its user (and count toward lockout).
+            problems["password_hash"] = [
+                "is a bcrypt hash, which needs the bcrypt package: pip install 'usercore[bcrypt]'"
+            ]
         roles: frozenset[str] = frozenset({"user"})
         try:
             if "roles" in record:
