@@ -23,6 +23,7 @@ import httpx
 import pytest
 
 from tests.mail.smtp_server import free_port, smtp_server
+from tests.web.live import wait_until_answering
 
 from .conftest import PASSWORD
 
@@ -53,15 +54,7 @@ def serving(
         )
     base = f"http://{HOST}:{port}"
     try:
-        deadline = time.monotonic() + STARTUP_SECONDS
-        while True:
-            assert process.poll() is None, log.read_text(errors="replace")
-            assert time.monotonic() < deadline, "the server did not start in time"
-            try:
-                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
+        wait_until_answering(process, f"{base}/readyz", log, STARTUP_SECONDS)
         yield process, base, log
     finally:
         if process.poll() is None:

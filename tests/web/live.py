@@ -40,6 +40,22 @@ def cli(
     )
 
 
+def wait_until_answering(
+    process: subprocess.Popen[bytes], url: str, log: Path, seconds: float = STARTUP_SECONDS
+) -> None:
+    """Return once ``url`` answers 200; fail with the server's log if the process
+    exits first, or when ``seconds`` pass."""
+    deadline = time.monotonic() + seconds
+    while True:
+        assert process.poll() is None, log.read_text(errors="replace")
+        assert time.monotonic() < deadline, "the server did not start in time"
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            time.sleep(0.1)
+
+
 @contextlib.contextmanager
 def serving(args: Sequence[str], *, env: dict[str, str], workdir: Path, log: Path) -> Iterator[str]:
     """``usercore serve ARGS --port P`` until the block ends; yields its base URL
@@ -55,15 +71,7 @@ def serving(args: Sequence[str], *, env: dict[str, str], workdir: Path, log: Pat
         )
     base_url = f"http://{HOST}:{port}"
     try:
-        deadline = time.monotonic() + STARTUP_SECONDS
-        while True:
-            assert process.poll() is None, log.read_text(errors="replace")
-            assert time.monotonic() < deadline, "the server did not start in time"
-            try:
-                if httpx.get(f"{base_url}/openapi.json", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
+        wait_until_answering(process, f"{base_url}/openapi.json", log)
         yield base_url
     finally:
         process.terminate()
