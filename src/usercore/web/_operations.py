@@ -246,13 +246,6 @@ class Answer:
     body: Any
 
 
-def outcome(operation: Operation, result: Any) -> tuple[int, Any]:
-    """The status and JSON body of an operation's result."""
-    if isinstance(result, Answer):
-        return result.status, render(result.body)
-    return operation.status, render(result)
-
-
 def render(result: Any) -> Any:
     """The JSON of a handler's result (``None``: no body)."""
     if isinstance(result, (User, Role, Permission, ApiKey)):
