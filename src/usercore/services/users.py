@@ -447,7 +447,9 @@ class UserService:
         # Sending one's unchanged email back (a whole profile form) needs no
         # re-authentication; changing it does, checked again below under the lock.
         new_email = (
-            oneself and fields.email is not None and fields.email != self._load(user_id).email
+            oneself
+            and fields.email is not None
+            and fields.email != (before or self._load(user_id)).email
         )
         fresh = new_email or (roles is not None and not oneself) or (new_password and oneself)
         if fresh:
