@@ -1,5 +1,6 @@
 """Applications' own routes on both adapters: the ``Auth`` object ``init_app``
-returns (``principal``, ``optional_principal``, ``require(..., owner=...)``),
+returns (``principal``, ``optional_principal``, ``require(..., owner=...)``)
+and its async twin ``AsyncAuth`` over an ``AsyncUserCore``,
 the host app's own errors left alone, the hooks, and what importing costs.
 
 No ``from __future__ import annotations`` here: FastAPI reads the endpoints'
@@ -89,6 +90,62 @@ def fastapi_app(core: UserCore) -> Any:
     return app
 
 
+def fastapi_async_app(core: UserCore) -> Any:
+    """``fastapi_app`` with ``async def`` routes guarded by ``AsyncAuth`` over an
+    ``AsyncUserCore``: it must answer every request exactly as the sync one does."""
+    from fastapi import Depends, FastAPI, HTTPException
+    from pydantic import BaseModel
+
+    from usercore.aio import AsyncUserCore
+    from usercore.web.fastapi import AsyncAuth, create_router, init_app
+
+    app = FastAPI()
+    init_app(app, core)
+    auth = AsyncAuth(AsyncUserCore(core))
+    app.include_router(create_router(core, prefix="/api/v1"))
+
+    class Note(BaseModel):
+        title: str
+
+    @app.get("/whoami")
+    async def whoami(
+        principal: Annotated[Principal | None, Depends(auth.optional_principal)],
+    ) -> Any:
+        return {"user_id": None if principal is None else principal.user_id}
+
+    @app.get("/private")
+    async def private(principal: Annotated[Principal, Depends(auth.principal)]) -> Any:
+        return {"user_id": principal.user_id}
+
+    @app.get("/reports")
+    async def reports(
+        principal: Annotated[Principal, Depends(auth.require("reports:read"))],
+    ) -> Any:
+        return {"reports": []}
+
+    @app.get("/users/{user_id}/notes")
+    async def notes(
+        user_id: int,
+        principal: Annotated[Principal, Depends(auth.require("notes:read", owner="user_id"))],
+    ) -> Any:
+        return {"owner": user_id}
+
+    @app.get("/notes-by-lambda/{user_id}")
+    async def notes_by_lambda(
+        principal: Annotated[
+            Principal,
+            Depends(auth.require("notes:read", owner=lambda params: int(params["user_id"]))),
+        ],
+    ) -> Any:
+        return {"ok": True}
+
+    @app.post("/notes")
+    async def create_note(note: Note) -> Any:
+        raise HTTPException(409, "a note with this title exists")
+
+    return app
+
+
 def flask_app(core: UserCore) -> Any:
     import flask
     from werkzeug.exceptions import Conflict
@@ -134,15 +191,18 @@ def flask_app(core: UserCore) -> Any:
     return app
 
 
+HOST_APPS = {"fastapi": fastapi_app, "fastapi-async": fastapi_async_app}
+
+
 class HostClient:
     """status / json / headers over both frameworks' test clients."""
 
     def __init__(self, adapter: str, core: UserCore):
         self.adapter = adapter
-        if adapter == "fastapi":
+        if adapter in HOST_APPS:
             from fastapi.testclient import TestClient
 
-            self._client: Any = TestClient(fastapi_app(core))
+            self._client: Any = TestClient(HOST_APPS[adapter](core))
         else:
             self._client = flask_app(core).test_client()
 
@@ -164,7 +224,7 @@ def _json(reply: Any) -> Any:
         return None
 
 
-@pytest.fixture(params=ADAPTERS)
+@pytest.fixture(params=[*ADAPTERS, "fastapi-async"])
 def host(request: pytest.FixtureRequest, core: UserCore) -> HostClient:
     return HostClient(request.param, core)
 
@@ -207,7 +267,7 @@ def test_the_host_apps_own_errors_are_left_alone(host: HostClient, core: UserCor
     """Issue 14: init_app formats usercore's errors only; the app's 409 and 422 stay its own."""
     status, body, _ = host.request("POST", "/notes", json={"title": "groceries"})
     assert status == 409
-    if host.adapter == "fastapi":
+    if host.adapter.startswith("fastapi"):
         assert body == {"detail": "a note with this title exists"}
     else:  # werkzeug's own 409 page, not usercore's envelope
         assert body is None
