@@ -350,3 +350,8 @@ def test_async_auth_takes_the_sync_auths_defaults() -> None:
     concurrent = inspect.signature(AsyncAuth).parameters
     assert list(sync) == list(concurrent)
     assert [p.default for p in sync.values()] == [p.default for p in concurrent.values()]
+
+
+def test_async_auth_refuses_a_sync_core() -> None:
+    with make_core(FakeClock()) as core, pytest.raises(TypeError, match="AsyncUserCore"):
+        AsyncAuth(core)  # type: ignore[arg-type]

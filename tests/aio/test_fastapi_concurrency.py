@@ -193,62 +193,51 @@ def server(gate: Gate) -> Iterator[LiveServer]:
         core.close()
 
 
-def send_logins(server: LiveServer, mode: str) -> list[socket.socket]:
-    credentials = {"username": "ada", "password": PASSWORD}
-    return [server.send("POST", f"/login/{mode}", credentials) for _ in range(LOGINS)]
-
-
-def test_async_logins_leave_the_loop_free_for_ping(server: LiveServer, gate: Gate) -> None:
-    logins = send_logins(server, "async")
-    assert gate.all_inside.wait(BOUND)  # all eight are inside the core at once
-    status, seen = read_response(server.send("GET", "/ping"))
-    # /ping was answered while every login was still held inside the core.
-    assert (status, seen) == (200, {"in_flight": LOGINS, "done": 0})
-    gate.release.set()
-    answers = [read_response(conn) for conn in logins]
-    assert [status for status, _ in answers] == [200] * LOGINS
-    assert all(body["access_token"] for _, body in answers)
-
-
-def test_the_sync_core_called_inline_makes_ping_wait(server: LiveServer, gate: Gate) -> None:
-    logins = send_logins(server, "inline")
-    assert gate.first_inside.wait(BOUND)  # one login holds the event loop
-    ping = server.send("GET", "/ping")  # sent while that login is in flight
-    gate.release.set()
-    status, seen = read_response(ping)
-    # /ping could only run after the login it was sent during had finished,
-    # and never overlapped any login.
-    assert status == 200
-    assert seen["done"] >= 1
-    assert seen["in_flight"] == 0
-    assert [read_response(conn)[0] for conn in logins] == [200] * LOGINS
-
-
-def send_reads(server: LiveServer, mode: str) -> list[socket.socket]:
+def send_requests(server: LiveServer, route: str, mode: str) -> list[socket.socket]:
+    """Eight slow requests: logins, or reads whose credential check is held."""
+    if route == "login":
+        credentials = {"username": "ada", "password": PASSWORD}
+        return [server.send("POST", f"/login/{mode}", credentials) for _ in range(LOGINS)]
     return [server.send("GET", f"/me/{mode}", token=server.token) for _ in range(LOGINS)]
 
 
-def test_async_auth_checks_credentials_off_the_loop(server: LiveServer, gate: Gate) -> None:
-    """An ``async def`` route on ``AsyncAuth.principal``: while eight credential
-    checks are held inside the core, ``/ping`` is answered."""
-    reads = send_reads(server, "async")
-    assert gate.all_inside.wait(BOUND)
+def answered(route: str, body: Any) -> bool:
+    return bool(body["access_token"]) if route == "login" else body == {"user_id": 1}
+
+
+# "me": an async def route on AsyncAuth.principal, whose credential check is held.
+ROUTES = ["login", "me"]
+
+
+@pytest.mark.parametrize("route", ROUTES)
+def test_async_calls_leave_the_loop_free_for_ping(
+    server: LiveServer, gate: Gate, route: str
+) -> None:
+    requests = send_requests(server, route, "async")
+    assert gate.all_inside.wait(BOUND)  # all eight are inside the core at once
     status, seen = read_response(server.send("GET", "/ping"))
+    # /ping was answered while every request was still held inside the core.
     assert (status, seen) == (200, {"in_flight": LOGINS, "done": 0})
     gate.release.set()
-    answers = [read_response(conn) for conn in reads]
-    assert answers == [(200, {"user_id": 1})] * LOGINS
+    answers = [read_response(conn) for conn in requests]
+    assert [status for status, _ in answers] == [200] * LOGINS
+    assert all(answered(route, body) for _, body in answers)
 
 
-def test_an_inline_credential_check_makes_ping_wait(server: LiveServer, gate: Gate) -> None:
-    """The same route with the sync check called in an ``async`` dependency blocks
-    the loop: ``/ping`` overlaps no request (so the test above can fail)."""
-    reads = send_reads(server, "inline")
-    assert gate.first_inside.wait(BOUND)
-    ping = server.send("GET", "/ping")
+@pytest.mark.parametrize("route", ROUTES)
+def test_the_sync_core_called_inline_makes_ping_wait(
+    server: LiveServer, gate: Gate, route: str
+) -> None:
+    """The same routes calling the sync core inline block the loop (so the test
+    above can fail)."""
+    requests = send_requests(server, route, "inline")
+    assert gate.first_inside.wait(BOUND)  # one request holds the event loop
+    ping = server.send("GET", "/ping")  # sent while that request is in flight
     gate.release.set()
     status, seen = read_response(ping)
+    # /ping could only run after the request it was sent during had finished,
+    # and never overlapped any other.
     assert status == 200
     assert seen["done"] >= 1
     assert seen["in_flight"] == 0
-    assert [read_response(conn)[0] for conn in reads] == [200] * LOGINS
+    assert [read_response(conn)[0] for conn in requests] == [200] * LOGINS

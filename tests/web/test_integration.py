@@ -10,6 +10,7 @@ annotations at runtime, and they name classes local to the test functions.
 import subprocess
 import sys
 from collections.abc import Iterator
+from functools import partial
 from typing import Annotated, Any
 
 import pytest
@@ -42,14 +43,19 @@ def bearer(core: UserCore, email: str) -> dict[str, str]:
 # -- the same host app on both adapters ------------------------------------------------------
 
 
-def fastapi_app(core: UserCore) -> Any:
+def fastapi_app(core: UserCore, asynchronous: bool = False) -> Any:
+    """The host app; ``asynchronous`` guards its routes with ``AsyncAuth`` over an
+    ``AsyncUserCore`` instead of ``Auth``, which must answer every request alike."""
     from fastapi import Depends, FastAPI, HTTPException
     from pydantic import BaseModel
 
-    from usercore.web.fastapi import create_router, init_app
+    from usercore.aio import AsyncUserCore
+    from usercore.web.fastapi import AsyncAuth, create_router, init_app
 
     app = FastAPI()
-    auth = init_app(app, core)
+    auth: Any = init_app(app, core)
+    if asynchronous:
+        auth = AsyncAuth(AsyncUserCore(core))
     app.include_router(create_router(core, prefix="/api/v1"))
 
     class Note(BaseModel):
@@ -85,62 +91,6 @@ def fastapi_app(core: UserCore) -> Any:
 
     @app.post("/notes")
     def create_note(note: Note) -> Any:
-        raise HTTPException(409, "a note with this title exists")
-
-    return app
-
-
-def fastapi_async_app(core: UserCore) -> Any:
-    """``fastapi_app`` with ``async def`` routes guarded by ``AsyncAuth`` over an
-    ``AsyncUserCore``: it must answer every request exactly as the sync one does."""
-    from fastapi import Depends, FastAPI, HTTPException
-    from pydantic import BaseModel
-
-    from usercore.aio import AsyncUserCore
-    from usercore.web.fastapi import AsyncAuth, create_router, init_app
-
-    app = FastAPI()
-    init_app(app, core)
-    auth = AsyncAuth(AsyncUserCore(core))
-    app.include_router(create_router(core, prefix="/api/v1"))
-
-    class Note(BaseModel):
-        title: str
-
-    @app.get("/whoami")
-    async def whoami(
-        principal: Annotated[Principal | None, Depends(auth.optional_principal)],
-    ) -> Any:
-        return {"user_id": None if principal is None else principal.user_id}
-
-    @app.get("/private")
-    async def private(principal: Annotated[Principal, Depends(auth.principal)]) -> Any:
-        return {"user_id": principal.user_id}
-
-    @app.get("/reports")
-    async def reports(
-        principal: Annotated[Principal, Depends(auth.require("reports:read"))],
-    ) -> Any:
-        return {"reports": []}
-
-    @app.get("/users/{user_id}/notes")
-    async def notes(
-        user_id: int,
-        principal: Annotated[Principal, Depends(auth.require("notes:read", owner="user_id"))],
-    ) -> Any:
-        return {"owner": user_id}
-
-    @app.get("/notes-by-lambda/{user_id}")
-    async def notes_by_lambda(
-        principal: Annotated[
-            Principal,
-            Depends(auth.require("notes:read", owner=lambda params: int(params["user_id"]))),
-        ],
-    ) -> Any:
-        return {"ok": True}
-
-    @app.post("/notes")
-    async def create_note(note: Note) -> Any:
         raise HTTPException(409, "a note with this title exists")
 
     return app
@@ -191,7 +141,7 @@ def flask_app(core: UserCore) -> Any:
     return app
 
 
-HOST_APPS = {"fastapi": fastapi_app, "fastapi-async": fastapi_async_app}
+HOST_APPS = {"fastapi": fastapi_app, "fastapi-async": partial(fastapi_app, asynchronous=True)}
 
 
 class HostClient:

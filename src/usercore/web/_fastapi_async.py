@@ -54,6 +54,8 @@ class AsyncAuth:
         prefix: str = V1.base,
         sessions: CookieSessions | None = None,
     ):
+        if not isinstance(core, AsyncUserCore):
+            raise TypeError("AsyncAuth takes an AsyncUserCore: AsyncAuth(AsyncUserCore(core))")
         # Imported here: usercore.web.fastapi re-exports this class.
         from usercore.web.fastapi import Auth
 
