@@ -217,6 +217,7 @@ class AsyncUserService(_AsyncService[UserService]):
     """``core.users`` of :class:`AsyncUserCore`: :class:`UserService`, awaited."""
 
     register = _InPool(UserService.register)
+    invite = _InPool(UserService.invite)
     create = _InPool(UserService.create)
     get = _InPool(UserService.get)
     get_by_email = _InPool(UserService.get_by_email)

@@ -701,6 +701,11 @@ class PermissionRegistry:
         ``name`` is not a concrete ``resource:action``: wildcards and ``:own``
         are grant forms, not permissions of their own.
         """
+        return self.add(name, description)[0]
+
+    def add(self, name: str, description: str = "") -> tuple[Permission, bool]:
+        """:meth:`register`, and whether ``name`` was new (decided under the lock,
+        so of two racing registrations exactly one adds it)."""
         problems = permission_problems(name)
         if not problems and (name == WILDCARD or name.split(":")[1] == WILDCARD):
             problems = ["register a concrete resource:action, not a wildcard"]
@@ -713,14 +718,14 @@ class PermissionRegistry:
         with self._lock:
             existing = self._permissions.get(name)
             if existing is not None and (existing.description or not description):
-                return existing
+                return existing, False
             permission = Permission(name=name, description=description)
             permissions = dict(self._permissions)
             permissions[name] = permission
             # Publish whole new objects so readers never see a half-made update.
             self._permissions = permissions
             self._resources = self._resources | {name.split(":")[0]}
-            return permission
+            return permission, existing is None
 
     def list(self) -> list[Permission]:
         """Every registered permission, ordered by name."""

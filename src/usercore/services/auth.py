@@ -26,6 +26,7 @@ from usercore import validation
 from usercore.domain import Principal, TokenPair, User, email_key, username_key
 from usercore.errors import (
     AccountLocked,
+    EmailNotVerified,
     InvalidCredentials,
     StoreUnavailable,
     TokenError,
@@ -35,7 +36,7 @@ from usercore.ports import LoginAttempts, UnitOfWork
 from usercore.services._context import Context
 from usercore.services._delegation import require_delegation, role_table
 from usercore.services._lookup import check_id, found, in_id_range
-from usercore.services.sessions import EMAIL_VERIFICATION, PASSWORD_RESET
+from usercore.services.sessions import EMAIL_VERIFICATION, PASSWORD_RESET, unverified
 from usercore.settings import Settings
 from usercore.tokens import new_opaque_token, token_digest
 
@@ -350,7 +351,9 @@ class AuthService:
         someone else's guessing does not lock the owner out (see
         :class:`Lockout`).  Raises ``InvalidCredentials`` (one message for
         every reason) or ``AccountLocked`` while a lock from earlier failures
-        is in force; ``Overloaded`` (503) when no hashing slot is free in
+        is in force; ``EmailNotVerified`` (403) when
+        ``Settings.require_verified_email`` holds, the password is right and
+        the account's email is not verified; ``Overloaded`` (503) when no hashing slot is free in
         time; ``StoreUnavailable`` (503) when the guess cannot be counted (the
         identifier is then refused in this process for ``lockout_base``) or
         when the refresh token of a correct login cannot be stored (no tokens
@@ -386,6 +389,13 @@ class AuthService:
             failure = _Failure("no_password", user.id)
         elif not matched:
             failure = _Failure("bad_password", user.id)
+        elif unverified(ctx.settings, user):
+            # Only now, with the password found right, may the answer differ
+            # from InvalidCredentials.  The guess was right: its charge goes.
+            with ctx.store.transaction() as tx:
+                lockout.clear(tx, keys)
+            ctx.events.emit("auth.login_failed", user_id=user.id, reason="email_not_verified")
+            raise EmailNotVerified(user_id=user.id)
         else:
             return self._succeed(user.id, new_hash, keys)
         raise lockout.failed(failure, reservation)
@@ -426,10 +436,15 @@ class AuthService:
         return self._ctx.sessions.authenticate_api_key(key)
 
     def refresh(self, refresh_token: str) -> TokenPair:
-        """Trade a refresh token for a new pair (rotation with replay detection)."""
+        """Trade a refresh token for a new pair (rotation with replay detection).
+
+        ``TokenError`` for a token that is not valid; ``EmailNotVerified``
+        (the token stays usable) while ``Settings.require_verified_email``
+        holds and the account's email is not verified.
+        """
         try:
             pair, user = self._ctx.sessions.refresh(refresh_token)
-        except TokenError:
+        except (TokenError, EmailNotVerified):
             self._ctx.events.emit("token.refresh_rejected")
             raise
         self._ctx.events.emit("token.refreshed", user_id=user.id)

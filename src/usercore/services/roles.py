@@ -275,7 +275,15 @@ class PermissionService:
         return self._ctx.registry.list()
 
     @overload
-    def register(self, actor: Principal, name: str, /, description: str = "") -> Permission: ...
+    def register(
+        self,
+        actor: Principal,
+        name: str,
+        /,
+        description: str = "",
+        *,
+        exist_ok: bool = True,
+    ) -> Permission: ...
 
     @overload
     def register(self, name: str, /, *, description: str = "") -> Permission: ...
@@ -284,14 +292,24 @@ class PermissionService:
     def register(self, name: str, description: str, /) -> Permission: ...
 
     def register(
-        self, actor_or_name: Principal | str, name: str | None = None, /, description: str = ""
+        self,
+        actor_or_name: Principal | str,
+        name: str | None = None,
+        /,
+        description: str = "",
+        *,
+        exist_ok: bool = True,
     ) -> Permission:
         """Register an application permission (``resource:action``) so roles can grant it.
 
         ``register(actor, name, description="")`` needs ``permissions:register``
         (``PermissionDenied`` otherwise); ``register(name, description="")``
         is in-process app setup and acts as :data:`~usercore.SYSTEM`.  An
-        invalid name is a ``ValidationError``; registering twice is harmless.
+        invalid name or description is a ``ValidationError`` (per field);
+        registering twice is harmless, or a ``ConflictError`` (``field``
+        ``"name"``) with ``exist_ok=False``.  The registry lives in the
+        process: register at start-up in every process (``usercore serve
+        --permissions FILE`` does).
         """
         if isinstance(actor_or_name, Principal):
             actor = actor_or_name
@@ -305,4 +323,12 @@ class PermissionService:
                 (description if name is None else name),
             )
         self._ctx.policy.require(actor, "permissions:register")
-        return self._ctx.registry.register(name, description)
+        problems = _description_problems(description)
+        if problems:
+            raise ValidationError({"description": problems})
+        permission, added = self._ctx.registry.add(name, description)
+        if not added and not exist_ok:
+            raise ConflictError("The permission is already registered.", field="name")
+        if added:
+            self._ctx.events.emit("permission.registered", actor=actor, permission=permission.name)
+        return permission

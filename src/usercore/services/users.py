@@ -13,7 +13,8 @@ from __future__ import annotations
 import base64
 import binascii
 import builtins
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+import hmac
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypedDict
 
 import attrs
@@ -26,7 +27,12 @@ from usercore.domain import (
     UserStatus,
     email_key,
 )
-from usercore.errors import ConflictError, ReauthenticationRequired, ValidationError
+from usercore.errors import (
+    ConflictError,
+    ReauthenticationRequired,
+    RegistrationClosed,
+    ValidationError,
+)
 from usercore.passwords import bcrypt_available
 from usercore.policy import CompiledPolicy
 from usercore.ports import UnitOfWork, UserFilter
@@ -42,6 +48,8 @@ from usercore.services._delegation import (
 from usercore.services._fresh import require_fresh_auth
 from usercore.services._lookup import check_id, found, in_id_range
 from usercore.services.auth import Lockout
+from usercore.services.sessions import INVITATION
+from usercore.tokens import _reject
 
 if TYPE_CHECKING:
     # typing.Unpack is Python 3.11+; it appears in annotations only.
@@ -142,6 +150,7 @@ class UserService:
         password: str,
         username: str | None = None,
         name: str | None = None,
+        invitation: str | None = None,
     ) -> User:
         """Self-service sign-up: a new active account with the role ``user``.
 
@@ -151,7 +160,27 @@ class UserService:
         emits ``user.duplicate_registration_attempted`` (``user_id`` and the stored
         ``email`` of the existing account), so the app can tell that address
         while the HTTP layer answers the same as for a new account.
+
+        ``Settings.registration`` decides who may: ``"open"`` anyone;
+        ``"invite"`` only with an ``invitation`` from :meth:`invite`;
+        ``"closed"`` nobody.  Otherwise ``RegistrationClosed``, raised before
+        the input is looked at, so it never tells whether an address is taken.
+        With an ``invitation`` (accepted in ``"open"`` and ``"invite"``) the
+        account :meth:`invite` made is completed instead: ``email`` must be the
+        invited one; ``TokenError`` (one opaque error, the invitation not
+        spent) for an unknown, spent, expired or voided invitation, or one for
+        another address.
         """
+        mode = self._ctx.settings.registration
+        if mode == "closed" or (mode == "invite" and invitation is None):
+            self._ctx.events.emit("user.registration_refused", mode=mode)
+            raise RegistrationClosed(
+                "Registration is by invitation only." if mode == "invite" else None
+            )
+        if invitation is not None:
+            return self._accept_invitation(
+                invitation, email=email, password=password, username=username, name=name
+            )
         try:
             user = self._insert(
                 email=email,
@@ -166,7 +195,110 @@ class UserService:
             if exc.field == "email" and self._ctx.settings.registration_enumeration_safe:
                 self._notify_duplicate(email)
             raise
-        self._ctx.events.emit("user.registered", user_id=user.id)
+        self._ctx.events.emit("user.registered", user_id=user.id, invited=False)
+        return user
+
+    def invite(
+        self,
+        actor: Principal,
+        *,
+        email: str,
+        username: str | None = None,
+        name: str | None = None,
+        roles: Iterable[str] = ("user",),
+    ) -> tuple[User, str]:
+        """Invite ``email`` to register: returns the pending account and the
+        invitation token to send to that address (shown once, stored only as
+        its SHA-256).
+
+        Needs what :meth:`create` needs (``users:create``; ``roles:assign`` and
+        the delegation rule for roles beyond ``user``).  The account is made
+        now, inactive and without a password, holding the address and the
+        roles; :meth:`register` with the token, the same email and a password
+        activates it, with its email verified (the token reached that
+        mailbox).  The token is single-use, expires after
+        ``Settings.invitation_ttl`` and is void once the account's email or
+        password changes.  ``RegistrationClosed`` while
+        ``Settings.registration`` is ``"closed"`` (nobody could accept it);
+        ``ConflictError`` when the address is taken (to invite again, delete
+        the pending account first).
+        """
+        if self._ctx.settings.registration == "closed":
+            raise RegistrationClosed(
+                "Invitations cannot be accepted while Settings.registration is 'closed'."
+            )
+        self._ctx.policy.require(actor, "users:create")
+        role_set = _role_names(roles)
+        if role_set - {"user"}:
+            self._ctx.policy.require(actor, "roles:assign")
+        if email is None:
+            raise ValidationError.single("email", "is required")
+        tokens: list[str] = []
+        user = self._insert(
+            email=email,
+            password=None,
+            username=username,
+            name=name,
+            roles=role_set,
+            status=UserStatus.INACTIVE,
+            password_required=False,
+            actor=actor,
+            then=lambda tx, user: tokens.append(
+                self._ctx.sessions.issue_one_time(tx, user, INVITATION)
+            ),
+        )
+        self._ctx.events.emit("user.invited", user_id=user.id, actor=actor, roles=sorted(role_set))
+        return user, tokens[0]
+
+    def _accept_invitation(
+        self,
+        invitation: object,
+        *,
+        email: object,
+        password: object,
+        username: object,
+        name: object,
+    ) -> User:
+        """Complete an invited account: ``TokenError`` (one opaque error) for an
+        unknown, spent, expired or voided invitation, or one for another email;
+        a rejected invitation is not spent."""
+        ctx = self._ctx
+        fields = validation.validate_user_fields(
+            email=validation.NOT_GIVEN if email is None else email,
+            username=username,
+            name=name,
+            password=password,
+            settings=ctx.settings,
+        )
+        if fields.email is None:
+            raise ValidationError.single("email", "is required")
+        assert fields.password is not None
+        # Hashed before the token is looked at: every rejection costs the same.
+        password_hash = ctx.hasher.hash(fields.password)
+        with ctx.store.transaction() as tx:
+            pending = ctx.sessions.consume_one_time(tx, invitation, INVITATION)
+            # The invitation is for one address; another one (or an account no
+            # longer pending) rolls back, leaving the token unspent.
+            if (
+                not hmac.compare_digest(
+                    email_key(pending.email or "").encode(), email_key(fields.email).encode()
+                )
+                or pending.has_password
+                or pending.is_active
+            ):
+                raise _reject("invitation for another email or a completed account")
+            user = tx.users.update(
+                attrs.evolve(
+                    pending,
+                    username=fields.username if fields.username is not None else pending.username,
+                    name=fields.name if fields.name is not None else pending.name,
+                    password_hash=password_hash,
+                    status=UserStatus.ACTIVE,
+                    email_verified=True,
+                    updated_at=ctx.clock(),
+                )
+            )
+        ctx.events.emit("user.registered", user_id=user.id, invited=True)
         return user
 
     def _notify_duplicate(self, email: object) -> None:
@@ -225,6 +357,7 @@ class UserService:
         status: UserStatus,
         password_required: bool,
         actor: Principal | None = None,
+        then: Callable[[UnitOfWork, User], object] | None = None,
     ) -> User:
         fields = validation.validate_user_fields(
             # No email: an account identified by its username alone.
@@ -245,7 +378,10 @@ class UserService:
             check_roles_exist(tx, roles)
             if actor is not None:
                 self._require_grantable(tx, actor, roles)
-            return tx.users.add(user)
+            user = tx.users.add(user)
+            if then is not None:  # in the same transaction as the insert
+                then(tx, user)
+            return user
 
     def _require_grantable(
         self, tx: UnitOfWork, actor: Principal, roles: Iterable[str], target: User | None = None

@@ -19,7 +19,12 @@ import attrs
 from pydantic import BaseModel
 
 from usercore.domain import SYSTEM, ApiKey, Page, Permission, Principal, Role, TokenPair, User
-from usercore.errors import AuthenticationError, ConflictError, ValidationError
+from usercore.errors import (
+    AuthenticationError,
+    ConflictError,
+    EmailNotVerified,
+    ValidationError,
+)
 from usercore.services import UserCore
 from usercore.web import _schemas as s
 from usercore.web._core import CookieLookup, CookieSessions, Credential, HeaderLookup
@@ -285,13 +290,30 @@ def register(call: Call, _: Principal | None, body: s.RegisterRequest) -> User |
     safe = core.settings.registration_enumeration_safe
     try:
         user = core.users.register(
-            email=body.email, password=body.password, username=body.username, name=body.name
+            email=body.email,
+            password=body.password,
+            username=body.username,
+            name=body.name,
+            invitation=body.invitation,
         )
     except ConflictError as exc:
         if safe and exc.field == "email":
             return Answer(202, REGISTRATION_ACCEPTED)
         raise
+    if core.settings.require_verified_email and user.email and not user.email_verified:
+        # The account cannot log in before it verifies its address: send the token now.
+        send_verification(call, SYSTEM, user.id)
     return Answer(202, REGISTRATION_ACCEPTED) if safe else user
+
+
+def send_verification(call: Call, actor: Principal, user_id: int) -> None:
+    """Issue an email-verification token for ``user_id`` (as ``actor``) and hand
+    it to the ``on_email_verification`` hook."""
+    core = call.core
+    token = core.auth.request_email_verification(actor, user_id)
+    # The hook is trusted application code: it gets the account as the system sees it.
+    user = core.users.get(SYSTEM, user_id)
+    call.api.deliver("email_verification", call.api.on_email_verification, user, token)
 
 
 def login(call: Call, _: Principal | None, body: s.LoginRequest) -> TokenPair:
@@ -300,7 +322,14 @@ def login(call: Call, _: Principal | None, body: s.LoginRequest) -> TokenPair:
         raise ValidationError.single("identifier", "give one of email, username or identifier")
     if not given:
         raise ValidationError.single("identifier", "give email, username or identifier")
-    return call.core.auth.login(getattr(body, given[0]), body.password, client=call.client)
+    try:
+        return call.core.auth.login(getattr(body, given[0]), body.password, client=call.client)
+    except EmailNotVerified as exc:
+        # Only the password's owner gets here: a fresh verification token goes
+        # to the account's address, so an expired or lost one is no dead end.
+        if exc.user_id is not None:
+            send_verification(call, SYSTEM, exc.user_id)
+        raise
 
 
 def refresh(call: Call, _: Principal | None, body: s.RefreshRequest) -> TokenPair:
@@ -350,11 +379,7 @@ def reset_password(call: Call, _: Principal | None, body: s.PasswordResetConfirm
 
 def request_email_verification(call: Call, actor: Principal, _: Any) -> dict[str, str]:
     assert actor.user_id is not None
-    core = call.core
-    token = core.auth.request_email_verification(actor, actor.user_id)
-    # The hook is trusted application code: it gets the account as the system sees it.
-    user = core.users.get(SYSTEM, actor.user_id)
-    call.api.deliver("email_verification", call.api.on_email_verification, user, token)
+    send_verification(call, actor, actor.user_id)
     return VERIFICATION_ACCEPTED
 
 
@@ -494,6 +519,10 @@ def list_permissions(call: Call, actor: Principal, _: None) -> list[Permission]:
     return call.core.permissions.list(actor)
 
 
+def create_permission(call: Call, actor: Principal, body: s.PermissionCreate) -> Permission:
+    return call.core.permissions.register(actor, body.name, body.description or "", exist_ok=False)
+
+
 # -- the tables ---------------------------------------------------------------------
 
 _OPERATIONS = (
@@ -505,7 +534,7 @@ _OPERATIONS = (
         s.RegisterRequest,
         auth=False,
         output=s.UserOut,
-        errors=(409,),
+        errors=(401, 403, 409),
     ),
     Operation(
         "login",
@@ -515,7 +544,7 @@ _OPERATIONS = (
         s.LoginRequest,
         auth=False,
         output=s.TokenPairOut,
-        errors=(401, 429),
+        errors=(401, 403, 429),
         issues_secrets=True,
         sets_session=True,
     ),
@@ -528,7 +557,7 @@ _OPERATIONS = (
         body_required=False,
         auth=False,
         output=s.TokenPairOut,
-        errors=(401,),
+        errors=(401, 403),
         issues_secrets=True,
         sets_session=True,
     ),
@@ -719,6 +748,15 @@ _OPERATIONS = (
         list_permissions,
         output=list[s.PermissionOut],
     ),
+    Operation(
+        "create_permission",
+        "Register an application permission (resource:action) that roles may then grant",
+        201,
+        create_permission,
+        s.PermissionCreate,
+        output=s.PermissionOut,
+        errors=(409,),
+    ),
 )
 
 OPERATIONS: Mapping[str, Operation] = {operation.name: operation for operation in _OPERATIONS}
@@ -756,5 +794,6 @@ V1_ROUTES: tuple[tuple[str, str, str], ...] = (
     ("DELETE", "/roles/{name}", "delete_role"),
     ("PUT", "/roles/{name}/permissions", "set_role_permissions"),
     ("GET", "/permissions", "list_permissions"),
+    ("POST", "/permissions", "create_permission"),
 )
 """The canonical ``/api/v1`` API: ``(method, path, operation name)``, relative to the prefix."""

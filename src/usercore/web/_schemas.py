@@ -92,12 +92,14 @@ class Query(BaseModel):
 
 
 class RegisterRequest(Body):
-    """``email`` or ``username`` (an account identified by its username alone), or both."""
+    """``email`` or ``username`` (an account identified by its username alone), or both;
+    ``invitation``: the token of an administrator's invitation (``Settings.registration``)."""
 
     email: Text = _optional()
     password: Text
     username: Text | None = None
     name: Text | None = None
+    invitation: Text = _optional()
 
 
 class LoginRequest(Body):
@@ -202,6 +204,13 @@ class RoleCreate(Body):
     name: Text
     permissions: Texts = _optional()
     inherits: Texts = _optional()
+    description: Text = _optional()
+
+
+class PermissionCreate(Body):
+    """An application permission, ``resource:action``, that roles may then grant."""
+
+    name: Text
     description: Text = _optional()
 
 
