@@ -203,12 +203,16 @@ def _read_key_file(path: Path) -> str:
     return _check_key(key, f"the key file {path}")
 
 
-def open_core(url: str, *, secret_key: str | None = None) -> UserCore:
-    """The facade on ``url``.  Commands that issue no tokens use a throwaway key,
-    so that they never create a key file."""
+def open_core(
+    url: str, *, secret_key: str | None = None, settings: Settings | None = None
+) -> UserCore:
+    """The facade on ``url`` (with ``settings``, whose key ``secret_key`` replaces).
+    Commands that issue no tokens use a throwaway key, so that they never
+    create a key file."""
     key = secret_key if secret_key is not None else secrets.token_urlsafe(48)
     try:
-        return UserCore.open(url, settings=Settings(secret_key=key))
+        settings = attrs.evolve(settings or Settings(), secret_key=key)
+        return UserCore.open(url, settings=settings)
     except ImportError as exc:
         raise CommandError(str(exc), EXIT_USAGE) from None
     except ValueError as exc:
@@ -301,6 +305,7 @@ def open_database(
     thorough: bool = False,
     secret_key: str | None = None,
     allow_memory: bool = False,
+    settings: Settings | None = None,
 ) -> UserCore:
     """The facade for a command, after refusing a database it cannot use.
 
@@ -317,7 +322,7 @@ def open_database(
                 f"no database at {database} (nothing was created); "
                 f"create one with: usercore migrate --db {database}"
             )
-    return open_core(url, secret_key=secret_key)
+    return open_core(url, secret_key=secret_key, settings=settings)
 
 
 def _print_validation(error: ValidationError, prefix: str = "") -> None:
@@ -379,6 +384,37 @@ def _check_mail(url: str, args: argparse.Namespace) -> None:
         _usage(f"mail: {exc}")
 
 
+def read_permissions(path: str) -> tuple[tuple[str, str], ...]:
+    """The app permissions of ``--permissions FILE``: a JSON list of names, or a
+    JSON object mapping each name to its description.  Every name is checked
+    by the registry's own rules; any problem is a usage error naming the file."""
+    from usercore.policy import PermissionRegistry
+
+    def refuse(problem: str) -> NoReturn:
+        _usage(f"--permissions {path}: {problem}")
+
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = json.load(handle)
+    except OSError as exc:
+        refuse(f"cannot read it: {exc.strerror}")
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        refuse(f"not valid JSON: {exc}")
+    if isinstance(data, list) and all(isinstance(name, str) for name in data):
+        pairs = [(name, "") for name in data]
+    elif isinstance(data, dict) and all(isinstance(text, str) for text in data.values()):
+        pairs = list(data.items())
+    else:
+        refuse("must be a JSON list of names or an object of name: description")
+    registry = PermissionRegistry(builtins=False)
+    for name, description in pairs:
+        try:
+            registry.register(name, description)
+        except ValidationError as error:
+            refuse(f"{name!r}: {_reasons(error)}")
+    return tuple(pairs)
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     try:
         import uvicorn
@@ -406,6 +442,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     mail_url = _mail_url(args)
     if mail_url is not None:
         _check_mail(mail_url, args)
+    permissions = () if args.permissions is None else read_permissions(args.permissions)
     key = serving_key(url)
     names: tuple[str, ...] = tuple(profile.name for profile in profiles)
     options = _server.ServeOptions(
@@ -421,9 +458,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
         verification_url=args.verification_url,
         purge_every=args.purge_every * 60,
         access_log=args.access_log,
+        permissions=permissions,
+        registration=args.registration,
+        require_verified_email=args.require_verified_email,
     )
     core = open_database(
-        args, create=True, write=True, thorough=True, secret_key=key, allow_memory=True
+        args,
+        create=True,
+        write=True,
+        thorough=True,
+        secret_key=key,
+        allow_memory=True,
+        settings=options.settings(),
     )
     base = f"http://{args.host}:{args.port}"
     served = ", ".join(f"{base}{profile.base} ({profile.name})" for profile in profiles)
@@ -1511,6 +1557,23 @@ def build_parser() -> argparse.ArgumentParser:
         "--verification-url",
         metavar="URL",
         help="your page that verifies an address, with {token} where the token goes",
+    )
+    serve.add_argument(
+        "--permissions",
+        metavar="FILE",
+        help="register the app's permissions at start (JSON: a list of names, or an object "
+        "of name: description); see docs/registration.md",
+    )
+    serve.add_argument(
+        "--registration",
+        choices=["open", "closed"],
+        default="open",
+        help="self-registration: open (default) or closed (administrators create accounts)",
+    )
+    serve.add_argument(
+        "--require-verified-email",
+        action="store_true",
+        help="refuse login and refresh (403 email_not_verified) until the email is verified",
     )
     serve.add_argument(
         "--log-level",

@@ -35,8 +35,9 @@ import attrs
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from usercore import SYSTEM, StoreUnavailable, UserCore
+from usercore import SYSTEM, Settings, StoreUnavailable, UserCore
 from usercore.services.events import Event
+from usercore.settings import RegistrationMode
 from usercore.web._profiles import profiles_of
 from usercore.web.fastapi import add_health_routes, create_app
 
@@ -62,6 +63,10 @@ def _names(value: Iterable[str]) -> tuple[str, ...]:
     return tuple(value)
 
 
+def _pairs(value: Iterable[Iterable[str]]) -> tuple[tuple[str, str], ...]:
+    return tuple((name, description) for name, description in value)
+
+
 @attrs.frozen(kw_only=True)
 class ServeOptions:
     """Everything a worker needs to build the app, as JSON-able values.
@@ -84,6 +89,18 @@ class ServeOptions:
     app_name: str = "usercore"
     purge_every: float = 600.0
     access_log: str = "text"
+    #: App permissions registered at start in every worker: (name, description).
+    permissions: tuple[tuple[str, str], ...] = attrs.field(default=(), converter=_pairs)
+    registration: RegistrationMode = "open"
+    require_verified_email: bool = False
+
+    def settings(self) -> Settings:
+        """The core's settings (the registration policy served); the key is added
+        where the core is opened."""
+        return Settings(
+            registration=self.registration,
+            require_verified_email=self.require_verified_email,
+        )
 
     def to_json(self) -> str:
         return json.dumps(attrs.asdict(self))
@@ -225,6 +242,8 @@ def build_app(options: ServeOptions, core: UserCore, *, close_core: bool = False
     background = None
     notifier = None
     unsubscribe: Callable[[], None] | None = None
+    for name, description in options.permissions:  # idempotent: every worker, every start
+        core.permissions.register(name, description)
     if options.mail_url:
         if not (options.reset_url and options.verification_url):
             raise ValueError("mail needs reset_url and verification_url")
@@ -287,7 +306,7 @@ def worker_app() -> FastAPI:
     from usercore.cli import open_core, serving_key
 
     options = ServeOptions.from_json(os.environ[OPTIONS_ENV])
-    core = open_core(options.url, secret_key=serving_key(options.url))
+    core = open_core(options.url, secret_key=serving_key(options.url), settings=options.settings())
     return build_app(options, core, close_core=True)
 
 
