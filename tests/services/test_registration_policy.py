@@ -115,7 +115,8 @@ def test_an_invitation_makes_a_pending_account_that_registration_completes(
         email="ada@example.com", password=PASSWORD, username="ada", invitation=token
     )
     assert user.id == pending.id
-    assert user.is_active and user.email_verified
+    assert user.is_active
+    assert user.email_verified
     assert {"user", "editor"} == set(user.roles)
     assert "Ada@example.com" == user.email  # the invited address, as stored
     assert ("ada", "user.registered") == (user.username, seen[-1].name)
@@ -181,7 +182,8 @@ def test_another_purpose_token_is_no_invitation(open_core: Callable[..., UserCor
     admin = admin_of(core)
     ada = core.users.create(admin, email="ada@example.com", password=PASSWORD)
     reset = core.auth.request_password_reset("ada@example.com")
-    assert reset is not None and ada.is_active
+    assert reset is not None
+    assert ada.is_active
     with pytest.raises(TokenError):
         core.users.register(email="ada@example.com", password=PASSWORD, invitation=reset)
 
