@@ -368,6 +368,10 @@ def _mail_url(args: argparse.Namespace) -> str | None:
         _usage("mail needs --reset-url and --verification-url (the pages that take the token)")
     if url is None and (args.reset_url or args.verification_url):
         _usage(f"--reset-url and --verification-url need --mail-url or ${MAIL_URL_ENV}")
+    if url is None and args.invitation_url:
+        _usage(f"--invitation-url needs --mail-url or ${MAIL_URL_ENV}")
+    if args.registration == "invite" and not args.invitation_url:
+        _usage("--registration invite needs --invitation-url (and mail) to send the invitations")
     return url
 
 
@@ -378,7 +382,10 @@ def _check_mail(url: str, args: argparse.Namespace) -> None:
     try:
         mailer_from_url(url)
         Notifier(
-            RecordingMailer(), reset_url=args.reset_url, verification_url=args.verification_url
+            RecordingMailer(),
+            reset_url=args.reset_url,
+            verification_url=args.verification_url,
+            invitation_url=args.invitation_url,
         )
     except ValueError as exc:  # the messages never repeat the URL (docs/mail.md)
         _usage(f"mail: {exc}")
@@ -456,6 +463,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         mail_url=mail_url,
         reset_url=args.reset_url,
         verification_url=args.verification_url,
+        invitation_url=args.invitation_url,
         purge_every=args.purge_every * 60,
         access_log=args.access_log,
         permissions=permissions,
@@ -1566,14 +1574,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument(
         "--registration",
-        choices=["open", "closed"],
+        choices=["open", "closed", "invite"],
         default="open",
-        help="self-registration: open (default) or closed (administrators create accounts)",
+        help="self-registration: open (default), closed (administrators create accounts) or "
+        "invite (only with an invitation from POST /invitations; needs --invitation-url)",
     )
     serve.add_argument(
         "--require-verified-email",
         action="store_true",
         help="refuse login and refresh (403 email_not_verified) until the email is verified",
+    )
+    serve.add_argument(
+        "--invitation-url",
+        metavar="URL",
+        help="your page that accepts an invitation, with {token} where the token goes",
     )
     serve.add_argument(
         "--log-level",

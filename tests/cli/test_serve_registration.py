@@ -160,3 +160,51 @@ def test_every_worker_registers_the_permissions(admin_db: Path, tmp_path: Path) 
             role = {"name": "analyst", "permissions": ["reports:read"]}
             answer = httpx.post(f"{api}/roles", json=role, headers=headers, timeout=30)
             assert answer.status_code in (201, 409), answer.text
+
+
+def test_serve_mails_invitations_and_registration_takes_them(
+    run: Runner, admin_db: Path, tmp_path: Path, serve_and: Callable[..., list[Any]]
+) -> None:
+    def invite(client: TestClient) -> int:
+        token = client.post("/api/v1/auth/login", json=ADMIN).json()["access_token"]
+        answer = client.post(
+            "/api/v1/invitations",
+            json={"email": "ada@example.com"},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        return answer.status_code
+
+    def accept(client: TestClient) -> tuple[int, int]:
+        import email
+        import re
+        from urllib.parse import parse_qs, urlsplit
+
+        [saved] = outbox.glob("*.eml")
+        message = email.message_from_bytes(saved.read_bytes())
+        text = message.get_payload(0).get_payload(decode=True)
+        [link] = re.findall(r"https://app\.example/join\?\S+", text.decode())
+        [token] = parse_qs(urlsplit(link).query)["token"]
+        body = {"email": "ada@example.com", "password": PASSWORD, "invitation": token}
+        registered = client.post("/api/v1/auth/register", json=body).status_code
+        plain = {"email": "eve@example.com", "password": PASSWORD}
+        return registered, client.post("/api/v1/auth/register", json=plain).status_code
+
+    outbox = tmp_path / "outbox"
+    argv = (
+        *("serve", "--db", str(admin_db), "--registration", "invite"),
+        *("--mail-url", f"file://{outbox}"),
+        *("--reset-url", "https://app.example/reset?token={token}"),
+        *("--verification-url", "https://app.example/verify?token={token}"),
+        *("--invitation-url", "https://app.example/join?token={token}"),
+    )
+    serve_and(invite)
+    assert 0 == run(*argv)[0]
+    results = serve_and(accept)
+    assert 0 == run(*argv)[0]
+    assert [201, (201, 403)] == results  # invited; registered with it, refused without
+
+
+def test_invite_only_serving_needs_an_invitation_page(run: Runner, admin_db: Path) -> None:
+    status, _, err = run("serve", "--db", str(admin_db), "--registration", "invite")
+    assert cli.EXIT_USAGE == status
+    assert "--registration invite needs --invitation-url" in err

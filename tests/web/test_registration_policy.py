@@ -216,3 +216,72 @@ def test_post_permissions_is_in_the_openapi_document(core: UserCore) -> None:
     assert schema["$ref"].endswith("/PermissionCreate")
     register = document["paths"]["/api/v1/auth/register"]["post"]
     assert "403" in register["responses"]
+
+
+# -- POST /invitations ---------------------------------------------------------------------------
+
+
+def make_inviting_client(adapter: str) -> tuple[Client, list[tuple[Any, str]]]:
+    invited: list[tuple[Any, str]] = []
+    core = UserCore.open(
+        "memory://",
+        settings=Settings(argon2_profile=argon2.profiles.CHEAPEST, registration="invite"),
+    )
+    core.users.create(SYSTEM, email=ADMIN_EMAIL, password=ADMIN_PASSWORD, roles=["admin"])
+    client = Client(adapter, core, Outbox())
+    hooks = {"on_invitation": lambda user, token: invited.append((user, token))}
+    if adapter == "fastapi":
+        from fastapi.testclient import TestClient
+
+        from usercore.web.fastapi import create_app
+
+        client.app = create_app(core, **hooks)
+        client._fastapi = TestClient(client.app, raise_server_exceptions=False)
+    else:
+        from usercore.web.flask import create_app as create_flask_app
+
+        client.app = create_flask_app(core, **hooks)
+        client._flask = client.app.test_client()
+    return client, invited
+
+
+def test_an_administrator_invites_over_http_and_the_token_is_only_mailed(adapter: str) -> None:
+    client, invited = make_inviting_client(adapter)
+    admin = client.login(ADMIN_EMAIL, ADMIN_PASSWORD)
+    reply = client.post(
+        "/invitations", json={"email": "ada@example.com", "role": "user"}, token=admin
+    )
+    assert (201, "inactive", False) == (
+        reply.status,
+        reply.body["status"],
+        reply.body["email_verified"],
+    )
+    [(user, token)] = invited
+    assert ("ada@example.com", reply.body["id"]) == (user.email, user.id)
+    assert token not in reply.raw.decode()
+    registered = client.post(
+        "/auth/register",
+        json={"email": "ada@example.com", "password": PASSWORD, "invitation": token},
+    )
+    assert (201, "active") == (registered.status, registered.body["status"])
+    taken = client.post("/invitations", json={"email": "ada@example.com"}, token=admin)
+    assert (409, "conflict") == (taken.status, taken.code)
+
+
+def test_only_administrators_invite(adapter: str) -> None:
+    client, invited = make_inviting_client(adapter)
+    client.core.users.create(SYSTEM, email="bob@example.com", password=PASSWORD)
+    bob = client.login("bob@example.com")
+    assert 401 == client.post("/invitations", json={"email": "eve@example.com"}).status
+    reply = client.post("/invitations", json={"email": "eve@example.com"}, token=bob)
+    assert (403, "permission_denied") == (reply.status, reply.code)
+    bad = client.post(
+        "/invitations",
+        json={"email": "not an email"},
+        token=client.login(ADMIN_EMAIL, ADMIN_PASSWORD),
+    )
+    assert (400, ["email"]) == (bad.status, list(bad.details))
+    assert [] == invited
+    assert ["bob@example.com", ADMIN_EMAIL] == sorted(
+        u.email or "" for u in client.core.users.list(SYSTEM).items
+    )

@@ -37,6 +37,7 @@ __all__ = [
     "Api",
     "Call",
     "EmailVerificationHook",
+    "InvitationHook",
     "Operation",
     "PasswordResetHook",
     "fill_refresh_token",
@@ -52,6 +53,8 @@ PasswordResetHook = Callable[[str, str], object]
 """``on_password_reset(email, token)``: deliver a reset token (e.g. email a link)."""
 EmailVerificationHook = Callable[[User, str], object]
 """``on_email_verification(user, token)``: deliver a verification token."""
+InvitationHook = Callable[[User, str], object]
+"""``on_invitation(user, token)``: deliver an invitation to the pending account's email."""
 
 RESET_ACCEPTED = {
     "message": "If an active account has this address, a password reset token was sent to it."
@@ -73,9 +76,10 @@ PATH_PARAMS: Mapping[str, tuple[type, str]] = {
 class Api:
     """The operations bound to a facade and the hooks that deliver one-time tokens.
 
-    ``on_password_reset(email, token)`` and ``on_email_verification(user,
-    token)`` deliver the tokens the API never returns (a real application
-    emails a link); without them the tokens are dropped.  A hook that raises
+    ``on_password_reset(email, token)``, ``on_email_verification(user,
+    token)`` and ``on_invitation(user, token)`` deliver the tokens the API
+    never returns (a real application emails a link); without them the
+    tokens are dropped.  A hook that raises
     is logged and the answer is unchanged, so a failing mailer cannot reveal
     which addresses have accounts.
     """
@@ -86,10 +90,12 @@ class Api:
         *,
         on_password_reset: PasswordResetHook | None = None,
         on_email_verification: EmailVerificationHook | None = None,
+        on_invitation: InvitationHook | None = None,
     ):
         self.core = core
         self.on_password_reset = on_password_reset
         self.on_email_verification = on_email_verification
+        self.on_invitation = on_invitation
 
     def deliver(self, what: str, hook: Callable[..., object] | None, *args: Any) -> None:
         """Hand a one-time token to its hook; a missing or failing hook is only logged."""
@@ -420,6 +426,20 @@ def create_user(call: Call, actor: Principal, body: s.UserCreate) -> User:
     )
 
 
+def invite_user(call: Call, actor: Principal, body: s.InvitationCreate) -> User:
+    roles = _roles_of(body.given())
+    user, token = call.core.users.invite(
+        actor,
+        email=body.email,
+        username=body.username,
+        name=body.name,
+        roles=("user",) if roles is None else roles,
+    )
+    # The token goes to the invited address only, never into the answer.
+    call.api.deliver("invitation", call.api.on_invitation, user, token)
+    return user
+
+
 def get_user(call: Call, actor: Principal, _: None, user_id: int) -> User:
     return call.core.users.get(actor, user_id)
 
@@ -634,6 +654,15 @@ _OPERATIONS = (
         errors=(409,),
     ),
     Operation(
+        "invite_user",
+        "Invite an address to register: a pending account, its token sent to the address",
+        201,
+        invite_user,
+        s.InvitationCreate,
+        output=s.UserOut,
+        errors=(403, 409),
+    ),
+    Operation(
         "get_user", "A user", 200, get_user, path=("user_id",), output=s.UserOut, errors=(404,)
     ),
     Operation(
@@ -778,6 +807,7 @@ V1_ROUTES: tuple[tuple[str, str, str], ...] = (
     ("POST", "/auth/verify-email/confirm", "verify_email"),
     ("GET", "/users", "list_users"),
     ("POST", "/users", "create_user"),
+    ("POST", "/invitations", "invite_user"),
     ("GET", "/users/{user_id}", "get_user"),
     ("PUT", "/users/{user_id}", "update_user"),
     ("PATCH", "/users/{user_id}", "update_user"),

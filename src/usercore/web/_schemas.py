@@ -164,6 +164,17 @@ class UserCreate(Body):
     status: Literal["active", "inactive"] = _optional()
 
 
+class InvitationCreate(Body):
+    """The address to invite and the account's roles (``role`` or ``roles``; default
+    ``["user"]``); the invitation token goes to the address, never into the answer."""
+
+    email: Text
+    username: Text | None = None
+    name: Text | None = None
+    role: Text = _optional()
+    roles: Texts = _optional()
+
+
 class UserUpdate(Body):
     """Only the fields sent change; ``role``/``roles`` and ``status`` need an administrator."""
 

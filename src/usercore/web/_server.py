@@ -86,6 +86,7 @@ class ServeOptions:
     mail_url: str | None = attrs.field(default=None, repr=False)
     reset_url: str | None = None
     verification_url: str | None = None
+    invitation_url: str | None = None
     app_name: str = "usercore"
     purge_every: float = 600.0
     access_log: str = "text"
@@ -252,6 +253,7 @@ def build_app(options: ServeOptions, core: UserCore, *, close_core: bool = False
             background,
             reset_url=options.reset_url,
             verification_url=options.verification_url,
+            invitation_url=options.invitation_url,
             app_name=options.app_name,
             settings=core.settings,
         )
@@ -260,6 +262,10 @@ def build_app(options: ServeOptions, core: UserCore, *, close_core: bool = False
     def on_email_verification(user: Any, token: str) -> None:
         if notifier is not None and user.email:
             notifier.email_verification(user.email, token)
+
+    def on_invitation(user: Any, token: str) -> None:
+        if notifier is not None and user.email:
+            notifier.invitation(user.email, token)
 
     app = create_app(
         core,
@@ -270,6 +276,7 @@ def build_app(options: ServeOptions, core: UserCore, *, close_core: bool = False
         cors_allow_credentials=options.cors_allow_credentials,
         on_password_reset=None if notifier is None else notifier.password_reset,
         on_email_verification=None if notifier is None else on_email_verification,
+        on_invitation=None if notifier is None or not options.invitation_url else on_invitation,
     )
     add_health_routes(app, core)
     if options.access_log == "json":

@@ -68,6 +68,7 @@ from usercore.web._operations import (
     Api,
     Call,
     EmailVerificationHook,
+    InvitationHook,
     Operation,
     PasswordResetHook,
     fill_refresh_token,
@@ -578,6 +579,7 @@ def create_router(
     prefix: str = "",
     on_password_reset: PasswordResetHook | None = None,
     on_email_verification: EmailVerificationHook | None = None,
+    on_invitation: InvitationHook | None = None,
     sessions: CookieSessions | None = None,
     routes: Sequence[Route] | None = None,
     profile: str | Profile = V1,
@@ -592,7 +594,10 @@ def create_router(
     """
     router = APIRouter()
     api = Api(
-        core, on_password_reset=on_password_reset, on_email_verification=on_email_verification
+        core,
+        on_password_reset=on_password_reset,
+        on_email_verification=on_email_verification,
+        on_invitation=on_invitation,
     )
     (chosen,) = profiles_of(profile)
     _add_routes(router, api, prefix, sessions, chosen, routes)
@@ -683,6 +688,7 @@ def create_app(
     profile: ProfileChoice = V1,
     on_password_reset: PasswordResetHook | None = None,
     on_email_verification: EmailVerificationHook | None = None,
+    on_invitation: InvitationHook | None = None,
     title: str = "usercore",
     docs: bool = True,
     docs_ui: bool = False,
@@ -692,8 +698,9 @@ def create_app(
 ) -> FastAPI:
     """A FastAPI app serving the usercore API under ``prefix``.
 
-    ``on_password_reset(email, token)`` and ``on_email_verification(user,
-    token)`` deliver the one-time tokens, which the API never returns.
+    ``on_password_reset(email, token)``, ``on_email_verification(user,
+    token)`` and ``on_invitation(user, token)`` deliver the one-time tokens,
+    which the API never returns.
     ``docs=False`` serves no ``/openapi.json``; ``docs_ui=True`` also serves
     Swagger UI at ``/docs`` (off by default: FastAPI loads it from a CDN
     without subresource integrity).
@@ -727,7 +734,10 @@ def create_app(
     )
     setattr(app.state, _PROFILE, chosen[0])
     api = Api(
-        core, on_password_reset=on_password_reset, on_email_verification=on_email_verification
+        core,
+        on_password_reset=on_password_reset,
+        on_email_verification=on_email_verification,
+        on_invitation=on_invitation,
     )
     for served, base in zip(chosen, bases, strict=True):
         # Straight onto the app's router: an included router is matched twice per request.

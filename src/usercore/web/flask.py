@@ -57,6 +57,7 @@ from usercore.web._operations import (
     Api,
     Call,
     EmailVerificationHook,
+    InvitationHook,
     Operation,
     PasswordResetHook,
     fill_refresh_token,
@@ -408,14 +409,16 @@ def create_blueprint(
     name: str = "usercore",
     on_password_reset: PasswordResetHook | None = None,
     on_email_verification: EmailVerificationHook | None = None,
+    on_invitation: InvitationHook | None = None,
     sessions: CookieSessions | None = None,
     routes: Sequence[Route] | None = None,
     profile: str | Profile = V1,
 ) -> flask.Blueprint:
     """The usercore routes as a blueprint (mount it with a ``url_prefix``).
 
-    ``on_password_reset(email, token)`` and ``on_email_verification(user,
-    token)`` deliver the one-time tokens, which the API never returns;
+    ``on_password_reset(email, token)``, ``on_email_verification(user,
+    token)`` and ``on_invitation(user, token)`` deliver the one-time tokens,
+    which the API never returns;
     ``sessions`` turns on the cookie transport; ``profile`` (a name of
     ``PROFILES`` or a :class:`~usercore.web._profiles.Profile`) gives the
     route table and the shapes of the answers, ``routes`` replaces its route
@@ -425,7 +428,10 @@ def create_blueprint(
     (chosen,) = profiles_of(profile)
     table = chosen.routes if routes is None else routes
     api = Api(
-        core, on_password_reset=on_password_reset, on_email_verification=on_email_verification
+        core,
+        on_password_reset=on_password_reset,
+        on_email_verification=on_email_verification,
+        on_invitation=on_invitation,
     )
     auth = Auth(core, sessions=sessions)
     blueprint = flask.Blueprint(name, __name__)
@@ -513,6 +519,7 @@ def create_app(
     profile: ProfileChoice = V1,
     on_password_reset: PasswordResetHook | None = None,
     on_email_verification: EmailVerificationHook | None = None,
+    on_invitation: InvitationHook | None = None,
     sessions: CookieSessions | None = None,
     cors_origins: Sequence[str] = (),
     cors_allow_credentials: bool = False,
@@ -545,6 +552,7 @@ def create_app(
                 name="usercore" if index == 0 else f"usercore_{served.name}",
                 on_password_reset=on_password_reset,
                 on_email_verification=on_email_verification,
+                on_invitation=on_invitation,
                 sessions=sessions,
                 profile=served,
             ),
