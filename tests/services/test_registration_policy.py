@@ -363,3 +363,14 @@ def test_a_holder_of_permissions_register_cannot_register_wildcards_or_junk(
         core.permissions.register(registrar, name, description)
     assert [field] == list(caught.value.errors)
     assert before == core.permissions.list()
+
+
+def test_an_invitation_needs_an_email_and_stores_nothing_without_one(
+    open_core: Callable[..., UserCore],
+) -> None:
+    core = open_core(registration="invite")
+    admin = admin_of(core)
+    with pytest.raises(ValidationError) as caught:
+        core.users.invite(admin, email=None, username="ada")  # type: ignore[arg-type]
+    assert ["email"] == list(caught.value.errors)
+    assert [] == [u for u in core.users.list(SYSTEM).items if u.username == "ada"]

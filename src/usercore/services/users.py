@@ -227,27 +227,26 @@ class UserService:
             raise RegistrationClosed(
                 "Invitations cannot be accepted while Settings.registration is 'closed'."
             )
-        self._ctx.policy.require(actor, "users:create")
-        role_set = _role_names(roles)
-        if role_set - {"user"}:
-            self._ctx.policy.require(actor, "roles:assign")
-        if email is None:
-            raise ValidationError.single("email", "is required")
         tokens: list[str] = []
-        user = self._insert(
+
+        def issue(tx: UnitOfWork, user: User) -> None:
+            if user.email is None:  # an invitation goes to an address: rolls the insert back
+                raise ValidationError.single("email", "is required")
+            tokens.append(self._ctx.sessions.issue_one_time(tx, user, INVITATION))
+
+        user = self._create_as(
+            actor,
             email=email,
             password=None,
             username=username,
             name=name,
-            roles=role_set,
+            roles=roles,
             status=UserStatus.INACTIVE,
-            password_required=False,
-            actor=actor,
-            then=lambda tx, user: tokens.append(
-                self._ctx.sessions.issue_one_time(tx, user, INVITATION)
-            ),
+            then=issue,
         )
-        self._ctx.events.emit("user.invited", user_id=user.id, actor=actor, roles=sorted(role_set))
+        self._ctx.events.emit(
+            "user.invited", user_id=user.id, actor=actor, roles=sorted(user.roles)
+        )
         return user, tokens[0]
 
     def _accept_invitation(
@@ -329,11 +328,39 @@ class UserService:
         ``PermissionDenied`` for roles granting what the actor does not hold
         itself (the delegation rule, see ``docs/rbac.md``).
         """
+        user = self._create_as(
+            actor,
+            email=email,
+            password=password,
+            username=username,
+            name=name,
+            roles=roles,
+            status=status,
+        )
+        self._ctx.events.emit(
+            "user.created", user_id=user.id, actor=actor, roles=sorted(user.roles)
+        )
+        return user
+
+    def _create_as(
+        self,
+        actor: Principal,
+        *,
+        email: object,
+        password: object,
+        username: object,
+        name: object,
+        roles: Iterable[str],
+        status: UserStatus | str,
+        then: Callable[[UnitOfWork, User], object] | None = None,
+    ) -> User:
+        """An account made by ``actor`` (``users:create``, ``roles:assign`` for
+        roles beyond ``user``, the delegation rule), ``then`` run in its transaction."""
         self._ctx.policy.require(actor, "users:create")
         role_set = _role_names(roles)
         if role_set - {"user"}:
             self._ctx.policy.require(actor, "roles:assign")
-        user = self._insert(
+        return self._insert(
             email=email,
             password=password,
             username=username,
@@ -342,9 +369,8 @@ class UserService:
             status=_status(status),
             password_required=False,
             actor=actor,
+            then=then,
         )
-        self._ctx.events.emit("user.created", user_id=user.id, actor=actor, roles=sorted(role_set))
-        return user
 
     def _insert(
         self,
