@@ -281,6 +281,7 @@ class AsyncAuthService(_AsyncService[AuthService]):
     request_email_verification = _InPool(AuthService.request_email_verification)
     verify_email = _InPool(AuthService.verify_email)
     reset_recipient = _InPool(AuthService.reset_recipient)
+    may_resend_verification = _InPool(AuthService.may_resend_verification)
 
 
 class AsyncApiKeyService(_AsyncService[ApiKeyService]):

@@ -264,3 +264,28 @@ def test_a_permission_registrar_cannot_grant_itself_more(core: UserCore) -> None
             core.permissions.register(registrar, name)
         assert ["name"] == list(caught.value.errors)
     assert not core.policy.is_allowed(registrar, "users:create")
+
+
+@pytest.mark.parametrize("adapter", ADAPTERS)
+def test_refused_logins_cannot_flood_an_address_with_verification_mail(adapter: str) -> None:
+    """Whoever registers someone else's address knows the password: each refused
+    login must not mail that address again (at most one per interval)."""
+    from usercore.services.auth import VERIFICATION_RESEND_INTERVAL
+
+    clock = FakeClock()
+    core = UserCore.open(
+        "memory://",
+        settings=Settings(argon2_profile=argon2.profiles.CHEAPEST, require_verified_email=True),
+        clock=clock,
+    )
+    outbox = Outbox()
+    client = Client(adapter, core, outbox)
+    client.register("victim@example.com")
+    body = {"email": "victim@example.com", "password": PASSWORD}
+    for _ in range(5):
+        assert 403 == client.post("/auth/login", json=body).status
+    assert 2 == len(outbox.verifications)  # the registration's and one resend
+    clock.now += VERIFICATION_RESEND_INTERVAL
+    for _ in range(3):
+        assert 403 == client.post("/auth/login", json=body).status
+    assert 3 == len(outbox.verifications)

@@ -40,11 +40,14 @@ from usercore.services.sessions import EMAIL_VERIFICATION, PASSWORD_RESET, unver
 from usercore.settings import Settings
 from usercore.tokens import new_opaque_token, token_digest
 
-__all__ = ["AuthService", "Lockout", "lockout_duration"]
+__all__ = ["VERIFICATION_RESEND_INTERVAL", "AuthService", "Lockout", "lockout_duration"]
 
 # Identifiers longer than any valid email (RFC 5321: 254) cannot match an
 # account; the bound is checked on the raw text, before NFKC and case folding.
 MAX_IDENTIFIER_LENGTH = 320
+
+# At most one verification mail per account per interval from refused logins.
+VERIFICATION_RESEND_INTERVAL = timedelta(minutes=5)
 
 # The label that derives the login-attempts key from the secret (an HKDF-style
 # "info": one secret, one purpose per derived key, NIST SP 800-108).
@@ -237,6 +240,21 @@ class Lockout:
             self._hmac(f"identifier\x00{subject}"),
             self._hmac(f"client\x00{subject}\x00{client or ''}"),
         )
+
+    def once_per(self, label: str, interval: timedelta) -> bool:
+        """Whether ``label`` may happen now, at most once per ``interval`` across
+        processes (a ``login_attempts`` row locked for ``interval``, forgotten by
+        ``purge_expired``); claims the slot when it may."""
+        key = self._hmac(f"once\x00{label}")
+        now = self._ctx.clock()
+        with self._ctx.store.transaction() as tx:
+            entry = tx.login_attempts.get(key)
+            if entry is not None and entry.locked_until is not None and now < entry.locked_until:
+                return False
+            tx.login_attempts.put(
+                LoginAttempts(key=key, failures=0, locked_until=now + interval, updated_at=now)
+            )
+        return True
 
     def decoy_key(self, key: str) -> str:
         """The key of the throwaway row a request for an unknown account writes."""
@@ -545,6 +563,18 @@ class AuthService:
             token = self._ctx.sessions.issue_one_time(tx, user, EMAIL_VERIFICATION)
         self._ctx.events.emit("user.email_verification_requested", user_id=user_id, actor=actor)
         return token
+
+    def may_resend_verification(self, user_id: int) -> bool:
+        """Whether a refused login (``EmailNotVerified``) may send ``user_id`` a new
+        verification mail now: at most one per ``VERIFICATION_RESEND_INTERVAL``.
+
+        Whoever registered an address that is not theirs knows the password,
+        and each login would otherwise mail that address (mail flooding,
+        OWASP ASVS 4.0.3 V11.1.4 anti-automation).
+        """
+        return self._lockout.once_per(
+            f"verification-resend\x00{user_id}", VERIFICATION_RESEND_INTERVAL
+        )
 
     def verify_email(self, token: str) -> User:
         """Mark the email verified with a verification token; ``TokenError`` if invalid."""

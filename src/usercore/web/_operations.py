@@ -332,8 +332,10 @@ def login(call: Call, _: Principal | None, body: s.LoginRequest) -> TokenPair:
         return call.core.auth.login(getattr(body, given[0]), body.password, client=call.client)
     except EmailNotVerified as exc:
         # Only the password's owner gets here: a fresh verification token goes
-        # to the account's address, so an expired or lost one is no dead end.
-        if exc.user_id is not None:
+        # to the account's address (at most one per few minutes), so an
+        # expired or lost one is no dead end.
+        auth = call.core.auth
+        if exc.user_id is not None and auth.may_resend_verification(exc.user_id):
             send_verification(call, SYSTEM, exc.user_id)
         raise
 
