@@ -572,6 +572,7 @@ class AuthService:
         and each login would otherwise mail that address (mail flooding,
         OWASP ASVS 4.0.3 V11.1.4 anti-automation).
         """
+        check_id(user_id)
         return self._lockout.once_per(
             f"verification-resend\x00{user_id}", VERIFICATION_RESEND_INTERVAL
         )
