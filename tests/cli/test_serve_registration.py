@@ -208,3 +208,15 @@ def test_invite_only_serving_needs_an_invitation_page(run: Runner, admin_db: Pat
     status, _, err = run("serve", "--db", str(admin_db), "--registration", "invite")
     assert cli.EXIT_USAGE == status
     assert "--registration invite needs --invitation-url" in err
+
+
+def test_a_description_the_registry_refuses_stops_serve_in_one_line(
+    run: Runner, admin_db: Path, tmp_path: Path, serve_and: Callable[..., list[Any]]
+) -> None:
+    path = tmp_path / "permissions.json"
+    path.write_text(json.dumps({"reports:read": "x" * 501}), encoding="utf-8")
+    served = serve_and(permission_names)
+    status, _, err = run("serve", "--db", str(admin_db), "--permissions", str(path))
+    assert cli.EXIT_USAGE == status
+    assert "'reports:read': description: must be at most 500 characters" in err
+    assert [] == served
