@@ -285,3 +285,26 @@ def test_only_administrators_invite(adapter: str) -> None:
     assert ["bob@example.com", ADMIN_EMAIL] == sorted(
         u.email or "" for u in client.core.users.list(SYSTEM).items
     )
+
+
+def test_the_ums_registration_answers_no_tokens_until_the_email_is_verified() -> None:
+    """The ums document's registration answers tokens; an unverified account gets none."""
+    from usercore.web.flask import create_app as create_flask_app
+
+    verifications: list[tuple[Any, str]] = []
+    core = UserCore.open(
+        "memory://",
+        settings=Settings(argon2_profile=argon2.profiles.CHEAPEST, require_verified_email=True),
+    )
+    app = create_flask_app(
+        core,
+        profile="ums",
+        on_email_verification=lambda user, token: verifications.append((user, token)),
+    )
+    body = {"name": "Ada", "email": "ada@example.com", "password": PASSWORD}
+    response = app.test_client().post("/auth/register", json=body)
+    assert 201 == response.status_code
+    answer = response.get_json()
+    assert ["user"] == list(answer)
+    assert "ada@example.com" == answer["user"]["email"]
+    assert ["ada@example.com"] == [user.email for user, _ in verifications]
