@@ -30,6 +30,7 @@ from typing import TypeVar, cast
 
 import attrs
 
+from usercore.custom_fields import CUSTOM_FIELD_NAME, CustomField
 from usercore.domain import ApiKey, OneTimeToken, RefreshToken, RevokedToken, Role, User
 from usercore.errors import ConflictError, NotFoundError
 from usercore.ports import (
@@ -50,8 +51,9 @@ from usercore.storage._codec import (
     optional_utc,
     search_key,
     utc,
+    with_declared,
 )
-from usercore.storage._schema import ROLES_VERSION_KEY, conflict
+from usercore.storage._schema import ROLES_VERSION_KEY, conflict, custom_conflict
 from usercore.storage._transaction import Transaction, TransactionHooks, UnitOfWorkState
 
 __all__ = ["MemoryStore"]
@@ -97,6 +99,7 @@ class MemoryStore:
         self._one_time_tokens: dict[bytes, OneTimeToken] = {}
         self._login_attempts: dict[str, LoginAttempts] = {}
         self._meta: dict[str, str] = {ROLES_VERSION_KEY: "0"}
+        self._custom_fields: tuple[CustomField, ...] = ()
         self._uow = _MemoryUnitOfWork(self)
         self._transactions = _MemoryTransactions(self)
 
@@ -106,6 +109,31 @@ class MemoryStore:
         Transactions of all threads run one at a time.
         """
         return Transaction(self._transactions, readonly)
+
+    def declare_custom_fields(self, fields: Sequence[CustomField]) -> None:
+        """Adopt the custom field declaration (see
+        :meth:`usercore.ports.Store.declare_custom_fields`).
+
+        Stored users are re-read through it at once (the SQL stores read
+        through it on each read); a unique field is checked by a scan, the
+        memory store's stand-in for an index.
+        """
+        declared = tuple(fields)
+        with self._lock:
+            projected = {
+                user_id: with_declared(user, declared) for user_id, user in self._users.items()
+            }
+            for field in declared:
+                if field.unique:
+                    seen: set[tuple[type, object]] = set()
+                    for user in projected.values():
+                        value = user.custom_fields[field.name]
+                        if value is not None:
+                            if (type(value), value) in seen:
+                                raise custom_conflict(field.name)
+                            seen.add((type(value), value))
+            self._custom_fields = declared
+            self._users.update(projected)
 
     def close(self) -> None:
         """Drop the data; the store is unusable afterwards."""
@@ -280,6 +308,11 @@ class _Repository:
         return True
 
 
+def _same_value(left: object, right: object) -> bool:
+    """Type-exact equality, as JSON compares: True is not 1."""
+    return type(left) is type(right) and left == right
+
+
 def _matches(user: User, needle: str) -> bool:
     username_key = user.username_key
     email_key = user.email_key
@@ -297,7 +330,7 @@ class _Users(_Repository):
         s = self._s
         s._writing()
         check_text(user)
-        user = in_utc(user)
+        user = with_declared(in_utc(user), s._custom_fields)
         self._check_unique(user, user_id=None)
         stored = attrs.evolve(user, id=s._next_id("users"), version=1)
         s._put(s._users, stored.id, stored)
@@ -343,7 +376,7 @@ class _Users(_Repository):
         s = self._s
         s._writing()
         check_text(user)
-        user = in_utc(user)
+        user = with_declared(in_utc(user), s._custom_fields)
         current = s._users.get(user.id)
         if current is None:
             raise NotFoundError("the user does not exist")
@@ -419,7 +452,10 @@ class _Users(_Repository):
         ids = s._user_ids
         start = 0 if after is None else bisect.bisect_right(ids, after)
         needle = search_key(filter.search) if filter.search else None
-        role, status = filter.role, filter.status
+        role, status, custom = filter.role, filter.status, filter.custom_fields
+        for name, _ in custom:
+            if not CUSTOM_FIELD_NAME.fullmatch(name):
+                raise ValueError(f"{name!r} is not a custom field name")
         for index in range(start, len(ids)):
             user = s._users[ids[index]]
             if role is not None and role not in user.roles:
@@ -427,6 +463,10 @@ class _Users(_Repository):
             if status is not None and user.status is not status:
                 continue
             if needle is not None and not _matches(user, needle):
+                continue
+            if custom and not all(
+                _same_value(user.custom_fields.get(name), value) for name, value in custom
+            ):
                 continue
             yield user
 
@@ -441,6 +481,14 @@ class _Users(_Repository):
             owner = self._s._usernames.get(username_key)
             if owner is not None and owner != user_id:
                 raise conflict("users", "username_key")
+        for field in self._s._custom_fields:
+            value = user.custom_fields.get(field.name)
+            if field.unique and value is not None:
+                for other in self._s._users.values():
+                    if other.id != user_id and _same_value(
+                        other.custom_fields.get(field.name), value
+                    ):
+                        raise custom_conflict(field.name)
 
 
 class _Roles(_Repository):

@@ -41,10 +41,16 @@ from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Any, TypeVar
 
+from usercore.custom_fields import CustomField
 from usercore.errors import NotFoundError, UsercoreError
 from usercore.storage._faults import Incidents
-from usercore.storage._schema import UNIQUE_RULES
-from usercore.storage._sql import Dialect, SqlUnitOfWork
+from usercore.storage._schema import UNIQUE_RULES, custom_index_conflict
+from usercore.storage._sql import (
+    Dialect,
+    SqlUnitOfWork,
+    custom_indexes_current,
+    sync_custom_indexes,
+)
 from usercore.storage._sqlite_schema import (
     APPLICATION_ID,
     LATEST_VERSION,
@@ -116,12 +122,30 @@ class SQLiteDialect(Dialect):
         # phrase matches exactly the columns that contain it as a substring.
         return ['"' + needle.replace('"', '""') + '"']
 
+    custom_indexes = (
+        "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'users' "
+        "AND substr(name, 1, 13) = 'users_custom_'"  # CUSTOM_INDEX_PREFIX
+    )
+
+    def custom_field(self, name: str, table: str = "u.") -> str:
+        # json_extract gives SQL values of the JSON types: TEXT, INTEGER, REAL,
+        # and 1/0 for true/false; the index is on this very expression.
+        return f"json_extract({table}custom_fields, '$.{name}')"
+
+    def custom_value(self, value: Any) -> Any:
+        return value
+
     def translate(self, exc: Exception) -> Exception | None:
         message = str(exc)
         if message.startswith("UNIQUE constraint failed: "):
-            rule = _UNIQUE_RULES.get(message.removeprefix("UNIQUE constraint failed: "))
+            failed = message.removeprefix("UNIQUE constraint failed: ")
+            rule = _UNIQUE_RULES.get(failed)
             if rule is not None:
                 return rule.error()
+            # An expression index reports its name: "index 'users_custom_x_key'".
+            custom = custom_index_conflict(failed.removeprefix("index ").strip("'"))
+            if custom is not None:
+                return custom
         if message.startswith("FOREIGN KEY constraint failed"):
             return NotFoundError("the user does not exist")
         return None
@@ -269,6 +293,7 @@ class SQLiteStore:
         self._connections: list[_Connection] = []
         self._closed = False
         self._dialect = _SCANNING
+        self._custom_fields: tuple[CustomField, ...] = ()
         _track_for_fork(self)
         try:
             _create_private(path)
@@ -294,6 +319,21 @@ class SQLiteStore:
         before opening it.
         """
         return Transaction(self._transactions, readonly)
+
+    def declare_custom_fields(self, fields: Sequence[CustomField]) -> None:
+        """Adopt the custom field declaration (see
+        :meth:`usercore.ports.Store.declare_custom_fields`): expression indexes
+        on ``json_extract(custom_fields, '$.<name>')``, made under the write lock."""
+        declared = tuple(fields)
+        with self.transaction(readonly=True) as tx:
+            current = custom_indexes_current(tx, declared)
+        if not current:
+            with self.transaction() as tx:
+                sync_custom_indexes(tx, declared)
+        with self._lock:
+            self._custom_fields = declared
+            for entry in self._connections:
+                entry.uow.custom_fields = declared
 
     def close(self) -> None:
         """Close every thread's connection; the store is unusable afterwards.
@@ -340,6 +380,7 @@ class SQLiteStore:
         if entry is None:
             connection = self._connect()
             entry = _Connection(connection, current, self._dialect)
+            entry.uow.custom_fields = self._custom_fields
             with self._lock:
                 if self._closed:
                     connection.close()
