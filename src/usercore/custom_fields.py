@@ -28,6 +28,7 @@ __all__ = [
     "CustomField",
     "check_declaration",
     "from_stored",
+    "same_value",
 ]
 
 CUSTOM_FIELD_TYPES: Final = (str, int, float, bool)
@@ -277,3 +278,9 @@ def from_stored(declared: Iterable[CustomField], stored: Mapping[str, Any]) -> d
         else:
             values[field.name] = None
     return values
+
+
+def same_value(left: object, right: object) -> bool:
+    """Type-exact equality of custom field values, as JSON compares: ``True`` is
+    not ``1`` and ``"1"`` is not ``1``."""
+    return type(left) is type(right) and left == right

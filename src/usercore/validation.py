@@ -808,8 +808,13 @@ def check_custom_fields(
     for field in declared:
         if new and normalized.get(field.name) is None and field.name not in problems:
             normalized[field.name] = field.default
-        if field.required and field.name in normalized and normalized[field.name] is None:
-            problems.setdefault(field.name, []).append(_REQUIRED)
+        if (
+            field.required
+            and field.name not in problems
+            and field.name in normalized
+            and normalized[field.name] is None
+        ):
+            problems[field.name] = [_REQUIRED]
     return normalized, problems
 
 

@@ -30,7 +30,7 @@ from typing import TypeVar, cast
 
 import attrs
 
-from usercore.custom_fields import CUSTOM_FIELD_NAME, CustomField
+from usercore.custom_fields import CUSTOM_FIELD_NAME, CustomField, same_value
 from usercore.domain import ApiKey, OneTimeToken, RefreshToken, RevokedToken, Role, User
 from usercore.errors import ConflictError, NotFoundError
 from usercore.ports import (
@@ -308,11 +308,6 @@ class _Repository:
         return True
 
 
-def _same_value(left: object, right: object) -> bool:
-    """Type-exact equality, as JSON compares: True is not 1."""
-    return type(left) is type(right) and left == right
-
-
 def _matches(user: User, needle: str) -> bool:
     username_key = user.username_key
     email_key = user.email_key
@@ -465,7 +460,7 @@ class _Users(_Repository):
             if needle is not None and not _matches(user, needle):
                 continue
             if custom and not all(
-                _same_value(user.custom_fields.get(name), value) for name, value in custom
+                same_value(user.custom_fields.get(name), value) for name, value in custom
             ):
                 continue
             yield user
@@ -485,7 +480,7 @@ class _Users(_Repository):
             value = user.custom_fields.get(field.name)
             if field.unique and value is not None:
                 for other in self._s._users.values():
-                    if other.id != user_id and _same_value(
+                    if other.id != user_id and same_value(
                         other.custom_fields.get(field.name), value
                     ):
                         raise custom_conflict(field.name)
