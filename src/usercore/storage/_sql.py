@@ -290,12 +290,13 @@ class Dialect:
         """The SQL expression of custom field ``name`` (the one its index is on)."""
         raise NotImplementedError
 
-    def custom_value(self, value: Any) -> Any:
-        """The parameter a custom field's expression equals for ``value``."""
+    def custom_condition(self, name: str) -> str:
+        """The condition "custom field ``name`` equals the bound value(s)"."""
         raise NotImplementedError
 
-    def custom_condition(self, name: str) -> str:
-        return f"{self.custom_field(name)} = ?"
+    def custom_params(self, value: Any) -> list[Any]:
+        """The parameters of :meth:`custom_condition` for ``value``."""
+        raise NotImplementedError
 
     def custom_index(self, field: CustomField) -> str:
         """The statement creating the index of ``field`` when missing."""
@@ -393,7 +394,8 @@ class Dialect:
         if filter.search:
             needle = search_key(filter.search)
             params += self.search_params(self.search_method(needle), needle)
-        params += [self.custom_value(value) for _, value in filter.custom_fields]
+        for _, value in filter.custom_fields:
+            params += self.custom_params(value)
         return params
 
     def counter_keys(self, filter: UserFilter) -> tuple[str, str] | None:

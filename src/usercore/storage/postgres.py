@@ -246,8 +246,8 @@ class PostgresDialect(Dialect):
         # jsonb, not ->> text: equality is type-exact ("1" is not 1, true is not 1).
         return f"({table}custom_fields -> '{name}')"
 
-    def custom_value(self, value: Any) -> Any:
-        return json.dumps(value, ensure_ascii=False)
+    def custom_params(self, value: Any) -> list[Any]:
+        return [json.dumps(value, ensure_ascii=False)]
 
     def custom_condition(self, name: str) -> str:
         return f"{self.custom_field(name)} = ?::jsonb"

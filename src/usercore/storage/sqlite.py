@@ -82,6 +82,15 @@ _TRANSIENT = {
 _UNIQUE_RULES = {f"{rule.table}.{rule.column}": rule for rule in UNIQUE_RULES}
 
 
+def _json_type(value: Any) -> str:
+    """What SQLite's json_type() answers for ``value`` stored as JSON."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return "integer"
+    return "real" if isinstance(value, float) else "text"
+
+
 class SQLiteDialect(Dialect):
     """``indexed_search``: the file has the trigram index (``SEARCH_INDEX``);
     needles of three or more characters use it, shorter ones scan."""
@@ -132,8 +141,12 @@ class SQLiteDialect(Dialect):
         # and 1/0 for true/false; the index is on this very expression.
         return f"json_extract({table}custom_fields, '$.{name}')"
 
-    def custom_value(self, value: Any) -> Any:
-        return value
+    def custom_condition(self, name: str) -> str:
+        # json_extract reads true as 1: json_type keeps the match type-exact.
+        return f"{self.custom_field(name)} = ? AND json_type(u.custom_fields, '$.{name}') = ?"
+
+    def custom_params(self, value: Any) -> list[Any]:
+        return [value, _json_type(value)]
 
     def translate(self, exc: Exception) -> Exception | None:
         message = str(exc)
