@@ -142,14 +142,16 @@ def check_text(record: object = None, /, **values: str) -> None:
         raise ValidationError(problems)
 
 
-def custom_fields_to_db(values: Mapping[str, Any]) -> str:
+def custom_fields_to_db(values: Mapping[str, Any], *, patch: bool = False) -> str:
     """A user's custom field values as stored: a JSON object of the set ones
     (``None`` is never stored, so "unset" is an absent key, which unique
-    indexes admit any number of).
+    indexes admit any number of).  With ``patch``, an RFC 7396 merge patch
+    for an update instead: ``null`` removes a key, and keys not in ``values``
+    (fields another process declares, or no longer declared) stay as stored.
 
     Raises ``ValidationError`` naming each field whose text a store cannot hold.
     """
-    stored = {name: value for name, value in values.items() if value is not None}
+    stored = {name: value for name, value in values.items() if patch or value is not None}
     problems = {
         name: [UNSTORABLE_TEXT]
         for name, value in stored.items()

@@ -90,7 +90,12 @@ _USER_WRITE_COLUMNS = (
     "email_verified, created_at, updated_at, last_login_at, password_hash, "
     "failed_logins, locked_until, token_version, version, custom_fields"
 )
-_USER_SET = ", ".join(f"{column} = ?" for column in _USER_WRITE_COLUMNS.split(", "))
+# An update merges custom_fields (RFC 7396, json_patch): the fields this
+# process does not declare stay as stored (PostgresDialect has its own merge).
+_USER_SET = ", ".join(
+    f"{column} = json_patch(custom_fields, ?)" if column == "custom_fields" else f"{column} = ?"
+    for column in _USER_WRITE_COLUMNS.split(", ")
+)
 _REFRESH_COLUMNS = (
     "token_hash, family_id, user_id, token_version, created_at, expires_at, used_at, revoked_at"
 )
@@ -597,8 +602,9 @@ def user_from_row(row: Sequence[Any], declared: Sequence[CustomField] = ()) -> U
     )
 
 
-def user_params(user: User, version: int) -> tuple[Any, ...]:
-    """Values of ``_USER_WRITE_COLUMNS`` for ``user`` stored at ``version``."""
+def user_params(user: User, version: int, *, update: bool = False) -> tuple[Any, ...]:
+    """Values of ``_USER_WRITE_COLUMNS`` for ``user`` stored at ``version`` (for
+    an ``update``: its custom fields as a merge patch)."""
     return (
         user.email,
         user.email_key,
@@ -617,7 +623,7 @@ def user_params(user: User, version: int) -> tuple[Any, ...]:
         optional_time_to_db(user.locked_until),
         user.token_version,
         version,
-        custom_fields_to_db(user.custom_fields),
+        custom_fields_to_db(user.custom_fields, patch=update),
     )
 
 
@@ -745,7 +751,7 @@ class SqlUserRepository(_Repository):
             raise NotFoundError("the user does not exist")
         if current[0] != user.version:
             raise ConflictError("the user was changed by another write", field="version")
-        params = (*user_params(user, user.version + 1), user.id, user.version)
+        params = (*user_params(user, user.version + 1, update=True), user.id, user.version)
         cursor = uow.write(self._sql.user_update, params)
         if cursor.rowcount != 1:  # a concurrent writer won between the two statements
             raise ConflictError("the user was changed by another write", field="version")

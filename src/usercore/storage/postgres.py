@@ -182,7 +182,13 @@ class PostgresDialect(Dialect):
         self.indexed_search = indexed_search
         self.role_walk = _ROLE_LOOP
         self.locking = locking
-        changes = {"user_roles_holders": _ROLE_HOLDERS}
+        changes = {
+            "user_roles_holders": _ROLE_HOLDERS,
+            # RFC 7396 merge of the custom fields: || sets, then nulls go.
+            "user_update": self.statements.user_update.replace(
+                "json_patch(custom_fields, %s)", "jsonb_strip_nulls(custom_fields || %s::jsonb)"
+            ),
+        }
         if locking:
             changes.update(
                 (name, getattr(self.statements, name) + _FOR_NO_KEY_UPDATE)

@@ -1398,6 +1398,27 @@ class StoreContract:
         # No longer unique: another account may take the value.
         self.add_user(store, "grace@example.com", custom_fields={"employee_no": "E1"})
 
+    def test_an_update_keeps_the_values_of_fields_it_does_not_declare(self, store: Store) -> None:
+        """A process that declares fewer fields (or none: the command line)
+        never erases the others' values when it writes a user."""
+        self.declared(store)
+        user = self.add_user(
+            store, "ada@example.com", custom_fields={"tenant_id": "acme", "employee_no": "E1"}
+        )
+        store.declare_custom_fields(())
+        with store.transaction() as tx:
+            renamed = tx.users.update(attrs.evolve(present(tx.users.get(user.id)), name="Ada"))
+        assert dict(renamed.custom_fields) == {}
+        store.declare_custom_fields(self.CUSTOM_FIELDS[:1])
+        with store.transaction() as tx:
+            current = present(tx.users.get(user.id))
+            tx.users.update(attrs.evolve(current, custom_fields={"tenant_id": None}))
+        self.declared(store)
+        stored = self.read(store, lambda tx: present(tx.users.get(user.id)))
+        assert stored.name == "Ada"
+        assert stored.custom_fields["tenant_id"] is None
+        assert stored.custom_fields["employee_no"] == "E1"
+
     def test_a_value_of_another_type_reads_as_unset(self, store: Store) -> None:
         self.declared(store)
         user = self.add_user(store, "ada@example.com", custom_fields={"seats": 3})
