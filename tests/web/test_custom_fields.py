@@ -11,6 +11,7 @@ import pytest
 
 from usercore import SYSTEM, CustomField, Settings, UserCore
 from usercore.storage.sqlite import SQLiteStore
+from usercore.web._profiles import PROFILES
 
 from ..storage.postgres_support import postgres_schema
 from .clients import ADAPTERS, ADMIN_EMAIL, ADMIN_PASSWORD, PASSWORD, Client, Outbox
@@ -230,3 +231,27 @@ def test_an_app_without_custom_fields_keeps_its_models(tmp_path: Path) -> None:
                 f"{adapter}@example.com", tenant_id="acme"
             )
             assert registered["tenant_id"] == "acme"
+
+
+@pytest.mark.parametrize("profile", sorted(PROFILES))
+def test_every_profile_serves_the_declared_fields(profile: str) -> None:
+    """Profiles are data over the same operations: each one takes custom fields
+    where it registers and builds its OpenAPI document with them."""
+    from fastapi.testclient import TestClient
+
+    from usercore.web.fastapi import create_app
+
+    chosen = PROFILES[profile]
+    with open_core("memory://") as core:
+        client = TestClient(create_app(core, profile=profile))
+        assert client.get("/openapi.json").status_code == 200
+        paths = [path for _, path, name in chosen.routes if name == "register"]
+        if not paths:
+            return
+        body = {"email": "ada@example.com", "password": PASSWORD, "tenant_id": "acme"}
+        # Some documents require a name at registration.
+        reply = client.post(chosen.base + paths[0], json={**body, "name": "Ada"})
+        assert reply.status_code == 201, reply.text
+        registered = reply.json()
+        user = registered.get("user", registered)
+        assert user["tenant_id"] == "acme"
