@@ -20,6 +20,7 @@ from __future__ import annotations
 import itertools
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any, Literal, Protocol, TypeVar
 
@@ -545,6 +546,20 @@ _INDEX_NAME = re.compile(r"[a-z][a-z0-9_]{0,62}")
 
 def _wanted_indexes(fields: Sequence[CustomField]) -> dict[str, CustomField]:
     return {custom_index_name(field): field for field in fields if field.is_indexed}
+
+
+def ensure_custom_indexes(
+    transaction: Callable[..., AbstractContextManager[SqlUnitOfWork]],
+    fields: Sequence[CustomField],
+) -> None:
+    """Bring the custom field indexes in line with ``fields``: a read to find
+    them current (every open after the first), else a write transaction that
+    syncs them (:func:`sync_custom_indexes`)."""
+    with transaction(readonly=True) as tx:
+        if custom_indexes_current(tx, fields):
+            return
+    with transaction() as tx:
+        sync_custom_indexes(tx, fields)
 
 
 def custom_indexes_current(uow: SqlUnitOfWork, fields: Sequence[CustomField]) -> bool:

@@ -88,8 +88,7 @@ from usercore.storage._sql import (
     SqlMetaRepository,
     SqlRoleRepository,
     SqlUnitOfWork,
-    custom_indexes_current,
-    sync_custom_indexes,
+    ensure_custom_indexes,
     user_params,
 )
 from usercore.storage._transaction import Transaction, TransactionHooks
@@ -629,11 +628,7 @@ class PostgresStore:
         :meth:`usercore.ports.Store.declare_custom_fields`): expression indexes
         on ``(custom_fields -> '<name>')``, made under an advisory lock."""
         declared = tuple(fields)
-        with self.transaction(readonly=True) as tx:
-            current = custom_indexes_current(tx, declared)
-        if not current:
-            with self.transaction() as tx:
-                sync_custom_indexes(tx, declared)
+        ensure_custom_indexes(self.transaction, declared)
         self._custom_fields = declared
 
     def close(self) -> None:

@@ -48,8 +48,7 @@ from usercore.storage._schema import UNIQUE_RULES, custom_index_conflict
 from usercore.storage._sql import (
     Dialect,
     SqlUnitOfWork,
-    custom_indexes_current,
-    sync_custom_indexes,
+    ensure_custom_indexes,
 )
 from usercore.storage._sqlite_schema import (
     APPLICATION_ID,
@@ -338,11 +337,7 @@ class SQLiteStore:
         :meth:`usercore.ports.Store.declare_custom_fields`): expression indexes
         on ``json_extract(custom_fields, '$.<name>')``, made under the write lock."""
         declared = tuple(fields)
-        with self.transaction(readonly=True) as tx:
-            current = custom_indexes_current(tx, declared)
-        if not current:
-            with self.transaction() as tx:
-                sync_custom_indexes(tx, declared)
+        ensure_custom_indexes(self.transaction, declared)
         with self._lock:
             self._custom_fields = declared
             for entry in self._connections:
