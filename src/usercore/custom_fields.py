@@ -21,6 +21,8 @@ from typing import Any, Final
 
 import attrs
 
+from usercore.domain import User
+
 __all__ = [
     "CUSTOM_FIELD_NAME",
     "CUSTOM_FIELD_TYPES",
@@ -39,35 +41,20 @@ CUSTOM_FIELD_TYPES: Final = (str, int, float, bool)
 # ("users_custom_<name>_key") within PostgreSQL's 63-byte identifier limit.
 CUSTOM_FIELD_NAME: Final = re.compile(r"[a-z][a-z0-9_]{0,39}")
 
-RESERVED_NAMES: Final = frozenset(
-    {
-        # The user's JSON shape (User.to_public) ...
-        "id",
-        "email",
-        "username",
-        "name",
-        "role",
-        "roles",
-        "status",
-        "email_verified",
-        "created_at",
-        "updated_at",
-        "last_login_at",
-        # ... what register, create, update, login and import read ...
-        "password",
-        "password_hash",
-        "current_password",
-        "new_password",
-        "identifier",
-        "custom_fields",
-        # ... and the query parameters of GET /users.
-        "page",
-        "per_page",
-        "cursor",
-        "q",
-        "search",
-    }
-)
+RESERVED_NAMES: Final = frozenset(attrs.fields_dict(User)) | {
+    # The user's JSON shape beyond its attributes, what register, create,
+    # update, login and import read, and the query parameters of GET /users.
+    "role",
+    "password",
+    "current_password",
+    "new_password",
+    "identifier",
+    "page",
+    "per_page",
+    "cursor",
+    "q",
+    "search",
+}
 """Names a custom field cannot take: the built-in fields and parameters."""
 
 # A signed 64-bit integer: what SQLite's JSON functions and every JSON
