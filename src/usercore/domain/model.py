@@ -118,8 +118,14 @@ class CustomFieldValues(Mapping[str, Any]):
         return f"CustomFieldValues({self._values!r})"
 
 
+_NO_CUSTOM_VALUES = CustomFieldValues()
+
+
 def _to_custom_values(value: Mapping[str, Any]) -> CustomFieldValues:
-    return value if isinstance(value, CustomFieldValues) else CustomFieldValues(value)
+    if isinstance(value, CustomFieldValues):
+        return value
+    # Most users of most apps: one shared empty mapping, no copy per read.
+    return CustomFieldValues(value) if value else _NO_CUSTOM_VALUES
 
 
 @attrs.frozen(kw_only=True)
@@ -145,7 +151,7 @@ class User:
     # The application's declared fields (Settings.custom_fields), every one
     # of them as stores read it back, None when unset.
     custom_fields: CustomFieldValues = attrs.field(
-        factory=CustomFieldValues, converter=_to_custom_values
+        default=_NO_CUSTOM_VALUES, converter=_to_custom_values
     )
     password_hash: str | None = attrs.field(default=None, repr=False)
     failed_logins: int = attrs.field(default=0, repr=False)
