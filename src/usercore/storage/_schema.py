@@ -12,6 +12,8 @@ PostgreSQL's ``usercore_migrations``) stay with their adapter.
 
 from __future__ import annotations
 
+import re
+
 import attrs
 
 from usercore.custom_fields import CUSTOM_FIELD_NAME, CustomField
@@ -26,6 +28,7 @@ __all__ = [
     "custom_conflict",
     "custom_index_conflict",
     "custom_index_name",
+    "sql_identifier",
 ]
 
 ROLES_VERSION_KEY = "usercore.roles_version"
@@ -88,6 +91,19 @@ def conflict(table: str, column: str) -> ConflictError:
 # it.  Names are declared identifiers (CUSTOM_FIELD_NAME), never request text.
 CUSTOM_INDEX_PREFIX = "users_custom_"
 _UNIQUE_SUFFIX = "_key"
+
+
+_SQL_IDENTIFIER = re.compile(r"[a-z][a-z0-9_]{0,62}")
+
+
+def sql_identifier(name: str) -> str:
+    """``name``, if it is a lower-case identifier PostgreSQL and SQLite take
+    unquoted (at most 63 characters); else ``ValueError``.  The one gate for a
+    name written into SQL text (OWASP ASVS 4.0.3 V5.3.5): custom field and
+    index names, which come from the declaration, never from a request."""
+    if not isinstance(name, str) or not _SQL_IDENTIFIER.fullmatch(name):
+        raise ValueError(f"{name!r} is not a SQL identifier usercore writes")
+    return name
 
 
 def custom_index_name(field: CustomField) -> str:

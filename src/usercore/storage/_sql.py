@@ -18,7 +18,6 @@ only ever travel as bound parameters.
 from __future__ import annotations
 
 import itertools
-import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
@@ -56,7 +55,7 @@ from usercore.storage._codec import (
     time_to_db,
     with_declared,
 )
-from usercore.storage._schema import ROLES_VERSION_KEY, custom_index_name
+from usercore.storage._schema import ROLES_VERSION_KEY, custom_index_name, sql_identifier
 from usercore.storage._transaction import UnitOfWorkState
 
 __all__ = ["BATCH_SIZE", "Cursor", "Dialect", "SqlUnitOfWork", "Statements"]
@@ -308,8 +307,8 @@ class Dialect:
         """The statement creating the index of ``field`` when missing."""
         unique = "UNIQUE " if field.unique else ""
         return (
-            f"CREATE {unique}INDEX IF NOT EXISTS {custom_index_name(field)} "
-            f"ON users ({self.custom_field(field.name, table='')})"
+            f"CREATE {unique}INDEX IF NOT EXISTS {sql_identifier(custom_index_name(field))} "
+            f"ON users ({self.custom_field(sql_identifier(field.name), table='')})"
         )
 
     def insert_returning_id(self, uow: SqlUnitOfWork, sql: str, params: Sequence[Any]) -> int:
@@ -382,7 +381,7 @@ class Dialect:
                 if search == "index"
                 else self.search_condition("scan")
             )
-        conditions.extend(self.custom_condition(name) for name in custom)
+        conditions.extend(self.custom_condition(sql_identifier(name)) for name in custom)
         where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
         if kind == "count":
             return f"SELECT count(*) FROM {source}{where}"
@@ -541,9 +540,6 @@ def _batches(rows: Iterable[T], size: int) -> Iterator[list[T]]:
 # -- custom fields -------------------------------------------------------------
 
 
-_INDEX_NAME = re.compile(r"[a-z][a-z0-9_]{0,62}")
-
-
 def _wanted_indexes(fields: Sequence[CustomField]) -> dict[str, CustomField]:
     return {custom_index_name(field): field for field in fields if field.is_indexed}
 
@@ -581,9 +577,7 @@ def sync_custom_indexes(uow: SqlUnitOfWork, fields: Sequence[CustomField]) -> No
     existing = {row[0] for row in execute(dialect.custom_indexes, ()).fetchall()}
     for index in sorted(existing - set(wanted)):
         # Listed from the catalog under our prefix, so an identifier we made.
-        if not _INDEX_NAME.fullmatch(index):
-            raise ValueError(f"unexpected index name {index!r}")
-        execute(f"DROP INDEX IF EXISTS {index}", ())
+        execute(f"DROP INDEX IF EXISTS {sql_identifier(index)}", ())
     for index, field in sorted(wanted.items()):
         if index not in existing:
             _declared_name(field.name)

@@ -80,6 +80,7 @@ from usercore.storage._schema import (
     ROLES_VERSION_KEY,
     UNIQUE_RULES,
     custom_index_conflict,
+    sql_identifier,
 )
 from usercore.storage._sql import (
     Cursor,
@@ -249,7 +250,7 @@ class PostgresDialect(Dialect):
 
     def custom_field(self, name: str, table: str = "u.") -> str:
         # jsonb, not ->> text: equality is type-exact ("1" is not 1, true is not 1).
-        return f"({table}custom_fields -> '{name}')"
+        return f"({table}custom_fields -> '{sql_identifier(name)}')"
 
     def custom_params(self, value: Any) -> list[Any]:
         return [json.dumps(value, ensure_ascii=False)]

@@ -44,7 +44,7 @@ from typing import Any, TypeVar
 from usercore.custom_fields import CustomField
 from usercore.errors import NotFoundError, UsercoreError
 from usercore.storage._faults import Incidents
-from usercore.storage._schema import UNIQUE_RULES, custom_index_conflict
+from usercore.storage._schema import UNIQUE_RULES, custom_index_conflict, sql_identifier
 from usercore.storage._sql import (
     Dialect,
     SqlUnitOfWork,
@@ -138,11 +138,14 @@ class SQLiteDialect(Dialect):
     def custom_field(self, name: str, table: str = "u.") -> str:
         # json_extract gives SQL values of the JSON types: TEXT, INTEGER, REAL,
         # and 1/0 for true/false; the index is on this very expression.
-        return f"json_extract({table}custom_fields, '$.{name}')"
+        return f"json_extract({table}custom_fields, '$.{sql_identifier(name)}')"
 
     def custom_condition(self, name: str) -> str:
         # json_extract reads true as 1: json_type keeps the match type-exact.
-        return f"{self.custom_field(name)} = ? AND json_type(u.custom_fields, '$.{name}') = ?"
+        return (
+            f"{self.custom_field(name)} = ? "
+            f"AND json_type(u.custom_fields, '$.{sql_identifier(name)}') = ?"
+        )
 
     def custom_params(self, value: Any) -> list[Any]:
         return [value, _json_type(value)]
