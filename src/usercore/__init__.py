@@ -4,6 +4,7 @@ Users, validation, argon2id passwords, RBAC, JWT and API keys behind pluggable
 storage.  This module only re-exports the public names; see ``docs/``.
 """
 
+from usercore.custom_fields import CustomField
 from usercore.domain import (
     SYSTEM,
     ApiKey,
@@ -41,6 +42,7 @@ __all__ = [
     "ApiKey",
     "AuthenticationError",
     "ConflictError",
+    "CustomField",
     "Decision",
     "EmailNotVerified",
     "ImportReport",

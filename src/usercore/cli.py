@@ -8,8 +8,8 @@
     usercore roles list|create|update|delete ...
     usercore permissions list|add ...
     usercore api-keys list|revoke ...
-    usercore import FILE [--format jsonl|csv] [--batch-size N] [--jobs N]
-    usercore export [--output FILE]
+    usercore import FILE [--format jsonl|csv] [--batch-size N] [--jobs N] [--custom-fields M:N]
+    usercore export [--output FILE] [--custom-fields MODULE:NAME]
     usercore purge
     usercore migrate
 
@@ -30,6 +30,7 @@ import contextlib
 import csv
 import errno
 import getpass
+import importlib
 import json
 import os
 import re
@@ -57,6 +58,7 @@ from usercore import (
     ValidationError,
 )
 from usercore import validation as _validation
+from usercore.custom_fields import CustomField, check_declaration
 from usercore.passwords import PasswordHasher
 from usercore.settings import MIN_SECRET_KEY_BYTES
 
@@ -203,15 +205,46 @@ def _read_key_file(path: Path) -> str:
     return _check_key(key, f"the key file {path}")
 
 
+def load_custom_fields(spec: str | None) -> tuple[CustomField, ...]:
+    """The custom field declaration ``--custom-fields MODULE:NAME`` names: a
+    ``Settings`` (its ``custom_fields``) or a sequence of ``CustomField``,
+    imported from the application (the current directory is importable)."""
+    if spec is None:
+        return ()
+    module_name, _, attribute = spec.partition(":")
+    if not module_name or not attribute:
+        _usage(f"--custom-fields {spec!r}: give MODULE:NAME, e.g. myapp.config:SETTINGS")
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        value: Any = importlib.import_module(module_name)
+        for part in attribute.split("."):
+            value = getattr(value, part)
+    except (ImportError, AttributeError) as exc:
+        _usage(f"--custom-fields {spec}: {exc}")
+    fields = value.custom_fields if isinstance(value, Settings) else value
+    try:
+        return check_declaration(fields)
+    except (TypeError, ValueError) as exc:
+        _usage(f"--custom-fields {spec}: {exc}")
+
+
 def open_core(
-    url: str, *, secret_key: str | None = None, settings: Settings | None = None
+    url: str,
+    *,
+    secret_key: str | None = None,
+    settings: Settings | None = None,
+    custom_fields: tuple[CustomField, ...] = (),
 ) -> UserCore:
     """The facade on ``url`` (with ``settings``, whose key ``secret_key`` replaces).
     Commands that issue no tokens use a throwaway key, so that they never
-    create a key file."""
+    create a key file.  ``custom_fields``: the application's declaration, for
+    the commands that carry custom field values."""
     key = secret_key if secret_key is not None else secrets.token_urlsafe(48)
     try:
         settings = attrs.evolve(settings or Settings(), secret_key=key)
+        if custom_fields:
+            settings = attrs.evolve(settings, custom_fields=custom_fields)
         return UserCore.open(url, settings=settings)
     except ImportError as exc:
         raise CommandError(str(exc), EXIT_USAGE) from None
@@ -322,7 +355,12 @@ def open_database(
                 f"no database at {database} (nothing was created); "
                 f"create one with: usercore migrate --db {database}"
             )
-    return open_core(url, secret_key=secret_key, settings=settings)
+    return open_core(
+        url,
+        secret_key=secret_key,
+        settings=settings,
+        custom_fields=load_custom_fields(getattr(args, "custom_fields", None)),
+    )
 
 
 def _print_validation(error: ValidationError, prefix: str = "") -> None:
@@ -920,7 +958,19 @@ def export_record(user: User) -> dict[str, Any]:
     record["status"] = str(user.status.value)
     if user.password_hash:
         record["password_hash"] = user.password_hash
+    # Custom fields as top-level keys, the shape of User.to_public() and of import.
+    record.update((name, value) for name, value in user.custom_fields.items() if value is not None)
     return record
+
+
+def _custom_fields_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--custom-fields",
+        metavar="MODULE:NAME",
+        default=None,
+        help="the application's custom fields: a Settings or a sequence of CustomField "
+        "(e.g. myapp.config:SETTINGS); without it custom field values are not carried",
+    )
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -1000,6 +1050,20 @@ def _duration(seconds: float) -> str:
     return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
 
 
+def _custom_cell(field: CustomField, cell: str) -> Any:
+    """A CSV cell as the value of a custom field of ``field.type``; text that is
+    not one stays text, which the import then reports for its record."""
+    if field.type is str:
+        return cell
+    text = cell.strip()
+    if field.type is bool:
+        return {"true": True, "false": False}.get(text.lower(), cell)
+    try:
+        return int(text) if field.type is int else float(text)
+    except ValueError:
+        return cell
+
+
 class Source:
     """The records of an import file, with the line each came from.
 
@@ -1007,7 +1071,14 @@ class Source:
     header) are kept aside as ``problems`` and never reach the import.
     """
 
-    def __init__(self, stream: IO[bytes], kind: str, progress: Progress):
+    def __init__(
+        self,
+        stream: IO[bytes],
+        kind: str,
+        progress: Progress,
+        custom_fields: tuple[CustomField, ...] = (),
+    ):
+        self.custom_fields = {field.name: field for field in custom_fields}
         self.stream = stream
         self.kind = kind
         self.progress = progress
@@ -1057,11 +1128,12 @@ class Source:
             if header is None:
                 return
             columns = [column.strip() for column in header]
-            unknown = sorted(set(columns) - set(IMPORT_FIELDS))
+            known = (*IMPORT_FIELDS, *self.custom_fields)
+            unknown = sorted(set(columns) - set(known))
             if unknown or "email" not in columns or len(set(columns)) != len(columns):
                 _usage(
                     "the CSV header must name distinct columns among "
-                    f"{', '.join(IMPORT_FIELDS)}, including email"
+                    f"{', '.join(known)}, including email"
                     + (f" (unknown: {', '.join(unknown)})" if unknown else "")
                 )
             for row in reader:
@@ -1077,6 +1149,8 @@ class Source:
                         continue
                     if column == "roles":
                         record[column] = [r for r in re.split(r"[;,\s]+", cell) if r]
+                    elif column in self.custom_fields:
+                        record[column] = _custom_cell(self.custom_fields[column], cell)
                     else:
                         record[column] = cell
                 yield reader.line_num, record
@@ -1149,8 +1223,9 @@ class HashPool:
 
     def __init__(self, settings: Settings, jobs: int):
         self.jobs = jobs
-        # The workers need the password policy and the argon2 profile, not the key.
-        self._settings = attrs.evolve(settings, secret_key=None, signing_keys=())
+        # Workers check passwords only: no keys, and no custom fields (an
+        # application validator need not be picklable).
+        self._settings = attrs.evolve(settings, secret_key=None, signing_keys=(), custom_fields=())
         self._executor: ProcessPoolExecutor | None = None
 
     def submit(self, records: list[dict[str, Any]]) -> Callable[[], list[dict[str, Any]]]:
@@ -1229,7 +1304,7 @@ def cmd_import(args: argparse.Namespace) -> int:
         total = None
     enabled = args.progress if args.progress is not None else sys.stderr.isatty()
     progress = Progress(total or None, enabled)
-    source = Source(stream, kind, progress)
+    source = Source(stream, kind, progress, load_custom_fields(args.custom_fields))
     created = skipped = 0
     failures: list[tuple[int, str]] = []
     try:
@@ -1724,6 +1799,7 @@ def build_parser() -> argparse.ArgumentParser:
         "emails and usernames are skipped."
     )
     importing.add_argument("file", metavar="FILE")
+    _custom_fields_argument(importing)
     importing.add_argument(
         "--format", choices=["auto", "jsonl", "csv"], default="auto", help="default: by extension"
     )
@@ -1749,6 +1825,7 @@ def build_parser() -> argparse.ArgumentParser:
         cmd_export,
         "write every account as JSON lines, with its password hash, for import",
     )
+    _custom_fields_argument(export)
     export.add_argument(
         "--output",
         "-o",

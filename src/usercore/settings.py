@@ -9,6 +9,8 @@ from typing import Any, Literal
 import argon2
 import attrs
 
+from usercore.custom_fields import CustomField, check_declaration
+
 __all__ = [
     "HMAC_ALGORITHMS",
     "REGISTRATION_MODES",
@@ -222,6 +224,9 @@ class Settings:
     hash_queue_timeout: timedelta = attrs.field(
         default=timedelta(milliseconds=500), validator=_check_positive
     )
+    # The application's own fields on every user (docs/custom-fields.md):
+    # validated, stored, indexed and served like the built-in ones.
+    custom_fields: tuple[CustomField, ...] = attrs.field(default=(), converter=check_declaration)
 
     def __attrs_post_init__(self) -> None:
         if self.algorithm not in SUPPORTED_ALGORITHMS:

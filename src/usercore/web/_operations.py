@@ -18,6 +18,7 @@ from typing import Any, Literal
 import attrs
 from pydantic import BaseModel
 
+from usercore.custom_fields import CustomField
 from usercore.domain import SYSTEM, ApiKey, Page, Permission, Principal, Role, TokenPair, User
 from usercore.errors import (
     AuthenticationError,
@@ -45,6 +46,7 @@ __all__ = [
     "owner_id_of",
     "render",
     "session_cookies",
+    "with_custom_fields",
 ]
 
 logger = logging.getLogger("usercore.web")
@@ -158,6 +160,21 @@ class Operation:
         if value is None and self.input is not None:
             value = self.input()  # an optional body left out: every field unset
         return self.handler(call, principal, value, **path)
+
+
+def with_custom_fields(operation: Operation, declared: tuple[CustomField, ...]) -> Operation:
+    """``operation`` with its input and output models extended by the declared
+    custom fields (see :func:`usercore.web._schemas.custom_models`): both
+    adapters validate, and FastAPI documents, what the app declared."""
+    models = s.custom_models(declared)
+    if not models:
+        return operation
+    changes: dict[str, Any] = {}
+    if operation.input in models:
+        changes["input"] = models[operation.input]
+    if operation.output in models:
+        changes["output"] = models[operation.output]
+    return attrs.evolve(operation, **changes) if changes else operation
 
 
 def owner_id_of(
@@ -300,6 +317,7 @@ def register(call: Call, _: Principal | None, body: s.RegisterRequest) -> User |
             password=body.password,
             username=body.username,
             name=body.name,
+            custom_fields=s.custom_values(body),
             invitation=body.invitation,
         )
     except ConflictError as exc:
@@ -405,6 +423,7 @@ def list_users(call: Call, actor: Principal, query: s.UserListQuery) -> Page[Use
             role=query.role,
             status=query.status,
             search=query.q,
+            custom_fields=s.custom_values(query),
         )
     except ValidationError as exc:
         # The facade says "search" where the query string says "q".
@@ -425,6 +444,7 @@ def create_user(call: Call, actor: Principal, body: s.UserCreate) -> User:
         name=body.name,
         roles=("user",) if roles is None else roles,
         status=body.status or "active",
+        custom_fields=s.custom_values(body),
     )
 
 
@@ -436,6 +456,7 @@ def invite_user(call: Call, actor: Principal, body: s.InvitationCreate) -> User:
         username=body.username,
         name=body.name,
         roles=("user",) if roles is None else roles,
+        custom_fields=s.custom_values(body),
     )
     # The token goes to the invited address only, never into the answer.
     call.api.deliver("invitation", call.api.on_invitation, user, token)
@@ -452,6 +473,9 @@ def update_user(call: Call, actor: Principal, body: s.UserUpdate, user_id: int) 
         # ``role: "..."`` is an HTTP shorthand for ``roles: ["..."]``.
         changes["roles"] = _roles_of(changes)
         del changes["role"]
+    custom = s.custom_values(body)
+    if custom:
+        changes["custom_fields"] = custom
     return call.core.users.update(actor, user_id, **changes)
 
 

@@ -75,6 +75,7 @@ from usercore.web._operations import (
     ignores_credential,
     owner_id_of,
     session_cookies,
+    with_custom_fields,
 )
 from usercore.web._profiles import PROFILES, V1, Profile, ProfileChoice, Route, profiles_of
 from usercore.web._schemas import (
@@ -616,7 +617,7 @@ def _add_routes(
     endpoints: dict[str, Callable[..., Any]] = {}
     error_model = profile.error_model
     for method, path, name in profile.routes if routes is None else routes:
-        operation = profile.operation(name)
+        operation = with_custom_fields(profile.operation(name), api.core.settings.custom_fields)
         if name not in endpoints:
             endpoints[name] = _endpoint(api, auth, operation, prefix, sessions, profile)
         extra: dict[str, Any] = {}

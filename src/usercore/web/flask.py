@@ -64,6 +64,7 @@ from usercore.web._operations import (
     ignores_credential,
     owner_id_of,
     session_cookies,
+    with_custom_fields,
 )
 from usercore.web._profiles import PROFILES, V1, Profile, ProfileChoice, Route, profiles_of
 from usercore.web._schemas import body_value, login_input, validation_details
@@ -440,7 +441,9 @@ def create_blueprint(
     for method, path, operation_name in table:
         if operation_name not in views:
             paths = [path for _, path, name in table if name == operation_name]
-            operation = chosen.operation(operation_name)
+            operation = with_custom_fields(
+                chosen.operation(operation_name), core.settings.custom_fields
+            )
             views[operation_name] = _view(api, auth, operation, sessions, paths, chosen)
         rules.setdefault(f"{operation_name} {path}", []).append(method)
     for key, methods in rules.items():
