@@ -30,7 +30,6 @@ import contextlib
 import csv
 import errno
 import getpass
-import importlib
 import json
 import os
 import re
@@ -58,7 +57,7 @@ from usercore import (
     ValidationError,
 )
 from usercore import validation as _validation
-from usercore.custom_fields import CustomField, check_declaration
+from usercore.custom_fields import CustomField, load_declaration
 from usercore.passwords import PasswordHasher
 from usercore.settings import MIN_SECRET_KEY_BYTES
 
@@ -206,26 +205,13 @@ def _read_key_file(path: Path) -> str:
 
 
 def load_custom_fields(spec: str | None) -> tuple[CustomField, ...]:
-    """The custom field declaration ``--custom-fields MODULE:NAME`` names: a
-    ``Settings`` (its ``custom_fields``) or a sequence of ``CustomField``,
-    imported from the application (the current directory is importable)."""
+    """The custom field declaration ``--custom-fields MODULE:NAME`` names (see
+    :func:`usercore.custom_fields.load_declaration`); a usage error otherwise."""
     if spec is None:
         return ()
-    module_name, _, attribute = spec.partition(":")
-    if not module_name or not attribute:
-        _usage(f"--custom-fields {spec!r}: give MODULE:NAME, e.g. myapp.config:SETTINGS")
-    if os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())
     try:
-        value: Any = importlib.import_module(module_name)
-        for part in attribute.split("."):
-            value = getattr(value, part)
-    except (ImportError, AttributeError) as exc:
-        _usage(f"--custom-fields {spec}: {exc}")
-    fields = value.custom_fields if isinstance(value, Settings) else value
-    try:
-        return check_declaration(fields)
-    except (TypeError, ValueError) as exc:
+        return load_declaration(spec)
+    except ValueError as exc:
         _usage(f"--custom-fields {spec}: {exc}")
 
 
@@ -488,6 +474,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if mail_url is not None:
         _check_mail(mail_url, args)
     permissions = () if args.permissions is None else read_permissions(args.permissions)
+    load_custom_fields(args.custom_fields)  # a bad declaration stops here, before any worker
     key = serving_key(url)
     names: tuple[str, ...] = tuple(profile.name for profile in profiles)
     options = _server.ServeOptions(
@@ -507,6 +494,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         permissions=permissions,
         registration=args.registration,
         require_verified_email=args.require_verified_email,
+        custom_fields=args.custom_fields,
     )
     core = open_database(
         args,
@@ -969,7 +957,8 @@ def _custom_fields_argument(parser: argparse.ArgumentParser) -> None:
         metavar="MODULE:NAME",
         default=None,
         help="the application's custom fields: a Settings or a sequence of CustomField "
-        "(e.g. myapp.config:SETTINGS); without it custom field values are not carried",
+        "(e.g. myapp.config:SETTINGS), importable from the current directory; without it "
+        "custom field values are not carried",
     )
 
 
@@ -1654,6 +1643,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="self-registration: open (default), closed (administrators create accounts) or "
         "invite (only with an invitation from POST /invitations; needs --invitation-url)",
     )
+    _custom_fields_argument(serve)
     serve.add_argument(
         "--require-verified-email",
         action="store_true",

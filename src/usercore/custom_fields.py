@@ -30,6 +30,7 @@ __all__ = [
     "CustomField",
     "check_declaration",
     "from_stored",
+    "load_declaration",
     "same_value",
 ]
 
@@ -251,6 +252,35 @@ def check_declaration(fields: Iterable[CustomField]) -> tuple[CustomField, ...]:
     if len(set(names)) != len(names):
         raise ValueError("Settings.custom_fields must have distinct names")
     return declared
+
+
+def load_declaration(spec: str) -> tuple[CustomField, ...]:
+    """The declaration ``MODULE:NAME`` names (``--custom-fields`` of the command
+    line): a ``Settings`` (its ``custom_fields``) or a sequence of
+    ``CustomField``, imported from the application (the current directory is
+    importable).  ``ValueError`` saying what is wrong otherwise."""
+    import importlib
+    import os
+    import sys
+
+    from usercore.settings import Settings
+
+    module_name, _, attribute = spec.partition(":")
+    if not module_name or not attribute:
+        raise ValueError("give MODULE:NAME, e.g. myapp.config:SETTINGS")
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        value: Any = importlib.import_module(module_name)
+        for part in attribute.split("."):
+            value = getattr(value, part)
+    except (ImportError, AttributeError) as exc:
+        raise ValueError(str(exc)) from None
+    fields = value.custom_fields if isinstance(value, Settings) else value
+    try:
+        return check_declaration(fields)
+    except TypeError as exc:
+        raise ValueError(str(exc)) from None
 
 
 def from_stored(declared: Iterable[CustomField], stored: Mapping[str, Any]) -> dict[str, Any]:

@@ -36,6 +36,7 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from usercore import SYSTEM, Settings, StoreUnavailable, UserCore
+from usercore.custom_fields import load_declaration
 from usercore.services.events import Event
 from usercore.settings import RegistrationMode
 from usercore.web._profiles import profiles_of
@@ -94,13 +95,17 @@ class ServeOptions:
     permissions: tuple[tuple[str, str], ...] = attrs.field(default=(), converter=_pairs)
     registration: RegistrationMode = "open"
     require_verified_email: bool = False
+    #: ``MODULE:NAME`` of the application's custom fields (``--custom-fields``),
+    #: imported by every worker.
+    custom_fields: str | None = None
 
     def settings(self) -> Settings:
-        """The core's settings (the registration policy served); the key is added
-        where the core is opened."""
+        """The core's settings (the registration policy and custom fields
+        served); the key is added where the core is opened."""
         return Settings(
             registration=self.registration,
             require_verified_email=self.require_verified_email,
+            custom_fields=load_declaration(self.custom_fields) if self.custom_fields else (),
         )
 
     def to_json(self) -> str:
