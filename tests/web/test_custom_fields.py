@@ -104,7 +104,7 @@ def test_the_notes_app_keeps_its_tenant_on_the_user(notes: Client) -> None:
     assert stolen.status == 409
     assert stolen.details == {"field": "employee_no"}
     assert notes.get(f"/users/{carol['id']}", token=admin).body["employee_no"] is None
-    assert notes.get("/users?email=dave@example.com&q=dave", token=admin).body["items"] == []
+    assert notes.get("/users?q=dave", token=admin).body["items"] == []
 
 
 def test_registration_requires_the_required_field(quick: Client) -> None:

@@ -79,6 +79,9 @@ def test_users_are_filtered_by_role_status_and_search(client: Client, admin: str
         ("status=deleted", {"status"}),
         ("q=" + "x" * 201, {"q"}),
         ("per_page=0&page=0&status=x", {"per_page", "page", "status"}),
+        # A misspelt filter must not answer the unfiltered list.
+        ("search=hopper", {"search"}),
+        ("q=hopper&sort=email", {"sort"}),
     ],
 )
 def test_bad_listing_parameters_answer_400_per_field(

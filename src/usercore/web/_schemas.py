@@ -94,7 +94,11 @@ class Body(BaseModel):
 
 
 class Query(BaseModel):
-    """Query parameters: text converted to each field's type; unknown ones ignored."""
+    """Query parameters: text converted to each field's type.  An unknown one is
+    a 400 naming it: a misspelt filter (``?search=`` for ``?q=``) must not
+    silently answer the unfiltered list."""
+
+    model_config = ConfigDict(extra="forbid")
 
 
 # -- custom fields --------------------------------------------------------------------
