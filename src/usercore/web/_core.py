@@ -12,7 +12,6 @@ from __future__ import annotations
 import hmac
 import json
 import logging
-import os
 import re
 import secrets
 import threading
@@ -412,24 +411,6 @@ def inline_reads(core: UserCore) -> bool:
     return getattr(core.store, "inline_reads", False) is True
 
 
-# How much lower hashing threads run than the rest of the process (nice(2)).
-HASH_THREAD_NICENESS = 10
-
-
-def _lower_priority() -> None:
-    """Run this thread (and the Argon2 lane threads it starts, which inherit its
-    priority) below the event loop, so that cheap requests are answered while
-    every core hashes.  Linux only (per-thread niceness); elsewhere a no-op."""
-    if not hasattr(os, "setpriority"):  # pragma: no cover - not Linux/Unix
-        return
-    try:
-        thread = threading.get_native_id()
-        current = os.getpriority(os.PRIO_PROCESS, thread)
-        os.setpriority(os.PRIO_PROCESS, thread, min(19, current + HASH_THREAD_NICENESS))
-    except OSError:  # pragma: no cover - not allowed here
-        pass
-
-
 class HashAdmission:
     """Admission of password-hashing requests, decided before any thread is taken.
 
@@ -441,9 +422,7 @@ class HashAdmission:
     ``hash_queue_timeout``.  One more is refused at once with
     :class:`~usercore.errors.Overloaded` (HTTP 503 + ``Retry-After``) by
     :meth:`enter`, on the caller's thread: a login flood never holds the
-    threads that other requests need (CWE-400).  The hashing threads run at a
-    lower priority (:data:`HASH_THREAD_NICENESS`, Linux), so the event loop
-    keeps answering while every core hashes.
+    threads that other requests need (CWE-400).
     """
 
     def __init__(self, slots: int, queue: int, retry_after: int = 1) -> None:
@@ -470,15 +449,18 @@ class HashAdmission:
         return self._admitted
 
     @property
+    def full(self) -> bool:
+        """Whether :meth:`enter` would refuse now (a hint for refusing early)."""
+        return self._admitted >= self.capacity
+
+    @property
     def executor(self) -> ThreadPoolExecutor:
         """The pool the admitted requests run on (one thread per admitted request)."""
         if self._executor is None:
             with self._lock:
                 if self._executor is None:
                     self._executor = ThreadPoolExecutor(
-                        self.capacity,
-                        thread_name_prefix="usercore-hash",
-                        initializer=_lower_priority,
+                        self.capacity, thread_name_prefix="usercore-hash"
                     )
         return self._executor
 
@@ -493,11 +475,6 @@ class HashAdmission:
         """An admitted request finished (or was not started)."""
         with self._lock:
             self._admitted -= 1
-
-    def close(self) -> None:
-        """Stop the threads once the running requests are done."""
-        if self._executor is not None:
-            self._executor.shutdown(wait=False)
 
 
 # -- errors ---------------------------------------------------------------------
