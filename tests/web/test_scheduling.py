@@ -30,6 +30,8 @@ from usercore.web import fastapi as adapter
 from usercore.web._core import HashAdmission, inline_reads
 from usercore.web.fastapi import create_app
 
+from .clients import http_scope
+
 EMAIL = "ada@example.com"
 PASSWORD = "correct horse battery staple"
 LOGIN = "/api/v1/auth/login"
@@ -212,25 +214,8 @@ def test_a_client_gone_before_its_hash_starts_is_not_worked_for(
     async def send(message: dict[str, Any]) -> None:
         sent.append(message)
 
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": LOGIN,
-        "raw_path": LOGIN.encode(),
-        "root_path": "",
-        "query_string": b"",
-        "headers": [
-            (b"host", b"test"),
-            (b"content-type", b"application/json"),
-            (b"content-length", str(len(body)).encode()),
-        ],
-        "client": ("127.0.0.1", 1),
-        "server": ("test", 80),
-    }
-    asyncio.run(app(scope, receive, send))
+    headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
+    asyncio.run(app(http_scope("POST", LOGIN, headers), receive, send))
     assert sent[0]["status"] == 503  # answered (nobody reads it), never worked on
     assert slow.started == 0  # no hash, no lockout reservation for a client that left
     assert admission_of(app).admitted == 0
