@@ -20,6 +20,7 @@ import attrs
 
 from usercore import validation
 from usercore.domain import ApiKey, OneTimeToken, Principal, RefreshToken, TokenPair, User
+from usercore.errors import StoreUnavailable
 from usercore.passwords import PasswordHasher
 from usercore.ports import Clock, Store, UnitOfWork
 from usercore.settings import Settings
@@ -403,10 +404,16 @@ class SessionService:
         if user is None or not user.is_active:
             raise _reject("API key of a gone or inactive user")
         if record.last_used_at is None or now - record.last_used_at >= API_KEY_TOUCH_INTERVAL:
-            with self._store.transaction() as tx:
-                current = tx.api_keys.get(record.id)
-                if current is not None:
-                    tx.api_keys.update(attrs.evolve(current, last_used_at=now))
+            try:
+                with self._store.transaction() as tx:
+                    current = tx.api_keys.get(record.id)
+                    if current is not None:
+                        tx.api_keys.update(attrs.evolve(current, last_used_at=now))
+            except StoreUnavailable:
+                # The audit timestamp is best effort: a store that reads but
+                # cannot write (disk full, read-only) still lets the key in;
+                # the store has logged the incident.
+                pass
         return Principal(
             user_id=user.id,
             roles=user.roles,

@@ -98,6 +98,7 @@ from usercore.web._schemas import (
 
 __all__ = [
     "PROFILES",
+    "AsyncAuth",
     "Auth",
     "CookieSessions",
     "ErrorResponse",
@@ -867,3 +868,6 @@ def add_health_routes(app: FastAPI, core: UserCore) -> None:
 
     app.add_api_route("/healthz", healthz, methods=["GET"], include_in_schema=False)
     app.add_api_route("/readyz", readyz, methods=["GET"], include_in_schema=False)
+
+
+from usercore.web._fastapi_async import AsyncAuth  # noqa: E402 - the async Auth, beside
