@@ -139,12 +139,16 @@ def test_from_settings_limits_by_the_settings() -> None:
     assert (limiter.slots, limiter.queue, limiter.timeout, limiter.retry_after) == (3, 7, 2.0, 2)
 
 
-def test_the_default_is_a_hash_per_core_within_a_quarter_of_memory() -> None:
+def test_the_default_is_a_hash_per_parallelism_cores_within_a_quarter_of_memory() -> None:
     import os
 
     settings = Settings()
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    assert 1 <= settings.max_concurrent_hashes <= (cores or 1)
+    # An Argon2 hash runs one thread per lane: p=4 keeps four cores busy.
+    lanes = settings.argon2_profile.parallelism
+    assert 1 <= settings.max_concurrent_hashes <= max(1, (cores or 1) // lanes)
+    one_lane = dataclasses.replace(CHEAP, parallelism=1, memory_cost=8)
+    assert Settings(argon2_profile=one_lane).max_concurrent_hashes == (cores or 1)
     memory = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     per_hash = settings.argon2_profile.memory_cost * 1024
     assert settings.max_concurrent_hashes * per_hash <= max(per_hash, memory // 4)

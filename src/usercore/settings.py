@@ -99,21 +99,24 @@ _HASH_MEMORY_SHARE = 4
 
 
 def _default_max_concurrent_hashes(settings: Settings) -> int:
-    """One hash per core, and no more than a quarter of physical memory in hashes.
+    """One hash per ``parallelism`` cores (at least one), and no more than a
+    quarter of physical memory in hashes.
 
-    Argon2 holds ``memory_cost`` KiB per hash for its whole run and keeps a
-    core busy: more hashes at once than cores only adds latency and memory.
+    Argon2 holds ``memory_cost`` KiB per hash for its whole run and keeps
+    ``parallelism`` cores busy (one thread per lane): more hashes at once than
+    that only adds latency and memory.
     """
     try:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
         cores = os.cpu_count() or 1
+    by_cores = max(1, cores // max(1, settings.argon2_profile.parallelism))
     try:
         memory = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (AttributeError, ValueError, OSError):
-        return max(1, cores)
+        return by_cores
     per_hash = settings.argon2_profile.memory_cost * 1024
-    return max(1, min(cores, memory // _HASH_MEMORY_SHARE // per_hash))
+    return max(1, min(by_cores, memory // _HASH_MEMORY_SHARE // per_hash))
 
 
 # Waiters per slot by default: a burst of logins a few times the slots waits

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.web.clients import ADAPTERS, PREFIX, Client, Outbox, make_core
+from tests.web.clients import ADAPTERS, PREFIX, Client, Outbox, http_scope, make_core
 
 CHUNK = b" " * 65536
 FIFTY_MB_CHUNKS = 50 * 1024 * 1024 // len(CHUNK)
@@ -52,20 +52,11 @@ def test_a_chunked_50_mb_body_is_refused_with_413_without_being_read(adapter: st
 async def _asgi_post(app: Any, path: str, body: Chunks) -> tuple[int, str]:
     """POST ``body`` to an ASGI app chunk by chunk, as a server streams it in."""
     chunks = iter(body)
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"",
-        "root_path": "",
-        "headers": [(b"content-type", b"application/json"), (b"transfer-encoding", b"chunked")],
-        "client": ("127.0.0.1", 1),
-        "server": ("testserver", 80),
-    }
+    scope = http_scope(
+        "POST",
+        path,
+        [(b"content-type", b"application/json"), (b"transfer-encoding", b"chunked")],
+    )
     sent: list[dict[str, Any]] = []
 
     async def receive() -> dict[str, Any]:

@@ -80,6 +80,10 @@ class MemoryStore:
     Nothing survives the process.  ``close()`` drops the data.
     """
 
+    #: Reads are in process: the web adapters may run a credential check and
+    #: one read on the event loop instead of a worker thread.
+    inline_reads = True
+
     def __init__(self) -> None:
         self._lock = threading.RLock()  # re-entrant: close() from inside a transaction
         self._owner: int | None = None

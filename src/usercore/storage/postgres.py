@@ -559,6 +559,10 @@ class PostgresStore:
     not use UTF-8.
     """
 
+    #: Reads are network round trips: the web adapters run every request that
+    #: reads in a worker thread, never on the event loop.
+    inline_reads = False
+
     def __init__(
         self,
         url: str,

@@ -282,6 +282,11 @@ class SQLiteStore:
     is another application's database.
     """
 
+    #: Reads are in process (an indexed WAL read takes ~20 µs, and readers never
+    #: wait for the writer): the web adapters may run a credential check and
+    #: one read on the event loop instead of a worker thread.
+    inline_reads = True
+
     def __init__(
         self,
         path: str | os.PathLike[str],

@@ -14,8 +14,10 @@ import json
 import logging
 import re
 import secrets
+import threading
 import uuid
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from email.message import Message
 from typing import Any, Literal, Protocol
 
@@ -25,6 +27,7 @@ from usercore.domain import Principal, TokenPair
 from usercore.errors import (
     AccountLocked,
     AuthenticationError,
+    Overloaded,
     PermissionDenied,
     TokenError,
     UsercoreError,
@@ -41,6 +44,7 @@ __all__ = [
     "Cors",
     "Credential",
     "CsrfFailed",
+    "HashAdmission",
     "HeaderLookup",
     "HttpResponse",
     "answer_headers",
@@ -51,6 +55,7 @@ __all__ = [
     "error_response",
     "http_error_response",
     "identify",
+    "inline_reads",
     "internal_error_response",
     "is_json_media_type",
     "media_type",
@@ -425,6 +430,82 @@ def principal_of(
     if credential.source == "cookie" and sessions is not None and cookies is not None:
         sessions.check_csrf(method, headers, cookies)
     return core.auth.authenticate(credential.token)
+
+
+# -- scheduling ------------------------------------------------------------------
+
+
+def inline_reads(core: UserCore) -> bool:
+    """Whether ``core``'s store reads in process (memory, SQLite): a credential
+    check and one indexed read then take microseconds and may run on an event
+    loop; a store behind a network socket (PostgreSQL) says ``False``."""
+    return getattr(core.store, "inline_reads", False) is True
+
+
+class HashAdmission:
+    """Admission of password-hashing requests, decided before any thread is taken.
+
+    At most ``slots + queue`` of them (``Settings.max_concurrent_hashes`` and
+    ``hash_queue_length``, the numbers of the core's
+    :class:`~usercore.passwords.HashLimiter`) are admitted at once; they run
+    on a pool of their own threads (:attr:`executor`), where the limiter
+    lets ``slots`` hash and queues the rest for at most
+    ``hash_queue_timeout``.  One more is refused at once with
+    :class:`~usercore.errors.Overloaded` (HTTP 503 + ``Retry-After``) by
+    :meth:`enter`, on the caller's thread: a login flood never holds the
+    threads that other requests need (CWE-400).
+    """
+
+    def __init__(self, slots: int, queue: int, retry_after: int = 1) -> None:
+        self.capacity = slots + queue
+        self.retry_after = max(1, retry_after)
+        self._lock = threading.Lock()
+        self._admitted = 0
+        self._executor: ThreadPoolExecutor | None = None
+
+    @classmethod
+    def of(cls, core: UserCore) -> HashAdmission:
+        """The admission for ``core``'s settings (the sizes of its hash limiter)."""
+        settings = core.settings
+        timeout = settings.hash_queue_timeout.total_seconds()
+        return cls(
+            settings.max_concurrent_hashes,
+            settings.hash_queue_length,
+            retry_after=max(1, int(timeout + 0.999)),
+        )
+
+    @property
+    def admitted(self) -> int:
+        """Requests admitted and not yet finished."""
+        return self._admitted
+
+    @property
+    def full(self) -> bool:
+        """Whether :meth:`enter` would refuse now (a hint for refusing early)."""
+        return self._admitted >= self.capacity
+
+    @property
+    def executor(self) -> ThreadPoolExecutor:
+        """The pool the admitted requests run on (one thread per admitted request)."""
+        if self._executor is None:
+            with self._lock:
+                if self._executor is None:
+                    self._executor = ThreadPoolExecutor(
+                        self.capacity, thread_name_prefix="usercore-hash"
+                    )
+        return self._executor
+
+    def enter(self) -> None:
+        """Admit one request, or raise ``Overloaded`` at once when full (then :meth:`leave`)."""
+        with self._lock:
+            if self._admitted >= self.capacity:
+                raise Overloaded(retry_after=self.retry_after)
+            self._admitted += 1
+
+    def leave(self) -> None:
+        """An admitted request finished (or was not started)."""
+        with self._lock:
+            self._admitted -= 1
 
 
 # -- errors ---------------------------------------------------------------------

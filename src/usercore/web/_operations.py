@@ -28,7 +28,13 @@ from usercore.errors import (
 )
 from usercore.services import UserCore
 from usercore.web import _schemas as s
-from usercore.web._core import CookieLookup, CookieSessions, Credential, HeaderLookup
+from usercore.web._core import (
+    CookieLookup,
+    CookieSessions,
+    Credential,
+    HashAdmission,
+    HeaderLookup,
+)
 
 __all__ = [
     "OPERATIONS",
@@ -98,6 +104,8 @@ class Api:
         self.on_password_reset = on_password_reset
         self.on_email_verification = on_email_verification
         self.on_invitation = on_invitation
+        #: Admits the requests that may hash a password (see :class:`HashAdmission`).
+        self.admission = HashAdmission.of(core)
 
     def deliver(self, what: str, hook: Callable[..., object] | None, *args: Any) -> None:
         """Hand a one-time token to its hook; a missing or failing hook is only logged."""
@@ -137,6 +145,15 @@ class Operation:
     whether a principal is required.  ``issues_secrets`` marks answers that
     carry a token or key (sent with ``Cache-Control: no-store``, RFC 6749
     §5.1); ``sets_session`` marks those whose token pair may become cookies.
+
+    ``hashes`` says whether the operation computes a password hash: ``True``
+    always, or the names of the input fields whose presence makes it hash
+    (a ``current_password`` check, a new password).  Adapters admit such
+    requests through :class:`~usercore.web._core.HashAdmission`, so a flood of
+    them is refused at once instead of occupying the threads every other
+    request needs.  ``inline`` marks an operation that is only the credential
+    check and one indexed read: an adapter may run it without a thread hop on
+    a store whose reads are in-process (``inline_reads``).
     """
 
     name: str
@@ -152,6 +169,16 @@ class Operation:
     errors: tuple[int, ...] = ()
     issues_secrets: bool = False
     sets_session: bool = False
+    hashes: bool | tuple[str, ...] = False
+    inline: bool = False
+
+    def may_hash(self, value: Any) -> bool:
+        """Whether answering ``value`` (the parsed input, ``None`` if not parsed yet)
+        may compute a password hash."""
+        if isinstance(self.hashes, bool):
+            return self.hashes
+        sent = getattr(value, "model_fields_set", ())
+        return any(field in sent for field in self.hashes)
 
     def run(self, call: Call, principal: Principal | None, value: Any, path: Any) -> Any:
         """Call the handler; 401 when a principal is required and missing."""
@@ -581,6 +608,7 @@ _OPERATIONS = (
         auth=False,
         output=s.UserOut,
         errors=(401, 403, 409),
+        hashes=True,
     ),
     Operation(
         "login",
@@ -593,6 +621,7 @@ _OPERATIONS = (
         errors=(401, 403, 429),
         issues_secrets=True,
         sets_session=True,
+        hashes=True,
     ),
     Operation(
         "refresh",
@@ -618,7 +647,7 @@ _OPERATIONS = (
         output=s.AcceptedOut,
         errors=(401,),
     ),
-    Operation("me", "The current user", 200, me, output=s.UserOut, errors=(404,)),
+    Operation("me", "The current user", 200, me, output=s.UserOut, errors=(404,), inline=True),
     Operation(
         "request_password_reset",
         "Send a password reset token (the same answer whether or not the address is known)",
@@ -638,6 +667,7 @@ _OPERATIONS = (
         auth=False,
         errors=(401,),
         issues_secrets=True,
+        hashes=True,
     ),
     Operation(
         "request_email_verification",
@@ -678,6 +708,7 @@ _OPERATIONS = (
         s.UserCreate,
         output=s.UserOut,
         errors=(409,),
+        hashes=("password",),
     ),
     Operation(
         "invite_user",
@@ -700,6 +731,7 @@ _OPERATIONS = (
         path=("user_id",),
         output=s.UserOut,
         errors=(404, 409),
+        hashes=("password", "current_password"),
     ),
     Operation(
         "delete_user",
@@ -718,6 +750,7 @@ _OPERATIONS = (
         path=("user_id",),
         output=s.UserOut,
         errors=(404,),
+        hashes=("current_password",),
     ),
     Operation(
         "set_user_password",
@@ -727,6 +760,7 @@ _OPERATIONS = (
         s.PasswordChange,
         path=("user_id",),
         errors=(404,),
+        hashes=True,
     ),
     Operation(
         "create_api_key",
@@ -738,6 +772,7 @@ _OPERATIONS = (
         output=s.ApiKeyCreated,
         errors=(404,),
         issues_secrets=True,
+        hashes=("current_password",),
     ),
     Operation(
         "list_api_keys",

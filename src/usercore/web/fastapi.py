@@ -17,13 +17,20 @@ own, ``auth = init_app(app, core)`` sets usercore up and returns the
 Every endpoint is built from the operation table (``usercore.web._operations``):
 it takes its pydantic input model and ``Depends`` on the principal, so
 FastAPI itself validates the input and documents the operation, its security
-schemes and its answers.  Endpoints are plain ``def`` functions (the core is
-synchronous; FastAPI runs them in its thread pool).
+schemes and its answers.  The core is synchronous; an endpoint runs it where it
+costs least (docs/http.md, "Where requests run"): on the event loop for a
+credential check and one in-process read (``GET /auth/me`` on memory or
+SQLite), on a bounded pool of its own for an operation that hashes a password
+(refused at once with 503 when that pool is full), in FastAPI's thread pool
+otherwise.
 """
 
+import asyncio
+import contextvars
 import inspect
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+from functools import partial
 from typing import Annotated, Any
 
 try:
@@ -34,7 +41,9 @@ try:
         request_validation_exception_handler,
     )
     from fastapi.exceptions import RequestValidationError
+    from fastapi.routing import APIRoute
     from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
+    from starlette.concurrency import run_in_threadpool
     from starlette.exceptions import HTTPException as StarletteHTTPException
     from starlette.responses import Response
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -44,7 +53,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     ) from exc
 
 from usercore.domain import Principal
-from usercore.errors import AuthenticationError, UsercoreError, ValidationError
+from usercore.errors import AuthenticationError, Overloaded, UsercoreError, ValidationError
 from usercore.services import UserCore
 from usercore.web._core import (
     MAX_BODY_BYTES,
@@ -53,11 +62,13 @@ from usercore.web._core import (
     CookieSessions,
     Cors,
     Credential,
+    HashAdmission,
     HttpResponse,
     answer_headers,
     credential_of,
     http_error_response,
     identify,
+    inline_reads,
     internal_error_response,
     is_unexpected,
     principal_of,
@@ -111,6 +122,11 @@ _OPERATION = "usercore_operation"
 _PROFILE = "usercore_profile"
 _PRINCIPAL = "usercore_principal"
 _CREDENTIAL = "usercore_credential"
+_DIRECT = "usercore_direct"
+_SHED = "usercore_shed"
+# A refused client also gives its connection back: a flood of keep-alive
+# connections asking again at once would otherwise keep the event loop busy.
+_SHED_HEADERS = {"Connection": "close"}
 
 _ERROR_DESCRIPTIONS = {
     400: "The input is not valid; details map each field to its problems",
@@ -515,12 +531,9 @@ def _endpoint(
         )
     secret_headers = NO_STORE_HEADERS if operation.issues_secrets else {}
 
-    def endpoint(**kwargs: Any) -> Response:
-        request: Request = kwargs.pop("request")
-        credential = kwargs.pop("credential")
+    def run(request: Request, credential: Credential | None, value: Any, path: Any) -> Response:
         if ignores_credential(operation, credential):
             credential = None
-        value = kwargs.pop("value", None)
         try:
             principal = None
             if credential is not None:
@@ -539,7 +552,7 @@ def _endpoint(
                 value = fill_refresh_token(
                     sessions, operation, value, request.method, request.headers, request.cookies
                 )
-            result = operation.run(call, principal, value, kwargs)
+            result = operation.run(call, principal, value, path)
             answer = profile.answer(
                 operation,
                 result,
@@ -557,11 +570,94 @@ def _endpoint(
             return _unexpected(request, exc)
         return _response(answer)
 
+    # Where the work runs: on the event loop when it is a credential check and
+    # one in-process read (microseconds); on the hashing pool, admitted or
+    # refused at once, when it may hash a password; else in the thread pool.
+    inline = operation.inline and inline_reads(api.core)
+
+    async def endpoint(**kwargs: Any) -> Response:
+        request: Request = kwargs.pop("request")
+        credential = kwargs.pop("credential")
+        value = kwargs.pop("value", None)
+        if inline:
+            return run(request, credential, value, kwargs)
+        if operation.may_hash(value):
+            return await _hashing(
+                api.admission, request, partial(run, request, credential, value, kwargs), profile
+            )
+        return await run_in_threadpool(run, request, credential, value, kwargs)
+
+    if model is None and not operation.path:
+
+        async def direct(request: Request) -> Response:
+            # Nothing to validate: the route calls this without FastAPI's
+            # dependency solving (the credential scheme is still documented).
+            return await endpoint(request=request, credential=await auth.credential(request))
+
+        setattr(endpoint, _DIRECT, direct)
+    if operation.hashes is True:
+        # Refused before the body is read or anything is solved, when full.
+        overloaded = profile.error(Overloaded(retry_after=api.admission.retry_after))
+        setattr(endpoint, _SHED, (api.admission, _response(overloaded, _SHED_HEADERS)))
+
     endpoint.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
     endpoint.__name__ = operation.name
     setattr(endpoint, _OPERATION, operation.name)
     setattr(endpoint, _PROFILE, profile)
     return endpoint
+
+
+async def _hashing(
+    admission: HashAdmission, request: Request, work: Callable[[], Response], profile: Profile
+) -> Response:
+    """Run ``work`` (an operation that may hash a password) on the hashing pool,
+    or answer 503 + ``Retry-After`` at once when the pool is full; a client that
+    has gone away is not worked for."""
+    try:
+        admission.enter()
+    except Overloaded as exc:
+        return _response(profile.error(exc))
+    try:
+        gone = await request.is_disconnected()
+    except BaseException:
+        admission.leave()
+        raise
+    if gone:
+        admission.leave()
+        return _response(profile.error(Overloaded(retry_after=admission.retry_after)))
+    context = contextvars.copy_context()
+
+    def job() -> Response:
+        try:
+            return context.run(work)
+        finally:
+            admission.leave()
+
+    return await asyncio.get_running_loop().run_in_executor(admission.executor, job)
+
+
+class _Route(APIRoute):
+    """A FastAPI route whose endpoint may offer a direct handler (``_DIRECT``):
+    one that takes nothing but the request, called without dependency solving;
+    and, for an operation that always hashes, the admission and the 503 to
+    answer at once while it is full (``_SHED``), before FastAPI reads the body:
+    under a flood, each refusal costs the event loop as little as it can."""
+
+    def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
+        super().__init__(path, endpoint, **kwargs)
+        self.shed: tuple[HashAdmission, Response] | None = getattr(endpoint, _SHED, None)
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.shed is not None and self.shed[0].full and scope["method"] in (self.methods or ()):
+            await self.shed[1](scope, receive, send)
+            return
+        await super().handle(scope, receive, send)
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        direct: Callable[[Request], Coroutine[Any, Any, Response]] | None = getattr(
+            self.endpoint, _DIRECT, None
+        )
+        return super().get_route_handler() if direct is None else direct
 
 
 def _body_of(request: Request) -> bytes:
@@ -635,6 +731,7 @@ def _add_routes(
             ),
             name=name,
             summary=operation.summary,
+            route_class_override=_Route,
             **extra,
         )
 
