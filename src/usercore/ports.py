@@ -311,12 +311,25 @@ class UnitOfWork(Protocol):
 
 
 class Store(Protocol):
-    def transaction(self, *, readonly: bool = False) -> AbstractContextManager[UnitOfWork]:
+    def transaction(
+        self, *, readonly: bool = False, single_read: bool = False
+    ) -> AbstractContextManager[UnitOfWork]:
         """Open a unit of work: commit on clean exit, roll back on any exception.
 
         ``readonly=True`` lets an adapter skip write locks; writing inside one
         raises ``RuntimeError``.  Opened while this thread already has a
         transaction, it joins it as a savepoint.
+
+        ``single_read=True`` (read-only too) promises that the block makes one
+        repository read, which the adapter answers with one statement: a
+        database server may then run it on its own (autocommit), without
+        ``BEGIN`` and ``COMMIT`` around it, which is one round trip instead of
+        three.  One statement sees one snapshot of committed data, so the read
+        is as consistent as in a transaction.  An adapter may refuse a second
+        statement with ``RuntimeError``; one that gains nothing from the
+        promise may ignore it.  Joining an open transaction, it reads in that
+        transaction like any nested one; opening another transaction inside
+        it raises ``RuntimeError``.
         """
 
     def close(self) -> None:

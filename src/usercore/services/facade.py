@@ -160,7 +160,7 @@ class UserCore:
             return tx.roles.version(), tx.roles.list()
 
     def _role_version(self) -> int:
-        with self.store.transaction(readonly=True) as tx:
+        with self.store.transaction(single_read=True) as tx:
             return tx.roles.version()
 
     def purge_expired(self) -> int:
