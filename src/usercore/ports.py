@@ -43,7 +43,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Protocol
 
 import attrs
@@ -72,10 +72,21 @@ __all__ = [
     "UnitOfWork",
     "UserFilter",
     "UserRepository",
+    "system_clock",
 ]
 
 Clock = Callable[[], datetime]
 """Returns the current time as an aware UTC datetime; injected so tests can move time."""
+
+
+def system_clock() -> datetime:
+    """The default :data:`Clock`: the system's time, in UTC.
+
+    Code that only needs seconds since the epoch may read ``time.time()``
+    instead when it is given this clock (the same instant, without building
+    a datetime); the token codec does, on every check.
+    """
+    return datetime.now(timezone.utc)
 
 
 @attrs.frozen(kw_only=True)

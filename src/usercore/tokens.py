@@ -36,7 +36,8 @@ import re
 import secrets
 import string
 import threading
-from collections.abc import Iterable, Mapping
+import time
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -44,7 +45,7 @@ import attrs
 import jwt
 
 from usercore.errors import TokenError
-from usercore.ports import Clock
+from usercore.ports import Clock, system_clock
 from usercore.settings import HMAC_ALGORITHMS, Settings
 
 __all__ = [
@@ -311,6 +312,11 @@ class AccessTokenCodec:
     ):
         self._settings = settings
         self._clock = clock
+        # Seconds since the epoch, what every check compares: from time.time()
+        # for the system clock (the same instant without building a datetime).
+        self._seconds: Callable[[], float] = (
+            time.time if clock is system_clock else lambda: clock().timestamp()
+        )
         self._keys = _load_keys(settings)
         self._by_kid = {key.kid: key for key in self._keys}
         self._algorithm = settings.algorithm
@@ -416,7 +422,7 @@ class AccessTokenCodec:
         if len(token) > MAX_TOKEN_LENGTH:
             # Before the cache lookup hashes it: the size is the attacker's choice.
             raise _reject("token too long")
-        now = self._clock().timestamp()
+        now = self._seconds()
         known = self._cache.get(token)
         if known is None:
             known = self._verify_signed(token)
