@@ -317,7 +317,9 @@ class _PostgresUnitOfWork(SqlUnitOfWork):
         self._data = data
         self._guarded = dialect.guarded
         self._store = single_read_of
-        self._statements = 0
+        self.statements = 0
+        self.kept = False
+        """Kept with its connection for the next single read: not closed at the end."""
         if single_read_of is not None:
             self.execute = self._read_once
         self.roles = _PostgresRoleRepository(self)
@@ -339,9 +341,9 @@ class _PostgresUnitOfWork(SqlUnitOfWork):
         statement runs once more on a fresh connection, which is safe because
         it only reads and nothing else ran in this unit of work.
         """
-        if self._statements:
+        if self.statements:
             raise RuntimeError("a single-read unit of work runs one statement")
-        self._statements = 1
+        self.statements = 1
         try:
             return cast(Cursor, self._data.execute(sql, params))
         except psycopg.OperationalError as exc:
@@ -354,6 +356,7 @@ class _PostgresUnitOfWork(SqlUnitOfWork):
     def _reconnect(self, store: PostgresStore) -> None:
         """Give the dropped connection back (the pool discards it) and take another."""
         self.close()
+        self.kept = False  # it stays with the dropped connection, which goes
         self.returned = True
         store._pool.putconn(self.connection)
         store._pool.check()
@@ -529,14 +532,15 @@ class _PostgresTransactions(TransactionHooks[_PostgresUnitOfWork]):
         store = self._store
         if store._closed:
             raise RuntimeError("the store is closed")
-        # A single read starts no transaction: its statement runs in autocommit.
-        connection = store._connection() if single_read else store._begin(readonly)
+        if single_read:
+            # No transaction: the statement runs in autocommit.
+            connection = store._connection()
+            uow = _single_read_on(store, connection)
+            store._local.uow = uow
+            return uow
+        connection = store._begin(readonly)
         try:
-            uow = _PostgresUnitOfWork(
-                store._dialects[0 if readonly else 1],
-                connection,
-                store if single_read else None,
-            )
+            uow = _PostgresUnitOfWork(store._dialects[0 if readonly else 1], connection)
         except BaseException:
             store._rollback(connection)
             store._pool.putconn(connection)
@@ -562,6 +566,26 @@ class _PostgresTransactions(TransactionHooks[_PostgresUnitOfWork]):
             except psycopg.Error:
                 return  # the exception in flight says more; the outer block rolls back
         uow.control.execute(f"RELEASE SAVEPOINT usercore_{uow.depth:d}")
+
+
+# The attribute under which a pooled connection keeps its single-read unit of work.
+_SINGLE_READ = "_usercore_single_read"
+
+
+def _single_read_on(
+    store: PostgresStore, connection: psycopg.Connection[TupleRow]
+) -> _PostgresUnitOfWork:
+    """The connection's single-read unit of work, made on its first one and
+    kept with it (repositories and cursor), so the hot reads build nothing."""
+    uow: _PostgresUnitOfWork | None = getattr(connection, _SINGLE_READ, None)
+    if uow is None or uow.connection is not connection:
+        uow = _PostgresUnitOfWork(store._dialects[0], connection, store)
+        uow.kept = True
+        setattr(connection, _SINGLE_READ, uow)
+    else:
+        uow.returned = False
+        uow.statements = 0
+    return uow
 
 
 class PostgresStore:
@@ -737,7 +761,8 @@ class PostgresStore:
                         "rolled back, the operation may be retried"
                     ) from exc
         finally:
-            uow.close()
+            if not uow.kept:
+                uow.close()
             if not uow.returned:
                 self._pool.putconn(connection)
 
