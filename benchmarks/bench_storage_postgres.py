@@ -294,18 +294,10 @@ def serve_me(url: str, port: int, token_file: Path) -> None:
     uvicorn.run(create_app(core), host=HOST, port=port, log_level="warning", access_log=False)
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind((HOST, 0))
-        return int(probe.getsockname()[1])
-
-
 @contextlib.contextmanager
 def me_server(src: Path, url: str, workdir: Path) -> Iterator[tuple[int, str]]:
     """A server on a fresh schema with ``src`` first on its path: ``(port, token)``."""
-    import http.client
+    from bench_http import free_port, get_status
 
     port = free_port()
     token_file = workdir / f"{port}.token"
@@ -316,30 +308,32 @@ def me_server(src: Path, url: str, workdir: Path) -> Iterator[tuple[int, str]]:
     process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + STARTUP_SECONDS
-        while True:
+
+        def starting() -> None:
             if process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"the server for {src} did not start; see {log.name}")
-            if token_file.exists() and "\n" in token_file.read_text():
-                token, served_from = token_file.read_text().split("\n")
-                if Path(served_from).resolve() != src.resolve():
-                    raise RuntimeError(f"the server imported usercore from {served_from}")
-                with contextlib.suppress(OSError):
-                    connection = http.client.HTTPConnection(HOST, port, timeout=5)
-                    connection.request("GET", ME, headers={"Authorization": f"Bearer {token}"})
-                    status = connection.getresponse().status
-                    connection.close()
-                    if status != 200:
-                        raise RuntimeError(f"GET {ME} answered {status}; see {log.name}")
-                    break
             time.sleep(0.1)
+
+        while not token_file.exists() or "\n" not in token_file.read_text():
+            starting()
+        token, served_from = token_file.read_text().split("\n")
+        if Path(served_from).resolve() != src.resolve():
+            raise RuntimeError(f"the server imported usercore from {served_from}")
+        status = None
+        while status is None:  # the token is written before uvicorn listens
+            try:
+                status = get_status(port, ME, token)
+            except OSError:
+                starting()
+        if status != 200:
+            raise RuntimeError(f"GET {ME} answered {status}; see {log.name}")
         yield port, token
     finally:
         process.terminate()
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+        process.kill()  # nothing to do when it has exited
+        process.wait(timeout=10)
         log.close()
 
 
