@@ -2,11 +2,16 @@
 
     python benchmarks/bench_storage_postgres.py [--url postgresql://…] [--users 20000]
         [--lookups 3000] [--rounds 5] [--threads 4] [--logins 200]
+        [--http | --http-only] [--baseline-src ../main/src] [--seconds 3] [--connections 8]
 
 Prints one table, one row per measurement, a column per store:
 
 - lookup by email: a read-only unit of work and a ``User`` built from the row
   (and, for context, the same indexed select on the raw driver);
+- through the facade: ``core.auth.authenticate`` of an access token (the
+  codec's verified-token cache warm, so the figure is the store read: the
+  revoked ``jti`` and the user in one statement), ``core.users.get`` and
+  ``core.users.get_by_email`` as ``SYSTEM``, each a read of one statement;
 - a keyset page of 20 at depth 15,000, the first page, and (for contrast) an
   ``OFFSET 15000`` page;
 - bulk insert of 20,000 users (``users.add_many`` in one unit of work);
@@ -21,15 +26,28 @@ server's ``synchronous_commit``, printed in the header).  The PostgreSQL side
 runs in a schema of its own, dropped afterwards.  ``--url`` defaults to
 ``$USERCORE_BENCH_POSTGRES_URL``, then ``$USERCORE_TEST_POSTGRES_URL``, then
 the local ``postgres`` database.  Every figure is the best of ``--rounds``.
-No targets: this reports, it does not judge.
+No targets for the table: it reports, it does not judge.
+
+``--http`` adds ``GET /api/v1/auth/me`` on PostgreSQL over HTTP (usercore's
+FastAPI app under uvicorn, one worker, ``wrk`` with ``--connections``
+keep-alive connections, or a thread-per-connection generator without it),
+for this checkout and, with ``--baseline-src``, for another checkout's
+``src`` directory (``PYTHONPATH`` of the server process) in the same run,
+alternating over ``--rounds`` and keeping the median; exit status 1 when
+this checkout serves fewer than ``--target`` (2) times the baseline's
+requests/s (issue 18 item 5).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import random
+import shutil
 import sqlite3
+import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -44,7 +62,7 @@ from urllib.parse import quote
 import argon2
 from bench_storage import DEPTH, EVERYONE, PAGE, RAW_LOOKUP, best_of, make_users
 
-from usercore import Settings, UserCore
+from usercore import SYSTEM, Settings, UserCore
 from usercore.domain import User, email_key
 from usercore.ports import Store
 from usercore.storage import SQLiteStore
@@ -203,6 +221,30 @@ def bench_logins(backend: Backend, threads: int, per_thread: int, rounds: int) -
     return max(rates)
 
 
+def bench_facade(backend: Backend, calls: int, rounds: int) -> dict[str, float]:
+    """Seconds per call of the facade's one-statement reads on a fresh store."""
+    settings = Settings(secret_key="bench-" + "k" * 40, argon2_profile=argon2.profiles.CHEAPEST)
+    with UserCore.open(backend.fresh_url(), settings=settings) as core:
+        user = core.users.register(email="ada@example.com", password=PASSWORD)
+        token = core.auth.login("ada@example.com", PASSWORD).access_token
+        cases: dict[str, Callable[[], object]] = {
+            "authenticate": lambda: core.auth.authenticate(token),
+            "facade get": lambda: core.users.get(SYSTEM, user.id),
+            "facade get_by_email": lambda: core.users.get_by_email(SYSTEM, "ada@example.com"),
+        }
+        timings: dict[str, list[float]] = {name: [] for name in cases}
+        for call in cases.values():  # warm the paths, prepared statements, caches
+            for _ in range(50):
+                call()
+        for _ in range(rounds):  # alternating, so drift hits every case alike
+            for name, call in cases.items():
+                start = time.perf_counter()
+                for _ in range(calls):
+                    call()
+                timings[name].append((time.perf_counter() - start) / calls)
+    return {name: min(values) for name, values in timings.items()}
+
+
 def measure(
     backend: Backend, users: list[User], keys: list[str], args: argparse.Namespace
 ) -> dict[str, float]:
@@ -222,10 +264,104 @@ def measure(
             results.update(bench_reads(store, backend.raw_lookup(url), keys, args.rounds))
         finally:
             store.close()
+        results.update(bench_facade(backend, args.lookups, args.rounds))
         results["logins"] = bench_logins(backend, args.threads, args.logins, args.rounds)
     finally:
         backend.cleanup()
     return results
+
+
+# -- GET /auth/me over HTTP, this checkout against a baseline --------------------------
+
+HOST = "127.0.0.1"
+ME = "/api/v1/auth/me"
+STARTUP_SECONDS = 60.0
+
+
+def serve_me(url: str, port: int, token_file: Path) -> None:
+    """Child process: usercore's FastAPI app on ``url`` (whichever usercore
+    ``PYTHONPATH`` names), an account and its access token in ``token_file``."""
+    import uvicorn
+
+    import usercore
+    from usercore.web.fastapi import create_app
+
+    settings = Settings(secret_key="bench-" + "k" * 40, argon2_profile=argon2.profiles.CHEAPEST)
+    core = UserCore.open(url, settings=settings)
+    core.users.register(email="ada@example.com", password=PASSWORD)
+    token = core.auth.login("ada@example.com", PASSWORD).access_token
+    token_file.write_text(f"{token}\n{Path(usercore.__file__).parent.parent}")
+    uvicorn.run(create_app(core), host=HOST, port=port, log_level="warning", access_log=False)
+
+
+@contextlib.contextmanager
+def me_server(src: Path, url: str, workdir: Path) -> Iterator[tuple[int, str]]:
+    """A server on a fresh schema with ``src`` first on its path: ``(port, token)``."""
+    from bench_http import free_port, get_status
+
+    port = free_port()
+    token_file = workdir / f"{port}.token"
+    log = (workdir / f"{port}.log").open("wb")
+    command = [sys.executable, __file__, "--serve-me", "--url", url, "--port", str(port)]
+    command += ["--token-file", str(token_file)]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(src), str(Path(__file__).parent)])}
+    process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + STARTUP_SECONDS
+
+        def starting() -> None:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the server for {src} did not start; see {log.name}")
+            time.sleep(0.1)
+
+        while not token_file.exists() or "\n" not in token_file.read_text():
+            starting()
+        token, served_from = token_file.read_text().split("\n")
+        if Path(served_from).resolve() != src.resolve():
+            raise RuntimeError(f"the server imported usercore from {served_from}")
+        status = None
+        while status is None:  # the token is written before uvicorn listens
+            try:
+                status = get_status(port, ME, token)
+            except OSError:
+                starting()
+        if status != 200:
+            raise RuntimeError(f"GET {ME} answered {status}; see {log.name}")
+        yield port, token
+    finally:
+        process.terminate()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=10)
+        process.kill()  # nothing to do when it has exited
+        process.wait(timeout=10)
+        log.close()
+
+
+def load_me(port: int, token: str, seconds: float, connections: int) -> float:
+    """Requests/s of ``GET /auth/me`` under ``wrk`` (or threads without it)."""
+    from bench_http import load_with_threads, load_with_wrk
+
+    load = load_with_wrk if shutil.which("wrk") else load_with_threads
+    return load(port, ME, token, seconds, connections)
+
+
+def bench_me_http(url: str, trees: dict[str, Path], args: argparse.Namespace) -> dict[str, float]:
+    """Median requests/s per tree, each on its own fresh schema, measured in alternation."""
+    samples: dict[str, list[float]] = {name: [] for name in trees}
+    with (
+        tempfile.TemporaryDirectory(prefix="usercore-bench-") as tmp,
+        contextlib.ExitStack() as stack,
+    ):
+        servers = {}
+        for name, src in trees.items():
+            schema_url = stack.enter_context(fresh_schema(url))
+            servers[name] = stack.enter_context(me_server(src, schema_url, Path(tmp)))
+        for port, token in servers.values():  # warm up
+            load_me(port, token, 1.0, args.connections)
+        for _ in range(args.rounds):
+            for name, (port, token) in servers.items():
+                samples[name].append(load_me(port, token, args.seconds, args.connections))
+    return {name: statistics.median(values) for name, values in samples.items()}
 
 
 def server_facts(url: str) -> str:
@@ -254,7 +390,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--logins", type=int, default=200, help="logins per thread and round")
+    parser.add_argument("--http", action="store_true", help=f"also GET {ME} over HTTP")
+    parser.add_argument("--http-only", action="store_true", help=f"only GET {ME} over HTTP")
+    parser.add_argument("--baseline-src", type=Path, help="another checkout's src, for --http")
+    parser.add_argument("--target", type=float, default=2.0, help="--http: least req/s ratio")
+    parser.add_argument("--seconds", type=float, default=3.0, help="--http: per server per round")
+    parser.add_argument("--connections", type=int, default=8, help="--http: wrk connections")
+    parser.add_argument("--serve-me", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--token-file", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.serve_me:
+        serve_me(args.url, args.port, args.token_file)
+        return 0
     if args.users <= DEPTH + PAGE:
         parser.error(f"--users must exceed {DEPTH + PAGE} for the keyset page at depth {DEPTH}")
     url = postgres_url(args.url)
@@ -264,6 +412,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"no PostgreSQL server at {url.split('@')[-1]}: {exc}", file=sys.stderr)
         return 2
 
+    if args.http_only:
+        print(f"PostgreSQL: {facts}; Python {sys.version.split()[0]}; {os.cpu_count()} CPUs")
+        return http_comparison(url, args)
     users = make_users(args.users)
     rng = random.Random(1234)
     keys = [email_key(rng.choice(users).email) for _ in range(args.lookups)]
@@ -278,6 +429,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         (f"keyset page of {PAGE}, first", "first page", micros),
         (f"keyset page of {PAGE} at depth {DEPTH:,}", "deep page", micros),
         (f"OFFSET {DEPTH:,} page (contrast)", "offset page", micros),
+        ("core.auth.authenticate (token seen before)", "authenticate", micros),
+        ("core.users.get (by id, as SYSTEM)", "facade get", micros),
+        ("core.users.get_by_email (as SYSTEM)", "facade get_by_email", micros),
         (f"bulk insert {args.users:,} users", "bulk", lambda s: f"{s * 1e3:,.0f} ms"),
         (
             f"logins/s, {args.threads} threads, argon2 CHEAPEST",
@@ -298,7 +452,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     for row in [header, tuple("-" * width for width in widths), *table]:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
-    return 0
+    return http_comparison(url, args) if args.http else 0
+
+
+def http_comparison(url: str, args: argparse.Namespace) -> int:
+    here = Path(__file__).resolve().parent.parent / "src"
+    trees = {"this checkout": here}
+    if args.baseline_src is not None:
+        trees["baseline"] = args.baseline_src.resolve()
+    rates = bench_me_http(url, trees, args)
+    print()
+    print(
+        f"GET {ME} on PostgreSQL: uvicorn, 1 worker, {args.connections} connections, "
+        f"{args.seconds:g} s per server, median of {args.rounds} alternating rounds"
+    )
+    for name, src in trees.items():
+        print(f"  {name:<14} {rates[name]:8,.0f} req/s   ({src})")
+    if "baseline" not in rates:
+        return 0
+    ratio = rates["this checkout"] / rates["baseline"]
+    verdict = "PASS" if ratio >= args.target else "MISS"
+    print(f"  this checkout / baseline: {ratio:.2f}×  target ≥ {args.target:g}×  {verdict}")
+    return 0 if ratio >= args.target else 1
 
 
 if __name__ == "__main__":

@@ -43,7 +43,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any, Protocol
 
 import attrs
@@ -73,10 +73,21 @@ __all__ = [
     "UnitOfWork",
     "UserFilter",
     "UserRepository",
+    "system_clock",
 ]
 
 Clock = Callable[[], datetime]
 """Returns the current time as an aware UTC datetime; injected so tests can move time."""
+
+
+def system_clock() -> datetime:
+    """The default :data:`Clock`: the system's time, in UTC.
+
+    Code that only needs seconds since the epoch may read ``time.time()``
+    instead when it is given this clock (the same instant, without building
+    a datetime); the token codec does, on every check.
+    """
+    return datetime.now(timezone.utc)
 
 
 def _custom_pairs(
@@ -322,12 +333,25 @@ class UnitOfWork(Protocol):
 
 
 class Store(Protocol):
-    def transaction(self, *, readonly: bool = False) -> AbstractContextManager[UnitOfWork]:
+    def transaction(
+        self, *, readonly: bool = False, single_read: bool = False
+    ) -> AbstractContextManager[UnitOfWork]:
         """Open a unit of work: commit on clean exit, roll back on any exception.
 
         ``readonly=True`` lets an adapter skip write locks; writing inside one
         raises ``RuntimeError``.  Opened while this thread already has a
         transaction, it joins it as a savepoint.
+
+        ``single_read=True`` (read-only too) promises that the block makes one
+        repository read, which the adapter answers with one statement: a
+        database server may then run it on its own (autocommit), without
+        ``BEGIN`` and ``COMMIT`` around it, which is one round trip instead of
+        three.  One statement sees one snapshot of committed data, so the read
+        is as consistent as in a transaction.  An adapter may refuse a second
+        statement with ``RuntimeError``; one that gains nothing from the
+        promise may ignore it.  Joining an open transaction, it reads in that
+        transaction like any nested one; opening another transaction inside
+        it raises ``RuntimeError``.
         """
 
     def declare_custom_fields(self, fields: Sequence[CustomField]) -> None:

@@ -26,6 +26,7 @@ revocation, one-time tokens, API-key authentication) is
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import hmac
 import json
@@ -35,7 +36,8 @@ import re
 import secrets
 import string
 import threading
-from collections.abc import Iterable, Mapping
+import time
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -43,7 +45,7 @@ import attrs
 import jwt
 
 from usercore.errors import TokenError
-from usercore.ports import Clock
+from usercore.ports import Clock, system_clock
 from usercore.settings import HMAC_ALGORITHMS, Settings
 
 __all__ = [
@@ -72,9 +74,6 @@ REQUIRED_CLAIMS = ("exp", "iat", "nbf", "sub", "jti", "iss", "aud")
 # (RFC 7797), which access tokens never use.
 FORBIDDEN_HEADERS = frozenset({"jwk", "jku", "x5u", "x5c", "crit", "b64"})
 MAX_TOKEN_LENGTH = 8192
-# A JWS compact serialization (RFC 7515 §7.1): three base64url segments without
-# padding (RFC 7515 §2), the signature never empty (``alg: none`` has none).
-COMPACT_JWS = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
 # Time claims outside [1970, 9999] cannot be a real instant: refused before any
 # arithmetic or datetime conversion could overflow (exp=1e20, 2**70, NaN, inf).
 MAX_TIMESTAMP = 253_402_300_799  # 9999-12-31T23:59:59Z
@@ -99,6 +98,23 @@ VERIFIED_CACHE_SIZE = 4096
 # signs with one or a few headers, so the first few are all it needs.
 ACCEPTED_HEADERS_SIZE = 16
 BASE64URL = string.ascii_uppercase + string.ascii_lowercase + string.digits + "-_"
+# A JWS compact serialization (RFC 7515 §7.1) is three base64url segments
+# without padding (RFC 7515 §2) joined by dots, the signature never empty
+# (``alg: none`` has none).  Deleting these bytes from a token must leave
+# nothing: one C-level pass, where a regular expression walks the token in
+# the interpreter's matcher.
+COMPACT_JWS_BYTES = (BASE64URL + ".").encode("ascii")
+# base64url -> base64, so ``binascii`` decodes a segment without the
+# ``str.translate`` of ``base64.urlsafe_b64decode``.
+URLSAFE_TO_STANDARD = bytes.maketrans(b"-_", b"+/")
+STANDARD_TO_URLSAFE = bytes.maketrans(b"+/", b"-_")
+PADDING = (b"", b"", b"==", b"=")
+OPEN_BRACE = ord("{")
+# json.loads' own decoder (the default options) and its whitespace (RFC 8259 §2).
+_RAW_DECODE = json.JSONDecoder().raw_decode
+JSON_WHITESPACE = " \t\n\r"
+_STR_TYPE = frozenset({str})
+_NUMBER_TYPES = frozenset({int, float})
 # The last character of a canonical unpadded base64url segment leaves its
 # unused low bits zero (4 bits when length % 4 == 2, 2 bits when == 3).
 CANONICAL_LAST = {
@@ -163,19 +179,35 @@ def _timestamp(moment: datetime) -> int:
 
 @attrs.frozen(kw_only=True)
 class AccessClaims:
-    """The verified content of an access token."""
+    """The verified content of an access token.
+
+    ``iat`` and ``exp`` are the token's own NumericDates (seconds since the
+    epoch, RFC 7519 §2); :attr:`issued_at` and :attr:`expires_at` are the
+    same instants as aware datetimes, made when asked for: checking a token
+    never needs them, so verifying one does not build them.
+    """
 
     user_id: int
     jti: str
     token_version: int
-    issued_at: datetime
-    expires_at: datetime
+    iat: float
+    exp: float
     roles: frozenset[str] | None = None
     #: The refresh family (session) the token was issued for (``sid`` claim).
     family_id: str | None = None
     # When the user last proved a credential (OIDC Core §2 ``auth_time``): set on
     # tokens a login issues, absent on refreshed ones (fresh authentication).
     auth_time: datetime | None = None
+
+    @property
+    def issued_at(self) -> datetime:
+        """When the token was issued (``iat``), in UTC."""
+        return datetime.fromtimestamp(self.iat, timezone.utc)
+
+    @property
+    def expires_at(self) -> datetime:
+        """When the token expires (``exp``, before any leeway), in UTC."""
+        return datetime.fromtimestamp(self.exp, timezone.utc)
 
 
 class _Key:
@@ -284,6 +316,11 @@ class AccessTokenCodec:
     ):
         self._settings = settings
         self._clock = clock
+        # Seconds since the epoch, what every check compares: from time.time()
+        # for the system clock (the same instant without building a datetime).
+        self._seconds: Callable[[], float] = (
+            time.time if clock is system_clock else lambda: clock().timestamp()
+        )
         self._keys = _load_keys(settings)
         self._by_kid = {key.kid: key for key in self._keys}
         self._algorithm = settings.algorithm
@@ -372,8 +409,8 @@ class AccessTokenCodec:
             user_id=user_id,
             jti=jti,
             token_version=token_version,
-            issued_at=datetime.fromtimestamp(payload["iat"], timezone.utc),
-            expires_at=datetime.fromtimestamp(payload["exp"], timezone.utc),
+            iat=payload["iat"],
+            exp=payload["exp"],
             roles=role_set,
             family_id=family_id,
             auth_time=None
@@ -389,7 +426,7 @@ class AccessTokenCodec:
         if len(token) > MAX_TOKEN_LENGTH:
             # Before the cache lookup hashes it: the size is the attacker's choice.
             raise _reject("token too long")
-        now = self._clock().timestamp()
+        now = self._seconds()
         known = self._cache.get(token)
         if known is None:
             known = self._verify_signed(token)
@@ -401,10 +438,14 @@ class AccessTokenCodec:
         return known.claims
 
     def _verify_signed(self, token: str) -> _Verified:
-        if not token.isascii() or COMPACT_JWS.fullmatch(token) is None:
+        segments = token.split(".")
+        if not token.isascii():
+            raise _reject("not a compact JWS")
+        text = token.encode("ascii")
+        if len(segments) != 3 or not all(segments) or text.translate(None, COMPACT_JWS_BYTES):
             # base64url and dots only, no padding (RFC 7515 §2, §7.1).
             raise _reject("not a compact JWS")
-        header_segment, payload_segment, signature = token.split(".")
+        header_segment, payload_segment, signature = segments
         if not (
             _is_canonical(header_segment)
             and _is_canonical(payload_segment)
@@ -415,21 +456,21 @@ class AccessTokenCodec:
         key = self._headers.get(header_segment)
         new_header = key is None
         if key is None:
-            key = self._key_for(_json_segment(header_segment))
+            key = self._key_for(_json_object(_b64decode(text[: len(header_segment)])))
         if self._digest is None:
             order = ECDSA_ORDERS.get(self._algorithm)
             if order is not None and _low_s(token, order) != token:
                 raise _reject("high-s ECDSA signature")
             payload = self._decode_with_pyjwt(token, key)
         else:
-            signing_input = token[: len(header_segment) + 1 + len(payload_segment)]
+            signed = len(header_segment) + 1 + len(payload_segment)
             mac = self._macs[key.kid].copy()
-            mac.update(signing_input.encode("ascii"))
-            # Canonical base64url both sides (COMPACT_JWS, CANONICAL_LAST), so
+            mac.update(text[:signed])
+            # Canonical base64url both sides (the front, CANONICAL_LAST), so
             # comparing the text compares the bytes.
-            if not hmac.compare_digest(signature, _b64encode(mac.digest())):
+            if not hmac.compare_digest(text[signed + 1 :], _b64encode_bytes(mac.digest())):
                 raise _reject("bad signature")
-            payload = _json_segment(payload_segment)
+            payload = _json_object(_b64decode(text[len(header_segment) + 1 : signed]))
             self._check_registered(payload)
         verified = self._verified(payload)
         if new_header and len(self._headers) < ACCEPTED_HEADERS_SIZE:
@@ -485,9 +526,9 @@ class AccessTokenCodec:
         """pyjwt's claim rules, for the fast path: required claims present and
         not null, ``iss`` equal, ``aud`` the audience or a list of strings
         holding it (RFC 7519 §4.1.1, §4.1.3)."""
-        for claim in REQUIRED_CLAIMS:
-            if payload.get(claim) is None:
-                raise _reject(f"missing {claim}")
+        if None in map(payload.get, REQUIRED_CLAIMS):  # one pass in C
+            missing = next(claim for claim in REQUIRED_CLAIMS if payload.get(claim) is None)
+            raise _reject(f"missing {missing}")
         if payload["iss"] != self._settings.issuer:
             raise _reject("wrong issuer")
         audience = payload["aud"]
@@ -527,35 +568,43 @@ class AccessTokenCodec:
         if payload.get("typ") != ACCESS_TYPE:
             raise _reject("wrong token type")
         exp, nbf, iat = payload["exp"], payload["nbf"], payload["iat"]
-        if not (_is_timestamp(exp) and _is_timestamp(nbf) and _is_timestamp(iat)):
+        # Numbers (JSON decodes to exact types: a bool is not one), compared
+        # before any arithmetic: 2**70 + 30.0 or fromtimestamp(1e20) would overflow.
+        if not (
+            type(exp) in _NUMBER_TYPES
+            and type(nbf) in _NUMBER_TYPES
+            and type(iat) in _NUMBER_TYPES
+            and 0 <= exp <= MAX_TIMESTAMP
+            and 0 <= nbf <= MAX_TIMESTAMP
+            and 0 <= iat <= MAX_TIMESTAMP
+        ):
             raise _reject("time claim not a number in range")
         sub, jti, version = payload["sub"], payload["jti"], payload.get("ver")
-        if (
-            not isinstance(sub, str)
-            or not sub.isascii()
-            or not sub.isdigit()
-            or len(sub) > 19
-            or int(sub) > MAX_USER_ID
-        ):
+        if not isinstance(sub, str) or not sub.isascii() or not sub.isdigit() or len(sub) > 19:
+            raise _reject("bad subject")
+        user_id = int(sub)
+        if user_id > MAX_USER_ID:
             raise _reject("bad subject")
         if not isinstance(jti, str) or not jti:
             raise _reject("bad jti")
         if not isinstance(version, int) or isinstance(version, bool):
             raise _reject("bad token version")
         roles = payload.get("roles")
+        # JSON decodes to exact types: the set of the items' types is {str}
+        # (or empty) exactly when every role is a string.
         role_set = (
             frozenset(roles)
-            if isinstance(roles, list) and all(isinstance(r, str) for r in roles)
+            if isinstance(roles, list) and set(map(type, roles)) <= _STR_TYPE
             else None
         )
         sid = payload.get("sid")
         auth_time: Any = payload.get("auth_time")
         return AccessClaims(
-            user_id=int(sub),
+            user_id=user_id,
             jti=jti,
             token_version=version,
-            issued_at=datetime.fromtimestamp(iat, timezone.utc),
-            expires_at=datetime.fromtimestamp(exp, timezone.utc),
+            iat=iat,
+            exp=exp,
             roles=role_set,
             family_id=sid if isinstance(sid, str) and sid else None,
             # Whole seconds, as issued; a malformed or future auth_time is no
@@ -589,33 +638,48 @@ def _b64encode(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
+def _b64encode_bytes(data: bytes) -> bytes:
+    """Unpadded base64url of ``data``, as bytes (``binascii``: no ``str`` round trip)."""
+    return binascii.b2a_base64(data, newline=False).translate(STANDARD_TO_URLSAFE).rstrip(b"=")
+
+
+def _b64decode(segment: bytes) -> bytes:
+    """The bytes of a base64url segment the front accepted (alphabet, length,
+    canonical tail): ``base64.urlsafe_b64decode`` on ``binascii`` directly."""
+    return binascii.a2b_base64(segment.translate(URLSAFE_TO_STANDARD) + PADDING[len(segment) % 4])
+
+
 def _is_canonical(segment: str) -> bool:
     """Whether a segment of base64url characters is the one spelling of its bytes."""
     tail = len(segment) % 4
     return tail == 0 or (tail != 1 and segment[-1] in CANONICAL_LAST[tail])
 
 
-def _json_segment(segment: str) -> dict[str, Any]:
-    """A canonical base64url segment holding a JSON object, decoded as pyjwt
-    does it (``json.loads`` on the bytes: same duplicate-key, whitespace and
-    number rules); anything else is refused."""
-    raw = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+def _json_object(raw: bytes) -> dict[str, Any]:
+    """A segment's bytes holding a JSON object, decoded as pyjwt does it
+    (``json.loads`` on the bytes: same encodings, duplicate-key, whitespace
+    and number rules); anything else is refused.
+
+    ``json.loads`` of bytes first guesses their encoding (``json.detect_encoding``):
+    bytes opening with ``{`` and then a non-NUL byte are UTF-8 by its rules,
+    decoded here without the guess and parsed by the same decoder's
+    ``raw_decode``, which is what ``json.loads`` ends in (text opening with
+    ``{`` has no leading whitespace to skip; trailing JSON whitespace is all
+    that may follow the object).  Any other opening goes to ``json.loads``.
+    """
     try:
-        value = json.loads(raw)
+        if len(raw) > 1 and raw[0] == OPEN_BRACE and raw[1]:
+            text = raw.decode("utf-8", "surrogatepass")
+            value, end = _RAW_DECODE(text)
+            if text[end:].strip(JSON_WHITESPACE):
+                raise ValueError("extra data after the JSON value")
+        else:
+            value = json.loads(raw)
     except (ValueError, RecursionError):
         raise _reject("segment is not JSON") from None
     if not isinstance(value, dict):
         raise _reject("segment is not a JSON object")
     return value
-
-
-def _is_timestamp(value: object) -> bool:
-    # Compared before any arithmetic: 2**70 + 30.0 or fromtimestamp(1e20) would overflow.
-    return (
-        isinstance(value, (int, float))
-        and not isinstance(value, bool)
-        and 0 <= value <= MAX_TIMESTAMP
-    )
 
 
 def _reject(reason: str) -> TokenError:

@@ -45,9 +45,11 @@ class CountingStore:
         self.log: list[str] = []
 
     @contextmanager
-    def transaction(self, *, readonly: bool = False) -> Iterator[UnitOfWork]:
-        self.log.append("begin-readonly" if readonly else "begin-write")
-        with self.inner.transaction(readonly=readonly) as tx:
+    def transaction(
+        self, *, readonly: bool = False, single_read: bool = False
+    ) -> Iterator[UnitOfWork]:
+        self.log.append("begin-readonly" if readonly or single_read else "begin-write")
+        with self.inner.transaction(readonly=readonly, single_read=single_read) as tx:
             yield _Tx(tx, self.log)  # type: ignore[misc]
 
     def close(self) -> None:

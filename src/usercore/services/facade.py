@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Sequence
-from datetime import datetime, timezone
 from types import TracebackType
 from typing import Any
 
@@ -13,7 +12,7 @@ import attrs
 from usercore.domain import Role
 from usercore.passwords import PasswordHasher
 from usercore.policy import PermissionRegistry, Policy
-from usercore.ports import Clock, Store
+from usercore.ports import Clock, Store, system_clock
 from usercore.services._context import Context
 from usercore.services.api_keys import ApiKeyService
 from usercore.services.auth import AuthService
@@ -26,10 +25,6 @@ from usercore.settings import Settings
 __all__ = ["SUPPORTED_SCHEMES", "UserCore", "open_store"]
 
 SUPPORTED_SCHEMES = ("memory://", "sqlite:///", "postgresql://")
-
-
-def utc_now() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 def open_store(url: str) -> Store:
@@ -91,7 +86,7 @@ class UserCore:
             )
         self.settings = settings
         self.store = store
-        self.clock: Clock = clock if clock is not None else utc_now
+        self.clock: Clock = clock if clock is not None else system_clock
         self.events = EventBus(self.clock)
         self.policy = Policy(
             self._load_roles,
@@ -166,7 +161,7 @@ class UserCore:
             return tx.roles.version(), tx.roles.list()
 
     def _role_version(self) -> int:
-        with self.store.transaction(readonly=True) as tx:
+        with self.store.transaction(single_read=True) as tx:
             return tx.roles.version()
 
     def purge_expired(self) -> int:

@@ -512,7 +512,7 @@ class UserService:
         self._ctx.policy.require(actor, "users:read", owner_id=user_id)
         user = None
         if in_id_range(user_id):
-            with self._ctx.store.transaction(readonly=True) as tx:
+            with self._ctx.store.transaction(single_read=True) as tx:
                 user = tx.users.get(user_id)
         return found(user, "User")
 
@@ -520,7 +520,7 @@ class UserService:
         """A user by email, case-insensitively (``users:read`` or oneself)."""
         if not isinstance(email, str):
             raise ValidationError.single("email", "must be a string")
-        with self._ctx.store.transaction(readonly=True) as tx:
+        with self._ctx.store.transaction(single_read=True) as tx:
             user = tx.users.get_by_email(email_key(email.strip()))
         authorize_on_record(
             self._ctx.policy, actor, "users:read", None if user is None else user.id

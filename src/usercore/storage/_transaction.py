@@ -8,6 +8,10 @@ same for every adapter:
   its own exception undoes only its own writes.
 - ``readonly=True`` makes writes raise ``RuntimeError``; a write transaction
   inside a read-only one is refused (it could not write either).
+- ``single_read=True`` is read-only and tells ``begin`` that the block makes
+  one repository read (see :meth:`usercore.ports.Store.transaction`); nested
+  in an open unit of work it is an ordinary read-only savepoint, and nothing
+  can be nested in it (``RuntimeError``).
 - When the block ends, the outermost transaction commits or rolls back
   (``finish``); nested ones release or roll back to their savepoint.
 - The unit of work checks ``depth`` on every call, so using it after its
@@ -31,6 +35,7 @@ class UnitOfWorkState:
     def __init__(self) -> None:
         self.depth = 0
         self.readonly = False
+        self.single_read = False
 
     def check_reading(self) -> None:
         if self.depth == 0:
@@ -52,10 +57,12 @@ class TransactionHooks(Generic[S]):
         """This thread's open unit of work, or ``None``."""
         raise NotImplementedError
 
-    def begin(self, readonly: bool) -> S:
+    def begin(self, readonly: bool, single_read: bool = False) -> S:
         """Start a top-level transaction and return its unit of work (at depth 0).
 
-        Raises ``RuntimeError`` when the store is closed.
+        ``single_read``: the block makes one repository read, and the adapter
+        may run its statement without a transaction around it.  Raises
+        ``RuntimeError`` when the store is closed.
         """
         raise NotImplementedError
 
@@ -79,21 +86,26 @@ class TransactionHooks(Generic[S]):
 class Transaction(Generic[S]):
     """The context manager ``store.transaction()`` returns, for every store."""
 
-    __slots__ = ("_hooks", "_previous_readonly", "_readonly", "_savepoint", "_uow")
+    __slots__ = ("_hooks", "_previous_readonly", "_readonly", "_savepoint", "_single_read", "_uow")
 
-    def __init__(self, hooks: TransactionHooks[S], readonly: bool) -> None:
+    def __init__(self, hooks: TransactionHooks[S], readonly: bool, single_read: bool = False):
         self._hooks = hooks
-        self._readonly = readonly
+        self._readonly = readonly or single_read
+        self._single_read = single_read
 
     def __enter__(self) -> S:
         hooks = self._hooks
         uow = hooks.current()
         if uow is None:
-            uow = hooks.begin(self._readonly)
+            uow = hooks.begin(self._readonly, self._single_read)
             self._savepoint: object | None = None
             self._previous_readonly = False
             uow.readonly = self._readonly
+            uow.single_read = self._single_read
         else:
+            if uow.single_read:
+                # Its one statement may run outside any transaction: nothing to nest in.
+                raise RuntimeError("cannot open a transaction inside a single-read one")
             if uow.readonly and not self._readonly:
                 raise RuntimeError("cannot open a write transaction inside a read-only one")
             self._savepoint = hooks.savepoint(uow, self._readonly)

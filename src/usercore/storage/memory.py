@@ -107,12 +107,15 @@ class MemoryStore:
         self._uow = _MemoryUnitOfWork(self)
         self._transactions = _MemoryTransactions(self)
 
-    def transaction(self, *, readonly: bool = False) -> Transaction[_MemoryUnitOfWork]:
+    def transaction(
+        self, *, readonly: bool = False, single_read: bool = False
+    ) -> Transaction[_MemoryUnitOfWork]:
         """Open a unit of work (see :meth:`usercore.ports.Store.transaction`).
 
-        Transactions of all threads run one at a time.
+        Transactions of all threads run one at a time, so a single read is
+        any read-only one here.
         """
-        return Transaction(self._transactions, readonly)
+        return Transaction(self._transactions, readonly, single_read)
 
     def declare_custom_fields(self, fields: Sequence[CustomField]) -> None:
         """Adopt the custom field declaration (see
@@ -228,7 +231,7 @@ class _MemoryTransactions(TransactionHooks["_MemoryUnitOfWork"]):
         # Only this thread sets _owner to its own id, so the unlocked read is sound.
         return store._uow if store._owner == threading.get_ident() else None
 
-    def begin(self, readonly: bool) -> _MemoryUnitOfWork:
+    def begin(self, readonly: bool, single_read: bool = False) -> _MemoryUnitOfWork:
         store = self._store
         store._lock.acquire()
         if store._closed:

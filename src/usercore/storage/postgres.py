@@ -18,6 +18,11 @@ PostgreSQL needs:
   row, so that role checks and role writes run one at a time.
 - Read-only units of work run ``REPEATABLE READ READ ONLY``: one consistent
   snapshot (a page and its total agree), no locks, no write possible.
+- A single read (``transaction(single_read=True)``: authenticating a token,
+  a user by id or email) is one statement on its own, in autocommit: no
+  ``BEGIN``/``COMMIT``, one round trip instead of three.  One statement sees
+  one snapshot (``READ COMMITTED`` takes it per statement), which is all one
+  read needs.  A second statement in it is refused (``RuntimeError``).
 - PostgreSQL aborts the whole transaction on a failed statement, so every
   statement that can violate a constraint runs inside a savepoint: a
   ``ConflictError`` leaves the unit of work usable, as the ports promise.
@@ -29,8 +34,11 @@ PostgreSQL needs:
 
 Transient failures: taking a connection and starting the transaction are
 retried (a pooled connection that the server or network dropped is discarded
-and the pool checked).  A failure *inside* a unit of work cannot be replayed
-(the block is the caller's code): a deadlock, a serialization failure, a lock
+and the pool checked); a single read, which starts no transaction, runs its
+statement once more on a fresh connection when the pooled one turns out
+dropped (it is idempotent, and nothing else ran in its unit of work).  A
+failure *inside* a unit of work cannot be replayed (the block is the
+caller's code): a deadlock, a serialization failure, a lock
 timeout or a lost connection rolls the unit of work back and raises
 :class:`~usercore.errors.UsercoreError` with ``details["retryable"] = True``.
 """
@@ -318,12 +326,20 @@ _DIALECTS = {
 class _PostgresUnitOfWork(SqlUnitOfWork):
     """A unit of work on one pooled connection, for one top-level transaction.
 
-    Statements run on one cursor; savepoints on a second one, so that the
-    first still holds a statement's result (its rowcount, its returned id)
-    after the savepoint is released.
+    Statements run on one cursor; savepoints on a second one (made when first
+    needed), so that the first still holds a statement's result (its
+    rowcount, its returned id) after the savepoint is released.
+
+    A single read (``single_read_of`` its store) runs its one statement in
+    autocommit, through :meth:`_read_once`.
     """
 
-    def __init__(self, dialect: PostgresDialect, connection: psycopg.Connection[TupleRow]) -> None:
+    def __init__(
+        self,
+        dialect: PostgresDialect,
+        connection: psycopg.Connection[TupleRow],
+        single_read_of: PostgresStore | None = None,
+    ) -> None:
         data = connection.cursor()
 
         def execute(sql: str, params: Sequence[Any] = ()) -> Cursor:
@@ -333,13 +349,58 @@ class _PostgresUnitOfWork(SqlUnitOfWork):
 
         super().__init__(dialect, execute, data.executemany)
         self.connection = connection
-        self.control = connection.cursor()
+        self.returned = False
+        self._control: psycopg.Cursor[TupleRow] | None = None
         self.locking = dialect.locking
         self._data = data
         self._guarded = dialect.guarded
+        self._store = single_read_of
+        self.statements = 0
+        self.kept = False
+        """Kept with its connection for the next single read: not closed at the end."""
+        if single_read_of is not None:
+            self.execute = self._read_once
         self.roles = _PostgresRoleRepository(self)
         self.login_attempts = _PostgresLoginAttemptRepository(self)
         self.meta = _PostgresMetaRepository(self)
+
+    @property
+    def control(self) -> psycopg.Cursor[TupleRow]:
+        """The cursor for savepoints."""
+        if self._control is None:
+            self._control = self.connection.cursor()
+        return self._control
+
+    def _read_once(self, sql: str, params: Sequence[Any] = ()) -> Cursor:
+        """A single read's statement, in autocommit.
+
+        A pooled connection the server or the network dropped fails here
+        (there was no ``BEGIN`` to find out earlier): it is discarded and the
+        statement runs once more on a fresh connection, which is safe because
+        it only reads and nothing else ran in this unit of work.
+        """
+        if self.statements:
+            raise RuntimeError("a single-read unit of work runs one statement")
+        self.statements = 1
+        try:
+            return cast(Cursor, self._data.execute(sql, params))
+        except psycopg.OperationalError as exc:
+            if not self.connection.broken or self._store is None:
+                raise
+            logger.warning("discarding a dropped PostgreSQL connection: %s", exc)
+        self._reconnect(self._store)
+        return cast(Cursor, self._data.execute(sql, params))
+
+    def _reconnect(self, store: PostgresStore) -> None:
+        """Give the dropped connection back (the pool discards it) and take another."""
+        self.close()
+        self.kept = False  # it stays with the dropped connection, which goes
+        self.returned = True
+        store._pool.putconn(self.connection)
+        store._pool.check()
+        connection = store._connection()  # StoreUnavailable when none comes
+        self.connection, self.returned = connection, False
+        self._data = connection.cursor()
 
     def write(self, sql: str, params: Sequence[Any]) -> Cursor:
         if sql not in self._guarded:
@@ -385,7 +446,9 @@ class _PostgresUnitOfWork(SqlUnitOfWork):
 
     def close(self) -> None:
         self._data.close()
-        self.control.close()
+        if self._control is not None:
+            self._control.close()
+            self._control = None
 
 
 class _PostgresRoleRepository(SqlRoleRepository):
@@ -503,10 +566,16 @@ class _PostgresTransactions(TransactionHooks[_PostgresUnitOfWork]):
         uow: _PostgresUnitOfWork | None = getattr(self._store._local, "uow", None)
         return uow
 
-    def begin(self, readonly: bool) -> _PostgresUnitOfWork:
+    def begin(self, readonly: bool, single_read: bool = False) -> _PostgresUnitOfWork:
         store = self._store
         if store._closed:
             raise RuntimeError("the store is closed")
+        if single_read:
+            # No transaction: the statement runs in autocommit.
+            connection = store._connection()
+            uow = _single_read_on(store, connection)
+            store._local.uow = uow
+            return uow
         connection = store._begin(readonly)
         try:
             uow = _PostgresUnitOfWork(store._dialects[0 if readonly else 1], connection)
@@ -536,6 +605,26 @@ class _PostgresTransactions(TransactionHooks[_PostgresUnitOfWork]):
             except psycopg.Error:
                 return  # the exception in flight says more; the outer block rolls back
         uow.control.execute(f"RELEASE SAVEPOINT usercore_{uow.depth:d}")
+
+
+# The attribute under which a pooled connection keeps its single-read unit of work.
+_SINGLE_READ = "_usercore_single_read"
+
+
+def _single_read_on(
+    store: PostgresStore, connection: psycopg.Connection[TupleRow]
+) -> _PostgresUnitOfWork:
+    """The connection's single-read unit of work, made on its first one and
+    kept with it (repositories and cursor), so the hot reads build nothing."""
+    uow: _PostgresUnitOfWork | None = getattr(connection, _SINGLE_READ, None)
+    if uow is None or uow.connection is not connection:
+        uow = _PostgresUnitOfWork(store._dialects[0], connection, store)
+        uow.kept = True
+        setattr(connection, _SINGLE_READ, uow)
+    else:
+        uow.returned = False
+        uow.statements = 0
+    return uow
 
 
 class PostgresStore:
@@ -617,16 +706,19 @@ class PostgresStore:
                 f"within {timeout:g} s"
             ) from exc
 
-    def transaction(self, *, readonly: bool = False) -> Transaction[_PostgresUnitOfWork]:
+    def transaction(
+        self, *, readonly: bool = False, single_read: bool = False
+    ) -> Transaction[_PostgresUnitOfWork]:
         """Open a unit of work (see :meth:`usercore.ports.Store.transaction`).
 
         It holds one pooled connection until it ends: keep it short, and do
         slow work (hashing a password) before opening it.  A deadlock, a
         serialization failure or a lost connection inside it rolls it back and
         raises ``UsercoreError`` with ``details["retryable"]``; the caller may
-        run the whole operation again.
+        run the whole operation again.  ``single_read=True`` runs the block's
+        one statement in autocommit (one round trip; see the module notes).
         """
-        return Transaction(self._transactions, readonly)
+        return Transaction(self._transactions, readonly, single_read)
 
     def declare_custom_fields(self, fields: Sequence[CustomField]) -> None:
         """Adopt the custom field declaration (see
@@ -672,13 +764,7 @@ class PostgresStore:
         for attempt in range(ATTEMPTS):
             if attempt > 1:
                 time.sleep(0.05 * attempt * (0.5 + random.random()))  # noqa: S311 - jitter
-            try:
-                connection = self._pool.getconn(timeout=self._timeout)
-            except PoolTimeout as exc:
-                reason = f"no connection became free within {self._timeout:g} s (all busy, or down)"
-                raise self._incidents.unavailable(reason, exc) from exc
-            except PoolClosed:
-                raise RuntimeError("the store is closed") from None
+            connection = self._connection()
             try:
                 connection.execute(begin)
             except BaseException as exc:
@@ -694,15 +780,30 @@ class PostgresStore:
         reason = f"could not start a transaction after {ATTEMPTS} attempts"
         raise self._incidents.unavailable(reason, failure) from failure
 
+    def _connection(self) -> psycopg.Connection[TupleRow]:
+        """A pooled connection, waiting at most ``timeout`` for one."""
+        try:
+            return self._pool.getconn(timeout=self._timeout)
+        except PoolTimeout as exc:
+            reason = f"no connection became free within {self._timeout:g} s (all busy, or down)"
+            raise self._incidents.unavailable(reason, exc) from exc
+        except PoolClosed:
+            raise RuntimeError("the store is closed") from None
+
     def _finish(self, uow: _PostgresUnitOfWork, exc: BaseException | None) -> None:
-        """Commit or roll back a top-level unit of work and return its connection."""
+        """Commit or roll back a top-level unit of work and return its connection.
+
+        A single read ran in autocommit: there is nothing to commit or roll back.
+        """
         connection = uow.connection
         try:
             if exc is None:
-                self._commit(connection)
+                if not uow.single_read:
+                    self._commit(connection)
                 self._incidents.recovered()
             else:
-                self._rollback(connection)
+                if not uow.single_read:
+                    self._rollback(connection)
                 reason = _unavailable_reason(exc, connection)
                 if reason is not None:
                     raise self._incidents.unavailable(reason, exc) from exc
@@ -712,8 +813,10 @@ class PostgresStore:
                         "rolled back, the operation may be retried"
                     ) from exc
         finally:
-            uow.close()
-            self._pool.putconn(connection)
+            if not uow.kept:
+                uow.close()
+            if not uow.returned:
+                self._pool.putconn(connection)
 
     def _commit(self, connection: psycopg.Connection[TupleRow]) -> None:
         if connection.info.transaction_status == TransactionStatus.INERROR:

@@ -331,14 +331,17 @@ class SQLiteStore:
     def path(self) -> str:
         return self._path
 
-    def transaction(self, *, readonly: bool = False) -> Transaction[SqlUnitOfWork]:
+    def transaction(
+        self, *, readonly: bool = False, single_read: bool = False
+    ) -> Transaction[SqlUnitOfWork]:
         """Open a unit of work (see :meth:`usercore.ports.Store.transaction`).
 
         A write transaction holds the database's write lock from its first
         line to its end: keep it short, and do slow work (hashing a password)
-        before opening it.
+        before opening it.  A single read is an ordinary read-only transaction
+        here: in process, ``BEGIN`` and ``COMMIT`` cost no round trip.
         """
-        return Transaction(self._transactions, readonly)
+        return Transaction(self._transactions, readonly, single_read)
 
     def declare_custom_fields(self, fields: Sequence[CustomField]) -> None:
         """Adopt the custom field declaration (see
@@ -623,7 +626,7 @@ class _SQLiteTransactions(TransactionHooks[SqlUnitOfWork]):
         uow = self._store._thread_connection_or_unavailable().uow
         return uow if uow.depth else None
 
-    def begin(self, readonly: bool) -> SqlUnitOfWork:
+    def begin(self, readonly: bool, single_read: bool = False) -> SqlUnitOfWork:
         store = self._store
         entry = store._thread_connection_or_unavailable()
         if readonly:

@@ -687,6 +687,43 @@ class StoreContract:
             assert tx.users.get_for_token(user.id + 1, "live-jti") == (None, False)
             assert (user, False) == tx.users.get_for_token(user.id, "nul\x00jti")
 
+    def test_a_single_read_reads_like_a_read_only_transaction(self, store: Store) -> None:
+        user = self.add_user(store, "ada@example.com", username="ada")
+        with store.transaction() as tx:
+            tx.revoked_tokens.add("revoked-jti", T0 + HOUR)
+        reads: list[Callable[[UnitOfWork], Any]] = [
+            lambda tx: tx.users.get(user.id),
+            lambda tx: tx.users.get_by_email(email_key_of(user)),
+            lambda tx: tx.users.get_by_username("ada"),
+            lambda tx: tx.users.get_for_token(user.id, "revoked-jti"),
+            lambda tx: tx.users.get_for_token(user.id, "nul\x00jti"),
+            lambda tx: tx.users.get(user.id + 1),
+        ]
+        for read in reads:
+            with store.transaction(single_read=True) as tx:
+                single = read(tx)
+            assert self.read(store, read) == single
+        assert single is None
+
+    def test_a_single_read_cannot_write_or_nest(self, store: Store) -> None:
+        with store.transaction(single_read=True) as tx, pytest.raises(RuntimeError):
+            tx.users.add(a_user("ada@example.com"))
+        with (
+            store.transaction(single_read=True),
+            pytest.raises(RuntimeError),
+            store.transaction(readonly=True),
+        ):
+            pass  # pragma: no cover - refused on entry
+        assert self.all_users(store) == []
+
+    def test_a_single_read_inside_a_transaction_reads_in_it(self, store: Store) -> None:
+        with store.transaction() as tx:
+            user = tx.users.add(a_user("ada@example.com"))
+            with store.transaction(single_read=True) as inner:
+                assert user == inner.users.get(user.id)
+            tx.users.add(a_user("grace@example.com"))  # the outer one still writes
+        assert len(self.all_users(store)) == 2
+
     @pytest.mark.parametrize("needle", ["%", "_", "\\", "%%", "a%", "_b"])
     def test_search_takes_wildcards_literally(self, store: Store, needle: str) -> None:
         with store.transaction() as tx:
