@@ -624,6 +624,9 @@ def _single_read_on(
     else:
         uow.returned = False
         uow.statements = 0
+    # The declaration may change after the connection's first single read
+    # (declare_custom_fields at open): read rows with the current one.
+    uow.custom_fields = store._custom_fields
     return uow
 
 

@@ -1333,6 +1333,21 @@ class StoreContract:
         assert type(stored.custom_fields["beta"]) is bool
         assert type(stored.custom_fields["seats"]) is int
 
+    def test_single_reads_carry_custom_fields(self, store: Store) -> None:
+        # A single read made before the declaration (a pooled connection's
+        # first one) must not keep reading rows with the old declaration.
+        with store.transaction(single_read=True) as tx:
+            tx.users.get(1)
+        self.declared(store)
+        user = self.add_user(store, "ada@example.com", custom_fields={"tenant_id": "acme"})
+        for read in (
+            lambda tx: tx.users.get(user.id),
+            lambda tx: tx.users.get_by_email(present(user.email_key)),
+        ):
+            with store.transaction(single_read=True) as tx:
+                stored = present(read(tx))
+            assert stored.custom_fields["tenant_id"] == "acme"
+
     def test_custom_keys_not_declared_are_dropped(self, store: Store) -> None:
         self.declared(store)
         user = self.add_user(store, "ada@example.com", custom_fields={"tenant_id": "a", "x": 1})
