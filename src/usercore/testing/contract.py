@@ -1340,10 +1340,11 @@ class StoreContract:
             tx.users.get(1)
         self.declared(store)
         user = self.add_user(store, "ada@example.com", custom_fields={"tenant_id": "acme"})
-        for read in (
+        reads: tuple[Callable[[UnitOfWork], User | None], ...] = (
             lambda tx: tx.users.get(user.id),
             lambda tx: tx.users.get_by_email(present(user.email_key)),
-        ):
+        )
+        for read in reads:
             with store.transaction(single_read=True) as tx:
                 stored = present(read(tx))
             assert stored.custom_fields["tenant_id"] == "acme"
