@@ -741,7 +741,12 @@ class UserService:
                         tx, actor, frozenset().union(*(user.roles for _, user in batch))
                     )
                     known_roles = {role.name for role in tx.roles.list()}
-                    for index, user in batch:
+                    keys = [(user.email_key, user.username_key) for _, user in batch]
+                    emails_taken, usernames_taken = tx.users.taken_keys(
+                        (email for email, _ in keys if email is not None),
+                        (username for _, username in keys if username is not None),
+                    )
+                    for (index, user), (email, username) in zip(batch, keys, strict=True):
                         missing = sorted(user.roles - known_roles)
                         if missing:
                             errors.append(
@@ -752,13 +757,7 @@ class UserService:
                                     ),
                                 )
                             )
-                        elif (
-                            user.email_key is not None
-                            and tx.users.get_by_email(user.email_key) is not None
-                        ) or (
-                            user.username_key is not None
-                            and tx.users.get_by_username(user.username_key) is not None
-                        ):
+                        elif email in emails_taken or username in usernames_taken:
                             skipped += 1
                         else:
                             fresh.append(user)

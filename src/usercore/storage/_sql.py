@@ -59,6 +59,7 @@ T = TypeVar("T")
 
 BATCH_SIZE = 1000
 """Rows per ``executemany`` call and per keyset batch of internal scans."""
+_KEYS_PER_LOOKUP = 500
 
 
 class Cursor(Protocol):
@@ -633,6 +634,27 @@ class SqlUserRepository(_Repository):
             return None
         row = self._uow.reading()(self._sql.user_by_username, (username_key,)).fetchone()
         return None if row is None else user_from_row(row)
+
+    def taken_keys(
+        self, email_keys: Iterable[str], username_keys: Iterable[str]
+    ) -> tuple[set[str], set[str]]:
+        execute = self._uow.reading()
+        return (
+            self._taken(execute, "email_key", email_keys),
+            self._taken(execute, "username_key", username_keys),
+        )
+
+    def _taken(self, execute: Callable[..., Cursor], column: str, keys: Iterable[str]) -> set[str]:
+        """The ``keys`` some user holds in ``column`` (one of our key columns)."""
+        taken: set[str] = set()
+        # Chunks stay under SQLite's oldest bound-parameter limit (999).
+        for chunk in _batches({key for key in keys if storable(key)}, _KEYS_PER_LOOKUP):
+            placeholders = ", ".join("?" * len(chunk))
+            sql = self._uow.dialect.prepare(
+                f"SELECT {column} FROM users WHERE {column} IN ({placeholders})"
+            )
+            taken.update(row[0] for row in execute(sql, chunk).fetchall())
+        return taken
 
     def update(self, user: User) -> User:
         uow = self._uow
