@@ -150,3 +150,25 @@ def test_ascii_usernames_and_names_get_the_verdict_of_the_character_loops(text: 
     assert (
         "must not contain control or invisible formatting characters" in name_problems(text)
     ) == forbidden
+
+
+@settings(max_examples=500, deadline=None)
+@given(local=_LOCAL, domain=_DOMAIN, extra=st.sampled_from(["", "<", '"', "@", "x@y", ">"]))
+def test_the_address_split_gives_email_validators_split(
+    local: str, domain: str, extra: str
+) -> None:
+    from email_validator import EmailSyntaxError
+    from email_validator.syntax import split_email
+
+    from usercore.validation import _split_email
+
+    for text in (f"{local}@{domain}{extra}", f"{extra}{local}@{domain}", local + extra):
+        try:
+            expected: object = split_email(text)
+        except EmailSyntaxError as exc:
+            expected = str(exc)
+        try:
+            actual: object = _split_email(text)
+        except EmailSyntaxError as exc:
+            actual = str(exc)
+        assert actual == expected

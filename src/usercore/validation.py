@@ -193,6 +193,21 @@ class EmailDomainCache:
             self._domains[domain] = normalized
 
 
+def _split_email(text: str) -> tuple[str | None, str, str, bool]:
+    """``email_validator``'s ``split_email(text)``: display name, local part,
+    domain part, whether the local part was quoted.
+
+    Its character-by-character loop only matters for quotes, ``<`` and
+    characters that combine with what precedes them; in ASCII text without
+    quotes or ``<`` the first ``@`` splits the address, which this does in C.
+    A differential test keeps the two in step.
+    """
+    if text.isascii() and "@" in text and '"' not in text and "<" not in text:
+        local_part, _, domain_part = text.partition("@")
+        return None, local_part, domain_part, False
+    return split_email(text)
+
+
 def _with_known_domain(text: str, domains: EmailDomainCache) -> str | None:
     """email-validator's normalized form of ``text`` when its domain is in
     ``domains`` (raising its ``EmailNotValidError`` like it does), or ``None``
@@ -202,7 +217,7 @@ def _with_known_domain(text: str, domains: EmailDomainCache) -> str | None:
     :func:`_check_email` passes, minus the domain check; a differential
     property test keeps the two in step.
     """
-    display_name, local_part, domain_part, quoted = split_email(text)
+    display_name, local_part, domain_part, quoted = _split_email(text)
     known = domains.get(domain_part)
     if known is None or display_name or quoted:
         return None
@@ -278,7 +293,7 @@ def _check_email(
     except email_validator.EmailNotValidError:
         return None, [_INVALID_EMAIL]
     if domains is not None:
-        domains.put(split_email(text)[2], (result.domain, result.ascii_domain))
+        domains.put(_split_email(text)[2], (result.domain, result.ascii_domain))
     return result.normalized, []
 
 

@@ -17,6 +17,7 @@ only ever travel as bound parameters.
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
@@ -60,6 +61,9 @@ T = TypeVar("T")
 BATCH_SIZE = 1000
 """Rows per ``executemany`` call and per keyset batch of internal scans."""
 _KEYS_PER_LOOKUP = 500
+# Bound parameters per multi-row INSERT: SQLite's lowest limit
+# (SQLITE_MAX_VARIABLE_NUMBER was 999 before 3.32).
+_PARAMETERS_PER_STATEMENT = 999
 
 
 class Cursor(Protocol):
@@ -290,13 +294,13 @@ class Dialect:
             attrs.evolve(user, id=user_id, version=1)
             for user_id, user in zip(ids, users, strict=True)
         ]
-        uow.write_many(
+        uow.write_rows(
             self.statements.user_insert_with_id,
-            ((user.id, *user_params(user, 1)) for user in stored),
+            [(user.id, *user_params(user, 1)) for user in stored],
         )
-        uow.write_many(
+        uow.write_rows(
             self.statements.user_roles_insert,
-            ((user.id, role) for user in stored for role in user.roles),
+            [(user.id, role) for user in stored for role in user.roles],
         )
         return stored
 
@@ -439,6 +443,27 @@ class SqlUnitOfWork(UnitOfWorkState):
             except self.dialect.integrity_error as exc:
                 raise self.translated(exc) from None
 
+    def write_rows(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        """Insert ``rows`` with ``sql``, the ``INSERT ... VALUES (...)`` of one row,
+        many rows per statement.
+
+        Not ``executemany``: SQLite runs each row of that as its own statement,
+        and FTS5 flushes its pending index data to a new segment at the end of
+        every statement, so a bulk insert wrote one tiny segment of the search
+        index per user (and merged them again later): several times the cost
+        of the rows themselves.
+        """
+        self.writing()
+        if not rows:
+            return
+        per_statement = max(1, _PARAMETERS_PER_STATEMENT // len(rows[0]))
+        for start in range(0, len(rows), per_statement):
+            batch = rows[start : start + per_statement]
+            try:
+                self.execute(_multi_row(sql, len(batch)), [v for row in batch for v in row])
+            except self.dialect.integrity_error as exc:
+                raise self.translated(exc) from None
+
     def translated(self, exc: Exception) -> Exception:
         """The usercore error for a constraint violation; re-raises ``exc`` if there is none."""
         translated = self.dialect.translate(exc)
@@ -469,6 +494,13 @@ class _Savepoint:
             # Some faults (a full disk, a lost connection) end the whole
             # transaction, savepoints included; the store rolls back the rest.
             pass
+
+
+@functools.lru_cache(maxsize=64)
+def _multi_row(sql: str, count: int) -> str:
+    """``sql``, an ``INSERT ... VALUES (...)`` of one row, made to insert ``count`` rows."""
+    head, _, row = sql.partition(" VALUES ")
+    return f"{head} VALUES {', '.join([row] * count)}"
 
 
 def _batches(rows: Iterable[T], size: int) -> Iterator[list[T]]:
