@@ -107,9 +107,6 @@ class Statements:
     """Every fixed statement, in ``?`` style; :meth:`translated` converts them all."""
 
     user_insert: str = f"INSERT INTO users ({_USER_WRITE_COLUMNS}) VALUES ({', '.join('?' * 17)})"
-    user_insert_with_id: str = (
-        f"INSERT INTO users (id, {_USER_WRITE_COLUMNS}) VALUES ({', '.join('?' * 18)})"
-    )
     user_by_id: str = f"SELECT {_USER_COLUMNS} FROM users u WHERE u.id = ?"
     user_by_email: str = f"SELECT {_USER_COLUMNS} FROM users u WHERE u.email_key = ?"
     user_by_username: str = f"SELECT {_USER_COLUMNS} FROM users u WHERE u.username_key = ?"
@@ -294,13 +291,9 @@ class Dialect:
             attrs.evolve(user, id=user_id, version=1)
             for user_id, user in zip(ids, users, strict=True)
         ]
+        uow.write_rows(users_insert_rows, [(user.id, *user_params(user, 1)) for user in stored])
         uow.write_rows(
-            self.statements.user_insert_with_id,
-            [(user.id, *user_params(user, 1)) for user in stored],
-        )
-        uow.write_rows(
-            self.statements.user_roles_insert,
-            [(user.id, role) for user in stored for role in user.roles],
+            user_roles_insert_rows, [(user.id, role) for user in stored for role in user.roles]
         )
         return stored
 
@@ -443,9 +436,9 @@ class SqlUnitOfWork(UnitOfWorkState):
             except self.dialect.integrity_error as exc:
                 raise self.translated(exc) from None
 
-    def write_rows(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        """Insert ``rows`` with ``sql``, the ``INSERT ... VALUES (...)`` of one row,
-        many rows per statement.
+    def write_rows(self, insert: Callable[[int], str], rows: Sequence[Sequence[Any]]) -> None:
+        """Insert ``rows`` many per statement, ``insert(n)`` being the statement
+        that inserts ``n`` of them.
 
         Not ``executemany``: SQLite runs each row of that as its own statement,
         and FTS5 flushes its pending index data to a new segment at the end of
@@ -460,7 +453,9 @@ class SqlUnitOfWork(UnitOfWorkState):
         for start in range(0, len(rows), per_statement):
             batch = rows[start : start + per_statement]
             try:
-                self.execute(_multi_row(sql, len(batch)), [v for row in batch for v in row])
+                self.execute(
+                    self.dialect.prepare(insert(len(batch))), [v for row in batch for v in row]
+                )
             except self.dialect.integrity_error as exc:
                 raise self.translated(exc) from None
 
@@ -496,11 +491,22 @@ class _Savepoint:
             pass
 
 
-@functools.lru_cache(maxsize=64)
-def _multi_row(sql: str, count: int) -> str:
-    """``sql``, an ``INSERT ... VALUES (...)`` of one row, made to insert ``count`` rows."""
-    head, _, row = sql.partition(" VALUES ")
-    return f"{head} VALUES {', '.join([row] * count)}"
+_USER_ROW = "(" + ", ".join("?" * 18) + ")"  # id and _USER_WRITE_COLUMNS
+_ROLE_ROW = "(?, ?)"
+
+
+@functools.lru_cache(maxsize=16)
+def users_insert_rows(count: int) -> str:
+    """The ``INSERT`` of ``count`` users, with their ids (``?`` placeholders)."""
+    rows = ", ".join(_USER_ROW for _ in range(count))
+    return f"INSERT INTO users (id, {_USER_WRITE_COLUMNS}) VALUES {rows}"
+
+
+@functools.lru_cache(maxsize=16)
+def user_roles_insert_rows(count: int) -> str:
+    """The ``INSERT`` of ``count`` ``(user_id, role)`` rows (``?`` placeholders)."""
+    rows = ", ".join(_ROLE_ROW for _ in range(count))
+    return f"INSERT INTO user_roles (user_id, role) VALUES {rows}"
 
 
 def _batches(rows: Iterable[T], size: int) -> Iterator[list[T]]:
