@@ -12,7 +12,7 @@ EVENTS_PAGE = ROOT / "docs" / "events.md"
 # emit("name", ...) and the event="name" a shared helper passes on to emit.
 EMITTED = re.compile(r'(?:emit\(\s*|event=)"([a-z_]+\.[a-z_]+)"')
 DOCUMENTED = re.compile(r"^\| `([a-z_]+\.[a-z_]+)` \|", re.MULTILINE)
-SCHEME = re.compile(r"(user|role|api_key|password|token|auth)\.[a-z]+(_[a-z]+)*")
+SCHEME = re.compile(r"(user|role|permission|api_key|password|token|auth)\.[a-z]+(_[a-z]+)*")
 
 
 def emitted() -> set[str]:

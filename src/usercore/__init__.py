@@ -4,6 +4,7 @@ Users, validation, argon2id passwords, RBAC, JWT and API keys behind pluggable
 storage.  This module only re-exports the public names; see ``docs/``.
 """
 
+from usercore.custom_fields import CustomField
 from usercore.domain import (
     SYSTEM,
     ApiKey,
@@ -20,11 +21,13 @@ from usercore.errors import (
     AccountLocked,
     AuthenticationError,
     ConflictError,
+    EmailNotVerified,
     InvalidCredentials,
     NotFoundError,
     Overloaded,
     PermissionDenied,
     ReauthenticationRequired,
+    RegistrationClosed,
     StoreUnavailable,
     TokenError,
     UsercoreError,
@@ -39,7 +42,9 @@ __all__ = [
     "ApiKey",
     "AuthenticationError",
     "ConflictError",
+    "CustomField",
     "Decision",
+    "EmailNotVerified",
     "ImportReport",
     "InvalidCredentials",
     "NotFoundError",
@@ -49,6 +54,7 @@ __all__ = [
     "PermissionDenied",
     "Principal",
     "ReauthenticationRequired",
+    "RegistrationClosed",
     "Role",
     "Settings",
     "SigningKey",

@@ -217,6 +217,7 @@ class AsyncUserService(_AsyncService[UserService]):
     """``core.users`` of :class:`AsyncUserCore`: :class:`UserService`, awaited."""
 
     register = _InPool(UserService.register)
+    invite = _InPool(UserService.invite)
     create = _InPool(UserService.create)
     get = _InPool(UserService.get)
     get_by_email = _InPool(UserService.get_by_email)
@@ -280,6 +281,7 @@ class AsyncAuthService(_AsyncService[AuthService]):
     request_email_verification = _InPool(AuthService.request_email_verification)
     verify_email = _InPool(AuthService.verify_email)
     reset_recipient = _InPool(AuthService.reset_recipient)
+    may_resend_verification = _InPool(AuthService.may_resend_verification)
 
 
 class AsyncApiKeyService(_AsyncService[ApiKeyService]):

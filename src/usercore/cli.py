@@ -8,8 +8,8 @@
     usercore roles list|create|update|delete ...
     usercore permissions list|add ...
     usercore api-keys list|revoke ...
-    usercore import FILE [--format jsonl|csv] [--batch-size N] [--jobs N]
-    usercore export [--output FILE]
+    usercore import FILE [--format jsonl|csv] [--batch-size N] [--jobs N] [--custom-fields M:N]
+    usercore export [--output FILE] [--custom-fields MODULE:NAME]
     usercore purge
     usercore migrate
 
@@ -57,6 +57,7 @@ from usercore import (
     ValidationError,
 )
 from usercore import validation as _validation
+from usercore.custom_fields import CustomField, load_declaration
 from usercore.passwords import PasswordHasher
 from usercore.settings import MIN_SECRET_KEY_BYTES
 
@@ -203,12 +204,34 @@ def _read_key_file(path: Path) -> str:
     return _check_key(key, f"the key file {path}")
 
 
-def open_core(url: str, *, secret_key: str | None = None) -> UserCore:
-    """The facade on ``url``.  Commands that issue no tokens use a throwaway key,
-    so that they never create a key file."""
+def load_custom_fields(spec: str | None) -> tuple[CustomField, ...]:
+    """The custom field declaration ``--custom-fields MODULE:NAME`` names (see
+    :func:`usercore.custom_fields.load_declaration`); a usage error otherwise."""
+    if spec is None:
+        return ()
+    try:
+        return load_declaration(spec)
+    except ValueError as exc:
+        _usage(f"--custom-fields {spec}: {exc}")
+
+
+def open_core(
+    url: str,
+    *,
+    secret_key: str | None = None,
+    settings: Settings | None = None,
+    custom_fields: tuple[CustomField, ...] = (),
+) -> UserCore:
+    """The facade on ``url`` (with ``settings``, whose key ``secret_key`` replaces).
+    Commands that issue no tokens use a throwaway key, so that they never
+    create a key file.  ``custom_fields``: the application's declaration, for
+    the commands that carry custom field values."""
     key = secret_key if secret_key is not None else secrets.token_urlsafe(48)
     try:
-        return UserCore.open(url, settings=Settings(secret_key=key))
+        settings = attrs.evolve(settings or Settings(), secret_key=key)
+        if custom_fields:
+            settings = attrs.evolve(settings, custom_fields=custom_fields)
+        return UserCore.open(url, settings=settings)
     except ImportError as exc:
         raise CommandError(str(exc), EXIT_USAGE) from None
     except ValueError as exc:
@@ -301,6 +324,7 @@ def open_database(
     thorough: bool = False,
     secret_key: str | None = None,
     allow_memory: bool = False,
+    settings: Settings | None = None,
 ) -> UserCore:
     """The facade for a command, after refusing a database it cannot use.
 
@@ -317,7 +341,12 @@ def open_database(
                 f"no database at {database} (nothing was created); "
                 f"create one with: usercore migrate --db {database}"
             )
-    return open_core(url, secret_key=secret_key)
+    return open_core(
+        url,
+        secret_key=secret_key,
+        settings=settings,
+        custom_fields=load_custom_fields(getattr(args, "custom_fields", None)),
+    )
 
 
 def _print_validation(error: ValidationError, prefix: str = "") -> None:
@@ -363,6 +392,10 @@ def _mail_url(args: argparse.Namespace) -> str | None:
         _usage("mail needs --reset-url and --verification-url (the pages that take the token)")
     if url is None and (args.reset_url or args.verification_url):
         _usage(f"--reset-url and --verification-url need --mail-url or ${MAIL_URL_ENV}")
+    if url is None and args.invitation_url:
+        _usage(f"--invitation-url needs --mail-url or ${MAIL_URL_ENV}")
+    if args.registration == "invite" and not args.invitation_url:
+        _usage("--registration invite needs --invitation-url (and mail) to send the invitations")
     return url
 
 
@@ -373,10 +406,44 @@ def _check_mail(url: str, args: argparse.Namespace) -> None:
     try:
         mailer_from_url(url)
         Notifier(
-            RecordingMailer(), reset_url=args.reset_url, verification_url=args.verification_url
+            RecordingMailer(),
+            reset_url=args.reset_url,
+            verification_url=args.verification_url,
+            invitation_url=args.invitation_url,
         )
     except ValueError as exc:  # the messages never repeat the URL (docs/mail.md)
         _usage(f"mail: {exc}")
+
+
+def read_permissions(path: str) -> tuple[tuple[str, str], ...]:
+    """The app permissions of ``--permissions FILE``: a JSON list of names, or a
+    JSON object mapping each name to its description.  Every name is checked
+    by the registry's own rules; any problem is a usage error naming the file."""
+    from usercore.policy import PermissionRegistry
+
+    def refuse(problem: str) -> NoReturn:
+        _usage(f"--permissions {path}: {problem}")
+
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = json.load(handle)
+    except OSError as exc:
+        refuse(f"cannot read it: {exc.strerror}")
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        refuse(f"not valid JSON: {exc}")
+    if isinstance(data, list) and all(isinstance(name, str) for name in data):
+        pairs = [(name, "") for name in data]
+    elif isinstance(data, dict) and all(isinstance(text, str) for text in data.values()):
+        pairs = list(data.items())
+    else:
+        refuse("must be a JSON list of names or an object of name: description")
+    registry = PermissionRegistry(builtins=False)
+    for name, description in pairs:
+        try:
+            registry.register(name, description)
+        except ValidationError as error:
+            refuse(f"{name!r}: {_reasons(error)}")
+    return tuple(pairs)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -406,6 +473,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     mail_url = _mail_url(args)
     if mail_url is not None:
         _check_mail(mail_url, args)
+    permissions = () if args.permissions is None else read_permissions(args.permissions)
+    load_custom_fields(args.custom_fields)  # a bad declaration stops here, before any worker
     key = serving_key(url)
     names: tuple[str, ...] = tuple(profile.name for profile in profiles)
     options = _server.ServeOptions(
@@ -419,11 +488,22 @@ def cmd_serve(args: argparse.Namespace) -> int:
         mail_url=mail_url,
         reset_url=args.reset_url,
         verification_url=args.verification_url,
+        invitation_url=args.invitation_url,
         purge_every=args.purge_every * 60,
         access_log=args.access_log,
+        permissions=permissions,
+        registration=args.registration,
+        require_verified_email=args.require_verified_email,
+        custom_fields=args.custom_fields,
     )
     core = open_database(
-        args, create=True, write=True, thorough=True, secret_key=key, allow_memory=True
+        args,
+        create=True,
+        write=True,
+        thorough=True,
+        secret_key=key,
+        allow_memory=True,
+        settings=options.settings(),
     )
     base = f"http://{args.host}:{args.port}"
     served = ", ".join(f"{base}{profile.base} ({profile.name})" for profile in profiles)
@@ -866,7 +946,20 @@ def export_record(user: User) -> dict[str, Any]:
     record["status"] = str(user.status.value)
     if user.password_hash:
         record["password_hash"] = user.password_hash
+    # Custom fields as top-level keys, the shape of User.to_public() and of import.
+    record.update((name, value) for name, value in user.custom_fields.items() if value is not None)
     return record
+
+
+def _custom_fields_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--custom-fields",
+        metavar="MODULE:NAME",
+        default=None,
+        help="the application's custom fields: a Settings or a sequence of CustomField "
+        "(e.g. myapp.config:SETTINGS), importable from the current directory; without it "
+        "custom field values are not carried",
+    )
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -946,6 +1039,20 @@ def _duration(seconds: float) -> str:
     return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
 
 
+def _custom_cell(field: CustomField, cell: str) -> Any:
+    """A CSV cell as the value of a custom field of ``field.type``; text that is
+    not one stays text, which the import then reports for its record."""
+    if field.type is str:
+        return cell
+    text = cell.strip()
+    if field.type is bool:
+        return {"true": True, "false": False}.get(text.lower(), cell)
+    try:
+        return int(text) if field.type is int else float(text)
+    except ValueError:
+        return cell
+
+
 class Source:
     """The records of an import file, with the line each came from.
 
@@ -953,7 +1060,14 @@ class Source:
     header) are kept aside as ``problems`` and never reach the import.
     """
 
-    def __init__(self, stream: IO[bytes], kind: str, progress: Progress):
+    def __init__(
+        self,
+        stream: IO[bytes],
+        kind: str,
+        progress: Progress,
+        custom_fields: tuple[CustomField, ...] = (),
+    ):
+        self.custom_fields = {field.name: field for field in custom_fields}
         self.stream = stream
         self.kind = kind
         self.progress = progress
@@ -1003,11 +1117,12 @@ class Source:
             if header is None:
                 return
             columns = [column.strip() for column in header]
-            unknown = sorted(set(columns) - set(IMPORT_FIELDS))
+            known = (*IMPORT_FIELDS, *self.custom_fields)
+            unknown = sorted(set(columns) - set(known))
             if unknown or "email" not in columns or len(set(columns)) != len(columns):
                 _usage(
                     "the CSV header must name distinct columns among "
-                    f"{', '.join(IMPORT_FIELDS)}, including email"
+                    f"{', '.join(known)}, including email"
                     + (f" (unknown: {', '.join(unknown)})" if unknown else "")
                 )
             for row in reader:
@@ -1023,6 +1138,8 @@ class Source:
                         continue
                     if column == "roles":
                         record[column] = [r for r in re.split(r"[;,\s]+", cell) if r]
+                    elif column in self.custom_fields:
+                        record[column] = _custom_cell(self.custom_fields[column], cell)
                     else:
                         record[column] = cell
                 yield reader.line_num, record
@@ -1095,8 +1212,9 @@ class HashPool:
 
     def __init__(self, settings: Settings, jobs: int):
         self.jobs = jobs
-        # The workers need the password policy and the argon2 profile, not the key.
-        self._settings = attrs.evolve(settings, secret_key=None, signing_keys=())
+        # Workers check passwords only: no keys, and no custom fields (an
+        # application validator need not be picklable).
+        self._settings = attrs.evolve(settings, secret_key=None, signing_keys=(), custom_fields=())
         self._executor: ProcessPoolExecutor | None = None
 
     def submit(self, records: list[dict[str, Any]]) -> Callable[[], list[dict[str, Any]]]:
@@ -1175,7 +1293,7 @@ def cmd_import(args: argparse.Namespace) -> int:
         total = None
     enabled = args.progress if args.progress is not None else sys.stderr.isatty()
     progress = Progress(total or None, enabled)
-    source = Source(stream, kind, progress)
+    source = Source(stream, kind, progress, load_custom_fields(args.custom_fields))
     created = skipped = 0
     failures: list[tuple[int, str]] = []
     try:
@@ -1513,6 +1631,30 @@ def build_parser() -> argparse.ArgumentParser:
         help="your page that verifies an address, with {token} where the token goes",
     )
     serve.add_argument(
+        "--permissions",
+        metavar="FILE",
+        help="register the app's permissions at start (JSON: a list of names, or an object "
+        "of name: description); see docs/registration.md",
+    )
+    serve.add_argument(
+        "--registration",
+        choices=["open", "closed", "invite"],
+        default="open",
+        help="self-registration: open (default), closed (administrators create accounts) or "
+        "invite (only with an invitation from POST /invitations; needs --invitation-url)",
+    )
+    _custom_fields_argument(serve)
+    serve.add_argument(
+        "--require-verified-email",
+        action="store_true",
+        help="refuse login and refresh (403 email_not_verified) until the email is verified",
+    )
+    serve.add_argument(
+        "--invitation-url",
+        metavar="URL",
+        help="your page that accepts an invitation, with {token} where the token goes",
+    )
+    serve.add_argument(
         "--log-level",
         default="info",
         choices=["critical", "error", "warning", "info", "debug"],
@@ -1647,6 +1789,7 @@ def build_parser() -> argparse.ArgumentParser:
         "emails and usernames are skipped."
     )
     importing.add_argument("file", metavar="FILE")
+    _custom_fields_argument(importing)
     importing.add_argument(
         "--format", choices=["auto", "jsonl", "csv"], default="auto", help="default: by extension"
     )
@@ -1672,6 +1815,7 @@ def build_parser() -> argparse.ArgumentParser:
         cmd_export,
         "write every account as JSON lines, with its password hash, for import",
     )
+    _custom_fields_argument(export)
     export.add_argument(
         "--output",
         "-o",

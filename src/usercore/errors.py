@@ -16,11 +16,13 @@ __all__ = [
     "AccountLocked",
     "AuthenticationError",
     "ConflictError",
+    "EmailNotVerified",
     "InvalidCredentials",
     "NotFoundError",
     "Overloaded",
     "PermissionDenied",
     "ReauthenticationRequired",
+    "RegistrationClosed",
     "StoreUnavailable",
     "TokenError",
     "UsercoreError",
@@ -175,6 +177,39 @@ class ReauthenticationRequired(PermissionDenied):
     default_message = (
         "This change needs recent authentication: log in again or give your current password."
     )
+
+
+class RegistrationClosed(PermissionDenied):
+    """Self-registration is not open (``Settings.registration`` is ``"closed"``,
+    or ``"invite"`` and no invitation was given).
+
+    Raised before the input is looked at or the store is read, so the answer
+    is the same whatever the address: it never tells whether an account
+    exists (OWASP ASVS 4.0.3 V2.2 / V3 account enumeration).  Administrators
+    still create accounts with ``core.users.create``.
+    """
+
+    code = "registration_closed"
+    default_message = "Registration is closed."
+
+
+class EmailNotVerified(PermissionDenied):
+    """The account's email address is not verified, and ``Settings.require_verified_email``
+    asks for it before a session is issued.
+
+    Raised by login only *after* the password was checked and found right (a
+    wrong password is ``InvalidCredentials`` as ever), and by refresh, so it
+    tells nothing to someone without the password.  ``user_id`` names the
+    account for the caller's code (to send a new verification mail); it is
+    never in ``details``.
+    """
+
+    code = "email_not_verified"
+    default_message = "Verify your email address before logging in."
+
+    def __init__(self, message: str | None = None, *, user_id: int | None = None):
+        super().__init__(message)
+        self.user_id = user_id
 
 
 class _RetryLater(UsercoreError):

@@ -23,6 +23,7 @@ import logging
 import math
 import threading
 import time
+import unicodedata
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import timedelta
@@ -45,6 +46,7 @@ __all__ = [
     "BUILTIN_PERMISSIONS",
     "BUILTIN_ROLES",
     "DEFAULT_ROLE_SET_CACHE_SIZE",
+    "MAX_DESCRIPTION_LENGTH",
     "USER_ROLE",
     "CompiledPolicy",
     "PermissionRegistry",
@@ -53,6 +55,7 @@ __all__ = [
     "VersionProbe",
     "compile_roles",
     "covers",
+    "description_problems",
     "find_cycle",
 ]
 
@@ -678,6 +681,20 @@ class Policy:
 # resources; anything else is a ValidationError.
 
 
+MAX_DESCRIPTION_LENGTH = 500
+
+
+def description_problems(description: object) -> builtins.list[str]:
+    """Why ``description`` is not a role's or a permission's description (empty when it is)."""
+    if not isinstance(description, str):
+        return ["must be a string"]
+    if len(description) > MAX_DESCRIPTION_LENGTH:
+        return [f"must be at most {MAX_DESCRIPTION_LENGTH} characters"]
+    if any(unicodedata.category(char) in ("Cc", "Cs") for char in description):
+        return ["must not contain control characters"]
+    return []
+
+
 class PermissionRegistry:
     """The permissions an application knows, with descriptions.
 
@@ -699,8 +716,14 @@ class PermissionRegistry:
         A second registration keeps the first description unless that one was
         empty.  Raises :class:`ValidationError` (``{"name": [...]}``) when
         ``name`` is not a concrete ``resource:action``: wildcards and ``:own``
-        are grant forms, not permissions of their own.
+        are grant forms, not permissions of their own; ``{"description":
+        [...]}`` for a description over 500 characters or with control characters.
         """
+        return self.add(name, description)[0]
+
+    def add(self, name: str, description: str = "") -> tuple[Permission, bool]:
+        """:meth:`register`, and whether ``name`` was new (decided under the lock,
+        so of two racing registrations exactly one adds it)."""
         problems = permission_problems(name)
         if not problems and (name == WILDCARD or name.split(":")[1] == WILDCARD):
             problems = ["register a concrete resource:action, not a wildcard"]
@@ -708,19 +731,20 @@ class PermissionRegistry:
             problems = ["register resource:action without ':own'; ':own' is a grant scope"]
         if problems:
             raise ValidationError({"name": problems})
-        if not isinstance(description, str):
-            raise ValidationError.single("description", "must be a string")
+        problems = description_problems(description)
+        if problems:
+            raise ValidationError({"description": problems})
         with self._lock:
             existing = self._permissions.get(name)
             if existing is not None and (existing.description or not description):
-                return existing
+                return existing, False
             permission = Permission(name=name, description=description)
             permissions = dict(self._permissions)
             permissions[name] = permission
             # Publish whole new objects so readers never see a half-made update.
             self._permissions = permissions
             self._resources = self._resources | {name.split(":")[0]}
-            return permission
+            return permission, existing is None
 
     def list(self) -> list[Permission]:
         """Every registered permission, ordered by name."""

@@ -41,13 +41,14 @@ Adapters: :class:`usercore.storage.memory.MemoryStore`,
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 import attrs
 
+from usercore.custom_fields import CustomField
 from usercore.domain import (
     ApiKey,
     OneTimeToken,
@@ -78,14 +79,24 @@ Clock = Callable[[], datetime]
 """Returns the current time as an aware UTC datetime; injected so tests can move time."""
 
 
+def _custom_pairs(
+    values: Mapping[str, Any] | Iterable[tuple[str, Any]],
+) -> tuple[tuple[str, Any], ...]:
+    items = values.items() if isinstance(values, Mapping) else values
+    return tuple(sorted(items, key=lambda item: item[0]))
+
+
 @attrs.frozen(kw_only=True)
 class UserFilter:
     """Filters of a user listing; ``search`` matches a substring of email, username or
-    name, case-insensitively."""
+    name, case-insensitively; ``custom_fields`` (name, value) pairs match custom
+    fields by exact, type-exact value (names of declared fields only, values not
+    ``None``)."""
 
     role: str | None = None
     status: UserStatus | None = None
     search: str | None = None
+    custom_fields: tuple[tuple[str, Any], ...] = attrs.field(default=(), converter=_custom_pairs)
 
 
 @attrs.frozen(kw_only=True)
@@ -324,6 +335,18 @@ class Store(Protocol):
         ``readonly=True`` lets an adapter skip write locks; writing inside one
         raises ``RuntimeError``.  Opened while this thread already has a
         transaction, it joins it as a savepoint.
+        """
+
+    def declare_custom_fields(self, fields: Sequence[CustomField]) -> None:
+        """Adopt the application's custom field declaration (``Settings.custom_fields``).
+
+        Users read back carry every declared field (``None`` when unset; keys
+        no longer declared are dropped, a value of another type reads as
+        unset).  Unique fields are kept unique (``ConflictError(field=name)``)
+        and indexed ones indexed, by indexes created here, idempotently, and
+        dropped once no longer declared: adding a field needs no migration.
+        Raises ``ConflictError`` when stored accounts already share a value of
+        a field newly declared unique.  :class:`~usercore.UserCore` calls it.
         """
 
     def close(self) -> None:

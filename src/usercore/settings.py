@@ -4,12 +4,21 @@ from __future__ import annotations
 
 import os
 from datetime import timedelta
-from typing import Any
+from typing import Any, Literal
 
 import argon2
 import attrs
 
-__all__ = ["HMAC_ALGORITHMS", "SUPPORTED_ALGORITHMS", "Settings", "SigningKey"]
+from usercore.custom_fields import CustomField, check_declaration
+
+__all__ = [
+    "HMAC_ALGORITHMS",
+    "REGISTRATION_MODES",
+    "SUPPORTED_ALGORITHMS",
+    "RegistrationMode",
+    "Settings",
+    "SigningKey",
+]
 
 HMAC_ALGORITHMS = frozenset({"HS256", "HS384", "HS512"})
 ASYMMETRIC_ALGORITHMS = frozenset({"RS256", "RS384", "RS512", "PS256", "ES256", "ES384", "EdDSA"})
@@ -117,6 +126,18 @@ def _default_hash_queue_length(settings: Settings) -> int:
     return _HASH_QUEUE_PER_SLOT * settings.max_concurrent_hashes
 
 
+RegistrationMode = Literal["open", "closed", "invite"]
+#: Who may create an account by self-registration (``Settings.registration``).
+REGISTRATION_MODES: tuple[RegistrationMode, ...] = ("open", "closed", "invite")
+
+
+def _check_registration(instance: Any, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value not in REGISTRATION_MODES:
+        raise ValueError(
+            f"Settings.registration must be one of {', '.join(REGISTRATION_MODES)}, got {value!r}"
+        )
+
+
 def _check_not_negative(instance: Any, attribute: attrs.Attribute[Any], value: int) -> None:
     if value < 0:
         raise ValueError(f"Settings.{attribute.name} must not be negative, got {value}")
@@ -172,6 +193,15 @@ class Settings:
     # Registration answers a taken email exactly like a new one and tells the
     # existing address instead (no account enumeration); off by default.
     registration_enumeration_safe: bool = False
+    # Self-registration: "open" (anyone), "closed" (administrators create
+    # accounts) or "invite" (only with an administrator's invitation).
+    registration: RegistrationMode = attrs.field(default="open", validator=_check_registration)
+    # Login and refresh refused (EmailNotVerified) for an account whose email
+    # is not verified, once its password was found right; accounts without an
+    # email (username alone) have nothing to verify and are not affected.
+    require_verified_email: bool = False
+    # How long an invitation (Settings.registration == "invite") stays usable.
+    invitation_ttl: timedelta = attrs.field(default=timedelta(days=7), validator=_check_positive)
     # Consecutive failures for one identifier from every client together
     # before it locks for everyone (the per-client limit is lockout_threshold).
     # NIST SP 800-63B §5.2.2: no more than 100 per account; an account has at
@@ -194,6 +224,9 @@ class Settings:
     hash_queue_timeout: timedelta = attrs.field(
         default=timedelta(milliseconds=500), validator=_check_positive
     )
+    # The application's own fields on every user (docs/custom-fields.md):
+    # validated, stored, indexed and served like the built-in ones.
+    custom_fields: tuple[CustomField, ...] = attrs.field(default=(), converter=check_declaration)
 
     def __attrs_post_init__(self) -> None:
         if self.algorithm not in SUPPORTED_ALGORITHMS:

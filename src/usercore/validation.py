@@ -31,8 +31,9 @@ import functools
 import gzip
 import re
 import unicodedata
+from collections.abc import Mapping, Sequence
 from importlib import resources
-from typing import Final
+from typing import TYPE_CHECKING, Any, Final
 
 import attrs
 import email_validator
@@ -42,6 +43,9 @@ from email_validator.types import ValidatedEmail
 
 from usercore.errors import ValidationError
 from usercore.settings import MIN_PASSWORD_LENGTH_FLOOR, Settings
+
+if TYPE_CHECKING:
+    from usercore.custom_fields import CustomField
 
 __all__ = [
     "DEFAULT_PASSWORD_MAX_LENGTH",
@@ -53,7 +57,9 @@ __all__ = [
     "USERNAME_MIN_LENGTH",
     "EmailDomainCache",
     "ValidatedUserFields",
+    "check_custom_fields",
     "common_passwords",
+    "custom_text_problems",
     "email_problems",
     "is_common_password",
     "is_single_script",
@@ -62,6 +68,7 @@ __all__ = [
     "password_problems",
     "password_within_bounds",
     "username_problems",
+    "validate_custom_fields",
     "validate_email",
     "validate_name",
     "validate_password",
@@ -482,6 +489,34 @@ def _check_name(value: object) -> tuple[str | None, list[str]]:
     return (None if problems else text), problems
 
 
+def custom_text_problems(
+    value: object, *, min_length: int, max_length: int, pattern: re.Pattern[str] | None
+) -> tuple[str | None, list[str]]:
+    """A custom string field's value normalized like a name, and its problems.
+
+    ``(text, [])`` or ``(None, messages)``: stripped and NFKC-normalized (size
+    bounded before normalizing), ``min_length``..``max_length`` characters, no
+    control, surrogate or invisible formatting characters (so never NUL or a
+    lone surrogate), and matching ``pattern`` whole when one is given.
+    """
+    if not isinstance(value, str):
+        return None, [_NOT_A_STRING]
+    text = value.strip()
+    if len(text) > max_length * _MAX_NFKC_SHRINK:
+        return None, [_at_most(max_length)]
+    text = _nfkc(text).strip()
+    problems: list[str] = []
+    if len(text) < min_length:
+        problems.append(_NOT_EMPTY if not text else _at_least(min_length))
+    elif len(text) > max_length:
+        problems.append(_at_most(max_length))
+    if any(_is_forbidden_in_name(char) for char in text):
+        problems.append(_NAME_CHARACTERS)
+    elif not problems and pattern is not None and not pattern.fullmatch(text):
+        problems.append("does not have the expected format")
+    return (None if problems else text), problems
+
+
 def name_problems(value: object) -> list[str]:
     """Every reason ``value`` is not an acceptable display name (empty when it is).
 
@@ -775,3 +810,54 @@ def validate_user_fields(
         name=values.get("name"),
         password=values.get("password"),
     )
+
+
+# ---------------------------------------------------------------- custom fields
+
+
+def check_custom_fields(
+    declared: Sequence[CustomField], values: object, *, new: bool
+) -> tuple[dict[str, Any], dict[str, list[str]]]:
+    """Validate custom field ``values`` (a mapping of name to value) against the
+    declaration: ``(normalized values, problems per field)``.
+
+    A name that is not declared is a problem ("is not a known field").  With
+    ``new`` (register, create, import) every declared field is in the result:
+    defaults fill the missing ones and a required one still missing is a
+    problem; otherwise (an update) only the given ones are, and ``None``
+    clears an optional field.  Messages never contain the value.
+    """
+    if not isinstance(values, Mapping):
+        return {}, {"custom_fields": ["must be a mapping of field names to values"]}
+    by_name = {field.name: field for field in declared}
+    normalized: dict[str, Any] = {}
+    problems: dict[str, list[str]] = {}
+    for key, value in values.items():
+        field = by_name.get(key) if isinstance(key, str) else None
+        if field is None:
+            problems[str(key)[:64]] = ["is not a known field"]
+            continue
+        normalized[key], messages = field.problems(value)
+        if messages:
+            problems[key] = messages
+    for field in declared:
+        if new and normalized.get(field.name) is None and field.name not in problems:
+            normalized[field.name] = field.default
+        if (
+            field.required
+            and field.name not in problems
+            and field.name in normalized
+            and normalized[field.name] is None
+        ):
+            problems[field.name] = [_REQUIRED]
+    return normalized, problems
+
+
+def validate_custom_fields(
+    declared: Sequence[CustomField], values: object, *, new: bool
+) -> dict[str, Any]:
+    """:func:`check_custom_fields`, raising ``ValidationError`` for any problem."""
+    normalized, problems = check_custom_fields(declared, values, new=new)
+    if problems:
+        raise ValidationError(problems)
+    return normalized

@@ -7,7 +7,7 @@ ignores), so it proves that mypy rejects the call.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from typing_extensions import assert_type
 
@@ -15,6 +15,7 @@ from usercore import ApiKey, Page, Principal, Role, TokenPair, User
 from usercore.aio import AsyncUserCore, authenticate
 from usercore.aio import _AsyncService as AsyncService
 from usercore.aio import _InPool as InPool
+from usercore.web.fastapi import AsyncAuth
 
 
 async def services(core: AsyncUserCore, actor: Principal) -> None:
@@ -47,6 +48,17 @@ async def rejected(core: AsyncUserCore, actor: Principal) -> None:
     await authenticate(core.sync, {})  # type: ignore[arg-type]
     await authenticate(core, 42)  # type: ignore[arg-type]
     del token, unawaited
+
+
+def dependencies(core: AsyncUserCore) -> None:
+    auth = AsyncAuth(core, prefix="/api", sessions=None)
+    assert_type(auth.core, AsyncUserCore)
+    assert_type(auth.principal, Callable[..., Awaitable[Principal]])
+    assert_type(auth.optional_principal, Callable[..., Awaitable[Principal | None]])
+    assert_type(auth.require("x:read", owner="user_id"), Callable[..., Awaitable[Principal]])
+    auth.require("x:read", owner=lambda params: int(params["user_id"]))
+    AsyncAuth(core.sync)  # type: ignore[arg-type]
+    auth.require("x:read", owner=3)  # type: ignore[arg-type]
 
 
 class Greeter:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from usercore import SYSTEM, UserStatus, cli
+from usercore import SYSTEM, CustomField, Settings, UserCore, UserStatus, cli
 from usercore.services.users import UserService
 
 from .conftest import PASSWORD, Runner, open_db
@@ -216,3 +216,74 @@ def test_an_import_into_a_read_only_database_ends_in_one_line(
     assert "Traceback" not in err
     assert err.startswith("usercore: error: ")
     assert err.count("\n") == 1
+
+
+# -- custom fields --------------------------------------------------------------------
+
+CUSTOM_FIELDS = (
+    CustomField(name="tenant_id", required=True, registrable=True, indexed=True),
+    CustomField(name="seats", type=int, validator=lambda seats: None),
+    CustomField(name="beta", type=bool),
+)
+"""Read by ``--custom-fields tests.cli.test_import_export:CUSTOM_FIELDS``."""
+SPEC = f"{__name__}:CUSTOM_FIELDS"
+
+
+def test_custom_fields_round_trip_through_export_and_import(run: Runner, tmp_path: Path) -> None:
+    source, target = tmp_path / "source.db", tmp_path / "target.db"
+    settings = Settings(secret_key="k" * 40, custom_fields=CUSTOM_FIELDS)
+    with UserCore.open(f"sqlite:///{source}", settings=settings) as core:
+        core.users.create(
+            SYSTEM, email="ada@example.com", custom_fields={"tenant_id": "acme", "seats": 3}
+        )
+    dump = tmp_path / "users.jsonl"
+    assert run("export", "--custom-fields", SPEC, "-o", str(dump), "--db", str(source))[0] == 0
+    record = json.loads(dump.read_text())
+    assert (record["tenant_id"], record["seats"]) == ("acme", 3)
+    assert "beta" not in record  # unset values are left out
+    status, _, err = run("import", str(dump), "--custom-fields", SPEC, "--db", str(target))
+    assert status == 0, err
+    with UserCore.open(f"sqlite:///{target}", settings=settings) as core:
+        (ada,) = core.users.list(SYSTEM, custom_fields={"tenant_id": "acme"}).items
+    assert dict(ada.custom_fields) == {"tenant_id": "acme", "seats": 3, "beta": None}
+
+
+def test_without_the_declaration_export_leaves_custom_fields_out(
+    run: Runner, tmp_path: Path
+) -> None:
+    source = tmp_path / "source.db"
+    settings = Settings(secret_key="k" * 40, custom_fields=CUSTOM_FIELDS)
+    with UserCore.open(f"sqlite:///{source}", settings=settings) as core:
+        core.users.create(SYSTEM, email="ada@example.com", custom_fields={"tenant_id": "acme"})
+    status, out, _ = run("export", "--db", str(source))
+    assert status == 0
+    assert "tenant_id" not in json.loads(out)
+
+
+def test_csv_import_converts_custom_columns_and_checks_each_record(
+    run: Runner, tmp_path: Path
+) -> None:
+    target = tmp_path / "target.db"
+    csv_file = tmp_path / "users.csv"
+    csv_file.write_text(
+        "email,tenant_id,seats,beta\n"
+        "ada@example.com,acme,3,true\n"
+        "bob@example.com,acme,many,false\n"
+        "eve@example.com,,1,false\n"
+    )
+    status, out, _ = run("import", str(csv_file), "--custom-fields", SPEC, "--db", str(target))
+    assert status == 1
+    assert "line 3: seats: must be an integer" in out
+    assert "line 4: tenant_id: is required" in out
+    settings = Settings(secret_key="k" * 40, custom_fields=CUSTOM_FIELDS)
+    with UserCore.open(f"sqlite:///{target}", settings=settings) as core:
+        users = core.users.list(SYSTEM).items
+    assert [(u.email, dict(u.custom_fields)) for u in users] == [
+        ("ada@example.com", {"tenant_id": "acme", "seats": 3, "beta": True})
+    ]
+
+
+def test_an_unknown_custom_fields_spec_is_a_usage_error(run: Runner, db: Path) -> None:
+    status, _, err = run("export", "--custom-fields", "no_such_module:X", "--db", str(db))
+    assert status == 2
+    assert "--custom-fields" in err

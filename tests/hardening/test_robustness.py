@@ -415,6 +415,14 @@ CALLS: dict[str, Call] = {
         password=a.password(),
         username=a.text(optional=True),
         name=a.text(optional=True),
+        invitation=a.text(optional=True),
+    ),
+    "users.invite": lambda c, a: c.users.invite(
+        a.principal(),
+        email=a.email(),
+        username=a.text(optional=True),
+        name=a.text(optional=True),
+        roles=a.role_names(),
     ),
     "users.create": lambda c, a: c.users.create(
         a.principal(),
@@ -426,6 +434,7 @@ CALLS: dict[str, Call] = {
         status=a.status(),
     ),
     "users.get": lambda c, a: c.users.get(a.principal(), a.user_id()),
+    "auth.may_resend_verification": lambda c, a: c.auth.may_resend_verification(a.user_id()),
     "users.get_by_email": lambda c, a: c.users.get_by_email(a.principal(), a.email()),
     "users.list": lambda c, a: c.users.list(
         a.principal(),

@@ -152,7 +152,11 @@ def test_smtp_url_is_parsed_and_the_password_decoded() -> None:
 @pytest.mark.parametrize(
     ("url", "security", "port"),
     [
-        ("smtp://mail.example?from=a%40app.example", "none", 25),
+        # A remote relay upgrades with STARTTLS unless told not to; a local one need not.
+        ("smtp://mail.example?from=a%40app.example", "starttls", 587),
+        ("smtp://127.0.0.1?from=a%40app.example", "none", 25),
+        ("smtp://localhost?from=a%40app.example", "none", 25),
+        ("smtp://[::1]?from=a%40app.example", "none", 25),
         ("smtp://mail.example?from=a%40app.example&starttls=1", "starttls", 587),
         ("smtp://mail.example?from=a%40app.example&starttls=0", "none", 25),
         ("smtps://u:p@mail.example?from=a%40app.example", "ssl", 465),
@@ -190,7 +194,7 @@ def test_the_password_never_appears_in_repr() -> None:
         ("smtp://mail.example:99999?from=a%40app.example", "malformed"),
         ("smtp://mail.example?from=nobody", "sender"),
         # Credentials without TLS would cross the network in clear.
-        ("smtp://u:secret-pw@mail.example?from=a%40app.example", "TLS"),
+        ("smtp://u:secret-pw@mail.example?from=a%40app.example&starttls=0", "TLS"),
     ],
 )
 def test_bad_smtp_urls_are_refused_without_echoing_them(url: str, match: str) -> None:

@@ -158,3 +158,19 @@ def test_a_lock_in_force_is_still_a_lock_not_a_store_error(core: UserCore, ada: 
             core.auth.login("ada", WRONG)
     with pytest.raises(AccountLocked):
         core.auth.login("ada", PASSWORD)
+
+
+def test_an_api_key_still_authenticates_while_writes_fail(
+    open_core: Callable[..., UserCore],
+) -> None:
+    # Its last_used_at stamp is an audit write: best effort, not a reason to
+    # refuse a read-only request during a disk-full or read-only incident.
+    core = open_core()
+    user = core.users.register(email="ada@example.com", password=PASSWORD, username="ada")
+    _, key = core.api_keys.create(SYSTEM, user.id, name="ci")
+    with failing_writes(core):
+        principal = core.auth.authenticate_api_key(key)
+    assert user.id == principal.user_id
+    with core.store.transaction(readonly=True) as tx:
+        stamped = tx.api_keys.list_for_user(user.id)
+    assert [None] == [record.last_used_at for record in stamped]

@@ -12,7 +12,11 @@ an f-string or ``+`` that produces SQL may only interpolate
 - integers formatted with ``:d``,
 - ``", ".join("?" * n)`` placeholder lists,
 - a dialect's ``contains(...)``/``prepare(...)``/``search_condition(...)`` called
-  with a string literal,
+  with a string literal, and its ``custom_field(...)``/``custom_condition(...)``
+  called with a string literal or a gated identifier,
+- ``sql_identifier(...)``: a name that passed the one identifier gate
+  (``[a-z][a-z0-9_]*``, else ``ValueError``), used for custom field and index
+  names, which come from the application's declaration,
 - local names whose every assignment in the function is itself built by these
   rules (``where``, ``order``, ``source``, ``conditions``...), and parameters
   that every call site fills with a string literal.
@@ -36,7 +40,18 @@ SQL = re.compile(
     r"\b(SELECT|INSERT|UPDATE|DELETE|WHERE|PRAGMA|SAVEPOINT|VALUES|CREATE|DROP|ALTER)\b"
 )
 CONSTANT_NAME = re.compile(r"_?[A-Z][A-Z0-9_]*")
-SAFE_METHODS = frozenset({"contains", "prepare", "search_condition"})
+SAFE_METHODS = frozenset(
+    {"contains", "prepare", "search_condition", "custom_field", "custom_condition"}
+)
+IDENTIFIER_GATE = "sql_identifier"
+
+
+def is_gated(node: ast.AST) -> bool:
+    """``sql_identifier(...)``: returns a strict identifier or raises."""
+    return isinstance(node, ast.Call) and (
+        getattr(node.func, "id", None) == IDENTIFIER_GATE
+        or getattr(node.func, "attr", None) == IDENTIFIER_GATE
+    )
 
 
 def modules() -> list[Path]:
@@ -115,12 +130,17 @@ class Checker:
             return isinstance(node.left, ast.Constant) and node.left.value == "?"
         if isinstance(node, ast.IfExp):
             return self.safe(node.body, function, seen) and self.safe(node.orelse, function, seen)
+        if is_gated(node):
+            return True
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
             method = node.func.attr
             if method == "join" and isinstance(node.func.value, ast.Constant):
                 return all(self.safe(arg, function, seen) for arg in node.args)
             if method in SAFE_METHODS:
-                return all(isinstance(arg, ast.Constant) for arg in node.args)
+                return all(
+                    isinstance(arg, ast.Constant) or is_gated(arg)
+                    for arg in [*node.args, *(keyword.value for keyword in node.keywords)]
+                )
         if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
             # self._savepoint and the like: judged by their assignments in the module.
             return self._safe_attribute(node.attr, seen)

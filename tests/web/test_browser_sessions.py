@@ -99,14 +99,42 @@ def test_login_sets_httponly_secure_samesite_cookies_with_a_narrow_refresh_path(
 ) -> None:
     lines = Browser(adapter, core, CookieSessions()).set_cookies("/auth/login")
     cookies = {line.split("=", 1)[0]: line for line in lines}
-    assert set(cookies) == {"usercore_access", "usercore_refresh", "usercore_csrf"}
-    for name in ("usercore_access", "usercore_refresh"):
+    # Browser-enforced prefixes by default: no sibling subdomain can toss them.
+    access, refresh, csrf = (
+        "__Host-usercore_access",
+        "__Secure-usercore_refresh",
+        "__Host-usercore_csrf",
+    )
+    assert set(cookies) == {access, refresh, csrf}
+    for name in (access, refresh):
         assert "HttpOnly" in cookies[name]
     for line in cookies.values():
         assert "Secure" in line
         assert "SameSite=Lax" in line
-    assert "Path=/api/v1/auth;" in cookies["usercore_refresh"]
-    assert "HttpOnly" not in cookies["usercore_csrf"]  # the page's script echoes it
+        assert "Domain=" not in line  # __Host- forbids it, and nothing else needs it
+    for name in (access, csrf):
+        assert "Path=/;" in cookies[name]  # __Host- requires Path=/
+    assert "Path=/api/v1/auth;" in cookies[refresh]
+    assert "HttpOnly" not in cookies[csrf]  # the page's script echoes it
+
+
+def test_plain_http_development_cookies_have_no_prefix() -> None:
+    sessions = CookieSessions(secure=False)
+    names = (sessions.access_cookie, sessions.refresh_cookie, sessions.csrf_cookie)
+    assert ("usercore_access", "usercore_refresh", "usercore_csrf") == names
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"secure": False, "access_cookie": "__Host-a"},
+        {"secure": False, "csrf_cookie": "__Secure-c"},
+        {"refresh_cookie": "__Host-r"},
+    ],
+)
+def test_cookie_names_a_browser_would_drop_are_refused(options: dict[str, Any]) -> None:
+    with pytest.raises(ValueError, match="__"):
+        CookieSessions(**options)
 
 
 def test_a_cookie_session_authenticates_safe_requests(browser: Browser) -> None:

@@ -1,5 +1,6 @@
 """Applications' own routes on both adapters: the ``Auth`` object ``init_app``
-returns (``principal``, ``optional_principal``, ``require(..., owner=...)``),
+returns (``principal``, ``optional_principal``, ``require(..., owner=...)``)
+and its async twin ``AsyncAuth`` over an ``AsyncUserCore``,
 the host app's own errors left alone, the hooks, and what importing costs.
 
 No ``from __future__ import annotations`` here: FastAPI reads the endpoints'
@@ -9,6 +10,7 @@ annotations at runtime, and they name classes local to the test functions.
 import subprocess
 import sys
 from collections.abc import Iterator
+from functools import partial
 from typing import Annotated, Any
 
 import pytest
@@ -41,14 +43,19 @@ def bearer(core: UserCore, email: str) -> dict[str, str]:
 # -- the same host app on both adapters ------------------------------------------------------
 
 
-def fastapi_app(core: UserCore) -> Any:
+def fastapi_app(core: UserCore, asynchronous: bool = False) -> Any:
+    """The host app; ``asynchronous`` guards its routes with ``AsyncAuth`` over an
+    ``AsyncUserCore`` instead of ``Auth``, which must answer every request alike."""
     from fastapi import Depends, FastAPI, HTTPException
     from pydantic import BaseModel
 
-    from usercore.web.fastapi import create_router, init_app
+    from usercore.aio import AsyncUserCore
+    from usercore.web.fastapi import AsyncAuth, create_router, init_app
 
     app = FastAPI()
-    auth = init_app(app, core)
+    auth: Any = init_app(app, core)
+    if asynchronous:
+        auth = AsyncAuth(AsyncUserCore(core))
     app.include_router(create_router(core, prefix="/api/v1"))
 
     class Note(BaseModel):
@@ -134,15 +141,18 @@ def flask_app(core: UserCore) -> Any:
     return app
 
 
+HOST_APPS = {"fastapi": fastapi_app, "fastapi-async": partial(fastapi_app, asynchronous=True)}
+
+
 class HostClient:
     """status / json / headers over both frameworks' test clients."""
 
     def __init__(self, adapter: str, core: UserCore):
         self.adapter = adapter
-        if adapter == "fastapi":
+        if adapter in HOST_APPS:
             from fastapi.testclient import TestClient
 
-            self._client: Any = TestClient(fastapi_app(core))
+            self._client: Any = TestClient(HOST_APPS[adapter](core))
         else:
             self._client = flask_app(core).test_client()
 
@@ -164,7 +174,7 @@ def _json(reply: Any) -> Any:
         return None
 
 
-@pytest.fixture(params=ADAPTERS)
+@pytest.fixture(params=[*ADAPTERS, "fastapi-async"])
 def host(request: pytest.FixtureRequest, core: UserCore) -> HostClient:
     return HostClient(request.param, core)
 
@@ -207,7 +217,7 @@ def test_the_host_apps_own_errors_are_left_alone(host: HostClient, core: UserCor
     """Issue 14: init_app formats usercore's errors only; the app's 409 and 422 stay its own."""
     status, body, _ = host.request("POST", "/notes", json={"title": "groceries"})
     assert status == 409
-    if host.adapter == "fastapi":
+    if host.adapter.startswith("fastapi"):
         assert body == {"detail": "a note with this title exists"}
     else:  # werkzeug's own 409 page, not usercore's envelope
         assert body is None

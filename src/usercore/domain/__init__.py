@@ -3,6 +3,7 @@
 from usercore.domain.model import (
     SYSTEM,
     ApiKey,
+    CustomFieldValues,
     Decision,
     Page,
     Permission,
@@ -21,6 +22,7 @@ from usercore.domain.records import OneTimeToken, RefreshToken, RevokedToken
 __all__ = [
     "SYSTEM",
     "ApiKey",
+    "CustomFieldValues",
     "Decision",
     "OneTimeToken",
     "Page",

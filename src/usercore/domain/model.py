@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import enum
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
@@ -19,6 +19,7 @@ import attrs
 __all__ = [
     "SYSTEM",
     "ApiKey",
+    "CustomFieldValues",
     "Decision",
     "Page",
     "Permission",
@@ -83,6 +84,50 @@ def _optional_frozenset(value: Iterable[str] | None) -> frozenset[str] | None:
     return None if value is None else _to_frozenset(value)
 
 
+class CustomFieldValues(Mapping[str, Any]):
+    """A user's custom field values (``docs/custom-fields.md``): read-only,
+    name to JSON scalar (``None`` when unset); change them with
+    ``attrs.evolve(user, custom_fields={...})``."""
+
+    __slots__ = ("_values",)
+
+    def __init__(self, values: Mapping[str, Any] | Iterable[tuple[str, Any]] = ()) -> None:
+        self._values = dict(values)
+
+    def __getitem__(self, name: str) -> Any:
+        return self._values[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Mapping):
+            # Type-exact: True is not 1, 1 is not 1.0.
+            return {k: (type(v), v) for k, v in self._values.items()} == {
+                k: (type(v), v) for k, v in other.items()
+            }
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(frozenset(self._values.items()))
+
+    def __repr__(self) -> str:
+        return f"CustomFieldValues({self._values!r})"
+
+
+_NO_CUSTOM_VALUES = CustomFieldValues()
+
+
+def _to_custom_values(value: Mapping[str, Any]) -> CustomFieldValues:
+    if isinstance(value, CustomFieldValues):
+        return value
+    # Most users of most apps: one shared empty mapping, no copy per read.
+    return CustomFieldValues(value) if value else _NO_CUSTOM_VALUES
+
+
 @attrs.frozen(kw_only=True)
 class User:
     """A user account.
@@ -103,6 +148,11 @@ class User:
     created_at: datetime
     updated_at: datetime
     last_login_at: datetime | None = None
+    # The application's declared fields (Settings.custom_fields), every one
+    # of them as stores read it back, None when unset.
+    custom_fields: CustomFieldValues = attrs.field(
+        default=_NO_CUSTOM_VALUES, converter=_to_custom_values
+    )
     password_hash: str | None = attrs.field(default=None, repr=False)
     failed_logins: int = attrs.field(default=0, repr=False)
     locked_until: datetime | None = attrs.field(default=None, repr=False)
@@ -133,7 +183,11 @@ class User:
         return highest_role(self.roles)
 
     def to_public(self) -> dict[str, Any]:
-        """The public JSON shape of a user; never contains a password or hash."""
+        """The public JSON shape of a user; never contains a password or hash.
+
+        Custom fields are top-level keys beside the built-in ones (their names
+        never clash: ``CustomField`` refuses built-in names).
+        """
         return {
             "id": self.id,
             "email": self.email,
@@ -146,6 +200,7 @@ class User:
             "created_at": isoformat(self.created_at),
             "updated_at": isoformat(self.updated_at),
             "last_login_at": isoformat(self.last_login_at),
+            **self.custom_fields,
         }
 
 

@@ -42,11 +42,12 @@ def _duration(ttl: timedelta) -> str:
 class Notifier:
     """Sends the account mails: password reset, email verification and two notices.
 
-    ``reset_url`` and ``verification_url`` are the app's pages that take a
-    token, with ``{token}`` where it goes, e.g.
+    ``reset_url``, ``verification_url`` and the optional ``invitation_url``
+    are the app's pages that take a token, with ``{token}`` where it goes, e.g.
     ``"https://app.example/reset?token={token}"``; the token is
     percent-encoded into it.  Link lifetimes in the text come from
-    ``settings`` (``password_reset_ttl``, ``email_verification_ttl``).
+    ``settings`` (``password_reset_ttl``, ``email_verification_ttl``,
+    ``invitation_ttl``).
     ``templates`` overrides the mails (:class:`MailTemplates`, or a mapping
     of template names to text).  Raises ``ValueError`` for a link template
     that is not an absolute http(s) URL with ``{token}`` exactly once.
@@ -65,18 +66,25 @@ class Notifier:
         app_name: str = "usercore",
         templates: MailTemplates | Mapping[str, str] | None = None,
         settings: Settings | None = None,
+        invitation_url: str | None = None,
     ) -> None:
         if settings is None:
             settings = Settings()
         self.mailer = mailer
         self._reset_url = _check_link_template("reset_url", reset_url)
         self._verification_url = _check_link_template("verification_url", verification_url)
+        self._invitation_url = (
+            None
+            if invitation_url is None
+            else _check_link_template("invitation_url", invitation_url)
+        )
         self._app_name = app_name
         self._templates = (
             templates if isinstance(templates, MailTemplates) else MailTemplates(templates)
         )
         self._reset_ttl = _duration(settings.password_reset_ttl)
         self._verification_ttl = _duration(settings.email_verification_ttl)
+        self._invitation_ttl = _duration(settings.invitation_ttl)
 
     def __repr__(self) -> str:
         return f"Notifier(mailer={self.mailer!r}, app_name={self._app_name!r})"
@@ -89,6 +97,15 @@ class Notifier:
         """Mail ``email`` the link that proves, with ``token``, that its owner reads it."""
         link = self._link(self._verification_url, token, self._verification_ttl)
         self._send("email_verification", email, link)
+
+    def invitation(self, email: str, token: str) -> None:
+        """Mail ``email`` the link that accepts, with ``token``, an invitation to register
+        (:meth:`usercore.services.users.UserService.invite`); ``ValueError``
+        when the notifier was made without ``invitation_url``."""
+        if self._invitation_url is None:
+            raise ValueError("an invitation mail needs the Notifier's invitation_url")
+        link = self._link(self._invitation_url, token, self._invitation_ttl)
+        self._send("invitation", email, link)
 
     def email_changed(self, old_email: str, new_email: str) -> None:
         """Tell ``old_email`` that the account's address is now ``new_email``.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import math
 import re
@@ -24,6 +25,16 @@ _URL_OPTIONS = frozenset({"from", "starttls", "timeout", "helo"})
 # RFC 5321 §4.1.1.1: the HELO/EHLO argument is a domain or an address literal,
 # printable ASCII without spaces; a CR LF there would start a second command.
 _HELO_NAME = re.compile(r"[!-~]{1,255}")
+
+
+def _is_loopback(host: str) -> bool:
+    """Whether ``host`` names this machine (``localhost`` or a loopback address)."""
+    if host.lower() in ("localhost", "localhost."):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class SmtpMailer:
@@ -108,7 +119,17 @@ class SmtpMailer:
             if key not in _URL_OPTIONS or key in options:
                 raise ValueError(f"unknown or repeated SMTP URL option {key[:40]!r}")
             options[key] = value
-        security: Security = "ssl" if parts.scheme == "smtps" else "none"
+        # Without an explicit starttls= option a plain smtp:// URL upgrades with
+        # STARTTLS unless the relay is on this host: reset links and tokens
+        # must not cross a network in clear (OWASP ASVS 4.0.3 V9.2.2).
+        # ``starttls=0`` is the operator's explicit choice of a trusted relay.
+        security: Security = (
+            "ssl"
+            if parts.scheme == "smtps"
+            else "none"
+            if _is_loopback(parts.hostname)
+            else "starttls"
+        )
         if "starttls" in options:
             flag = options["starttls"].lower()
             if parts.scheme == "smtps" or flag not in _TRUE | _FALSE:

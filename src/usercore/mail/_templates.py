@@ -27,6 +27,7 @@ KINDS: Mapping[str, tuple[str, ...]] = {
     "email_verification": (*_COMMON, "link", "token", "expires_in"),
     "email_changed": (*_COMMON, "old_email", "new_email"),
     "password_changed": _COMMON,
+    "invitation": (*_COMMON, "link", "token", "expires_in"),
 }
 _PARTS = ("subject", "txt", "html")
 # A subject is shown in MailMessage's repr, so in delivery logs, and in mail
@@ -57,7 +58,8 @@ class MailTemplates:
 
     ``overrides`` maps template names to template text; a name is
     ``<kind>.<part>`` with kind one of :data:`KINDS` (``password_reset``,
-    ``email_verification``, ``email_changed``, ``password_changed``) and part
+    ``email_verification``, ``email_changed``, ``password_changed``,
+    ``invitation``) and part
     ``subject``, ``txt`` or ``html``, e.g. ``"password_reset.html"``.  Names
     not overridden keep usercore's template.  Raises ``ValueError`` for an
     unknown name, an unknown placeholder or a malformed template.

@@ -26,6 +26,7 @@ from usercore import validation
 from usercore.domain import Principal, TokenPair, User, email_key, username_key
 from usercore.errors import (
     AccountLocked,
+    EmailNotVerified,
     InvalidCredentials,
     StoreUnavailable,
     TokenError,
@@ -35,15 +36,18 @@ from usercore.ports import LoginAttempts, UnitOfWork
 from usercore.services._context import Context
 from usercore.services._delegation import require_delegation, role_table
 from usercore.services._lookup import check_id, found, in_id_range
-from usercore.services.sessions import EMAIL_VERIFICATION, PASSWORD_RESET
+from usercore.services.sessions import EMAIL_VERIFICATION, PASSWORD_RESET, unverified
 from usercore.settings import Settings
 from usercore.tokens import new_opaque_token, token_digest
 
-__all__ = ["AuthService", "Lockout", "lockout_duration"]
+__all__ = ["VERIFICATION_RESEND_INTERVAL", "AuthService", "Lockout", "lockout_duration"]
 
 # Identifiers longer than any valid email (RFC 5321: 254) cannot match an
 # account; the bound is checked on the raw text, before NFKC and case folding.
 MAX_IDENTIFIER_LENGTH = 320
+
+# At most one verification mail per account per interval from refused logins.
+VERIFICATION_RESEND_INTERVAL = timedelta(minutes=5)
 
 # The label that derives the login-attempts key from the secret (an HKDF-style
 # "info": one secret, one purpose per derived key, NIST SP 800-108).
@@ -237,6 +241,21 @@ class Lockout:
             self._hmac(f"client\x00{subject}\x00{client or ''}"),
         )
 
+    def once_per(self, label: str, interval: timedelta) -> bool:
+        """Whether ``label`` may happen now, at most once per ``interval`` across
+        processes (a ``login_attempts`` row locked for ``interval``, forgotten by
+        ``purge_expired``); claims the slot when it may."""
+        key = self._hmac(f"once\x00{label}")
+        now = self._ctx.clock()
+        with self._ctx.store.transaction() as tx:
+            entry = tx.login_attempts.get(key)
+            if entry is not None and entry.locked_until is not None and now < entry.locked_until:
+                return False
+            tx.login_attempts.put(
+                LoginAttempts(key=key, failures=0, locked_until=now + interval, updated_at=now)
+            )
+        return True
+
     def decoy_key(self, key: str) -> str:
         """The key of the throwaway row a request for an unknown account writes."""
         return self._hmac(f"decoy\x00{key}")
@@ -350,7 +369,9 @@ class AuthService:
         someone else's guessing does not lock the owner out (see
         :class:`Lockout`).  Raises ``InvalidCredentials`` (one message for
         every reason) or ``AccountLocked`` while a lock from earlier failures
-        is in force; ``Overloaded`` (503) when no hashing slot is free in
+        is in force; ``EmailNotVerified`` (403) when
+        ``Settings.require_verified_email`` holds, the password is right and
+        the account's email is not verified; ``Overloaded`` (503) when no hashing slot is free in
         time; ``StoreUnavailable`` (503) when the guess cannot be counted (the
         identifier is then refused in this process for ``lockout_base``) or
         when the refresh token of a correct login cannot be stored (no tokens
@@ -386,6 +407,13 @@ class AuthService:
             failure = _Failure("no_password", user.id)
         elif not matched:
             failure = _Failure("bad_password", user.id)
+        elif unverified(ctx.settings, user):
+            # Only now, with the password found right, may the answer differ
+            # from InvalidCredentials.  The guess was right: its charge goes.
+            with ctx.store.transaction() as tx:
+                lockout.clear(tx, keys)
+            ctx.events.emit("auth.login_failed", user_id=user.id, reason="email_not_verified")
+            raise EmailNotVerified(user_id=user.id)
         else:
             return self._succeed(user.id, new_hash, keys)
         raise lockout.failed(failure, reservation)
@@ -426,10 +454,15 @@ class AuthService:
         return self._ctx.sessions.authenticate_api_key(key)
 
     def refresh(self, refresh_token: str) -> TokenPair:
-        """Trade a refresh token for a new pair (rotation with replay detection)."""
+        """Trade a refresh token for a new pair (rotation with replay detection).
+
+        ``TokenError`` for a token that is not valid; ``EmailNotVerified``
+        (the token stays usable) while ``Settings.require_verified_email``
+        holds and the account's email is not verified.
+        """
         try:
             pair, user = self._ctx.sessions.refresh(refresh_token)
-        except TokenError:
+        except (TokenError, EmailNotVerified):
             self._ctx.events.emit("token.refresh_rejected")
             raise
         self._ctx.events.emit("token.refreshed", user_id=user.id)
@@ -530,6 +563,19 @@ class AuthService:
             token = self._ctx.sessions.issue_one_time(tx, user, EMAIL_VERIFICATION)
         self._ctx.events.emit("user.email_verification_requested", user_id=user_id, actor=actor)
         return token
+
+    def may_resend_verification(self, user_id: int) -> bool:
+        """Whether a refused login (``EmailNotVerified``) may send ``user_id`` a new
+        verification mail now: at most one per ``VERIFICATION_RESEND_INTERVAL``.
+
+        Whoever registered an address that is not theirs knows the password,
+        and each login would otherwise mail that address (mail flooding,
+        OWASP ASVS 4.0.3 V11.1.4 anti-automation).
+        """
+        check_id(user_id)
+        return self._lockout.once_per(
+            f"verification-resend\x00{user_id}", VERIFICATION_RESEND_INTERVAL
+        )
 
     def verify_email(self, token: str) -> User:
         """Mark the email verified with a verification token; ``TokenError`` if invalid."""

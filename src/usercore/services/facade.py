@@ -114,6 +114,12 @@ class UserCore:
             sessions=SessionService(store, settings, self.clock, hasher),
         )
         self._ctx = ctx
+        if settings.custom_fields:
+            # Indexes of the unique and indexed custom fields: made (or
+            # dropped) here, from the declaration, so adding a field needs no
+            # migration.  A process declaring none (the command line, a bare
+            # server) leaves the custom fields and their indexes alone.
+            store.declare_custom_fields(settings.custom_fields)
         self.users = UserService(ctx)
         self.roles = RoleService(ctx)
         self.permissions = PermissionService(ctx)

@@ -10,7 +10,6 @@ other processes see the change within ``Settings.policy_refresh_interval``.
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Iterable
 from typing import overload
 
@@ -19,7 +18,7 @@ import attrs
 from usercore.domain import SYSTEM, Permission, Principal, Role
 from usercore.domain.permissions import BUILTIN_ROLES
 from usercore.errors import ConflictError, ValidationError
-from usercore.policy import compile_roles
+from usercore.policy import compile_roles, description_problems
 from usercore.ports import UnitOfWork
 from usercore.services._context import Context
 from usercore.services._delegation import (
@@ -33,7 +32,6 @@ from usercore.services._lookup import found
 __all__ = ["PermissionService", "RoleService", "role_name_problems"]
 
 _ROLE_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
-MAX_DESCRIPTION_LENGTH = 500
 BUILTIN_NAMES = frozenset(role.name for role in BUILTIN_ROLES)
 # The admin role is the way back in: it keeps '*' whatever else changes.
 LOCKED_ROLES = frozenset({"admin"})
@@ -47,16 +45,6 @@ def role_name_problems(name: object) -> list[str]:
         return [
             "must be 1-64 lowercase letters, digits, '_' or '-', starting with a letter or digit"
         ]
-    return []
-
-
-def _description_problems(description: object) -> list[str]:
-    if not isinstance(description, str):
-        return ["must be a string"]
-    if len(description) > MAX_DESCRIPTION_LENGTH:
-        return [f"must be at most {MAX_DESCRIPTION_LENGTH} characters"]
-    if any(unicodedata.category(char) in ("Cc", "Cs") for char in description):
-        return ["must not contain control characters"]
     return []
 
 
@@ -82,9 +70,9 @@ class RoleService:
         name_problems = role_name_problems(role.name)
         if name_problems:
             problems["name"] = name_problems
-        description_problems = _description_problems(role.description)
-        if description_problems:
-            problems["description"] = description_problems
+        about_description = description_problems(role.description)
+        if about_description:
+            problems["description"] = about_description
         try:
             self._ctx.registry.validate_grants(role.permissions)
         except ValidationError as exc:
@@ -275,7 +263,15 @@ class PermissionService:
         return self._ctx.registry.list()
 
     @overload
-    def register(self, actor: Principal, name: str, /, description: str = "") -> Permission: ...
+    def register(
+        self,
+        actor: Principal,
+        name: str,
+        /,
+        description: str = "",
+        *,
+        exist_ok: bool = True,
+    ) -> Permission: ...
 
     @overload
     def register(self, name: str, /, *, description: str = "") -> Permission: ...
@@ -284,14 +280,24 @@ class PermissionService:
     def register(self, name: str, description: str, /) -> Permission: ...
 
     def register(
-        self, actor_or_name: Principal | str, name: str | None = None, /, description: str = ""
+        self,
+        actor_or_name: Principal | str,
+        name: str | None = None,
+        /,
+        description: str = "",
+        *,
+        exist_ok: bool = True,
     ) -> Permission:
         """Register an application permission (``resource:action``) so roles can grant it.
 
         ``register(actor, name, description="")`` needs ``permissions:register``
         (``PermissionDenied`` otherwise); ``register(name, description="")``
         is in-process app setup and acts as :data:`~usercore.SYSTEM`.  An
-        invalid name is a ``ValidationError``; registering twice is harmless.
+        invalid name or description is a ``ValidationError`` (per field);
+        registering twice is harmless, or a ``ConflictError`` (``field``
+        ``"name"``) with ``exist_ok=False``.  The registry lives in the
+        process: register at start-up in every process (``usercore serve
+        --permissions FILE`` does).
         """
         if isinstance(actor_or_name, Principal):
             actor = actor_or_name
@@ -305,4 +311,9 @@ class PermissionService:
                 (description if name is None else name),
             )
         self._ctx.policy.require(actor, "permissions:register")
-        return self._ctx.registry.register(name, description)
+        permission, added = self._ctx.registry.add(name, description)
+        if not added and not exist_ok:
+            raise ConflictError("The permission is already registered.", field="name")
+        if added:
+            self._ctx.events.emit("permission.registered", actor=actor, permission=permission.name)
+        return permission

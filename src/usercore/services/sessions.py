@@ -20,6 +20,7 @@ import attrs
 
 from usercore import validation
 from usercore.domain import ApiKey, OneTimeToken, Principal, RefreshToken, TokenPair, User
+from usercore.errors import EmailNotVerified, StoreUnavailable
 from usercore.passwords import PasswordHasher
 from usercore.ports import Clock, Store, UnitOfWork
 from usercore.settings import Settings
@@ -38,13 +39,17 @@ from usercore.tokens import (
 __all__ = [
     "API_KEY_TOUCH_INTERVAL",
     "EMAIL_VERIFICATION",
+    "INVITATION",
     "PASSWORD_RESET",
     "SessionService",
     "state_binding",
+    "unverified",
 ]
 
 PASSWORD_RESET = "password_reset"  # noqa: S105 - a purpose name, not a secret
 EMAIL_VERIFICATION = "email_verification"
+# An administrator's invitation to register (Settings.registration == "invite").
+INVITATION = "invitation"
 # last_used_at is a write; one per minute per key is plenty for an audit trail
 # and keeps key authentication a read on the hot path.
 API_KEY_TOUCH_INTERVAL = timedelta(minutes=1)
@@ -62,6 +67,13 @@ def state_binding(purpose: str, user: User) -> str:
     """
     material = "\0".join((purpose, user.email or "", user.password_hash or "", str(user.id)))
     return hashlib.sha256(material.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def unverified(settings: Settings, user: User) -> bool:
+    """Whether ``Settings.require_verified_email`` refuses ``user`` new tokens: it
+    has an email that is not verified (an account identified by its username
+    alone has nothing to verify)."""
+    return settings.require_verified_email and user.email is not None and not user.email_verified
 
 
 def _is_plausible_opaque(token: object) -> bool:
@@ -174,6 +186,9 @@ class SessionService:
 
         Presenting a spent token again is a replay: the whole family is revoked
         (OAuth 2.0 Security BCP, RFC 9700 §4.14.2) and ``TokenError`` raised.
+        ``EmailNotVerified`` (the token not spent) while
+        ``Settings.require_verified_email`` holds and the account's email is
+        not verified.
         """
         if not _is_plausible_opaque(refresh_token):
             raise _reject("malformed refresh token")
@@ -184,9 +199,13 @@ class SessionService:
             outcome = self._rotate(tx, digest, now)
         if isinstance(outcome, str):
             raise _reject(outcome)
+        if isinstance(outcome, EmailNotVerified):
+            raise outcome
         return outcome
 
-    def _rotate(self, tx: UnitOfWork, digest: bytes, now: datetime) -> tuple[TokenPair, User] | str:
+    def _rotate(
+        self, tx: UnitOfWork, digest: bytes, now: datetime
+    ) -> tuple[TokenPair, User] | str | EmailNotVerified:
         record = tx.refresh_tokens.get(digest)
         if record is None:
             return "unknown refresh token"
@@ -201,6 +220,9 @@ class SessionService:
         if user is None or not user.is_active or user.token_version != record.token_version:
             tx.refresh_tokens.revoke_family(record.family_id, now)
             return "refresh token of a gone, inactive or logged-out user"
+        if unverified(self._settings, user):
+            # Not spent: the session goes on once the address is verified.
+            return EmailNotVerified(user_id=user.id)
         if not tx.refresh_tokens.mark_used(digest, now):
             # Lost a race with a concurrent refresh of the same token: a replay.
             tx.refresh_tokens.revoke_family(record.family_id, now)
@@ -307,11 +329,10 @@ class SessionService:
 
     def issue_one_time(self, tx: UnitOfWork, user: User, purpose: str) -> str:
         """A single-use token for ``purpose``; earlier ones of that purpose are voided."""
-        ttl = (
-            self._settings.password_reset_ttl
-            if purpose == PASSWORD_RESET
-            else self._settings.email_verification_ttl
-        )
+        ttl = {
+            PASSWORD_RESET: self._settings.password_reset_ttl,
+            INVITATION: self._settings.invitation_ttl,
+        }.get(purpose, self._settings.email_verification_ttl)
         now = self._clock()
         token = new_opaque_token()
         tx.one_time_tokens.delete_for_user(user.id, purpose)
@@ -403,10 +424,16 @@ class SessionService:
         if user is None or not user.is_active:
             raise _reject("API key of a gone or inactive user")
         if record.last_used_at is None or now - record.last_used_at >= API_KEY_TOUCH_INTERVAL:
-            with self._store.transaction() as tx:
-                current = tx.api_keys.get(record.id)
-                if current is not None:
-                    tx.api_keys.update(attrs.evolve(current, last_used_at=now))
+            try:
+                with self._store.transaction() as tx:
+                    current = tx.api_keys.get(record.id)
+                    if current is not None:
+                        tx.api_keys.update(attrs.evolve(current, last_used_at=now))
+            except StoreUnavailable:
+                # The audit timestamp is best effort: a store that reads but
+                # cannot write (disk full, read-only) still lets the key in;
+                # the store has logged the incident.
+                pass
         return Principal(
             user_id=user.id,
             roles=user.roles,

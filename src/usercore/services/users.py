@@ -13,12 +13,14 @@ from __future__ import annotations
 import base64
 import binascii
 import builtins
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+import hmac
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypedDict
 
 import attrs
 
 from usercore import validation
+from usercore.custom_fields import same_value
 from usercore.domain import (
     Page,
     Principal,
@@ -26,7 +28,13 @@ from usercore.domain import (
     UserStatus,
     email_key,
 )
-from usercore.errors import ConflictError, ReauthenticationRequired, ValidationError
+from usercore.errors import (
+    ConflictError,
+    PermissionDenied,
+    ReauthenticationRequired,
+    RegistrationClosed,
+    ValidationError,
+)
 from usercore.passwords import bcrypt_available
 from usercore.policy import CompiledPolicy
 from usercore.ports import UnitOfWork, UserFilter
@@ -42,6 +50,8 @@ from usercore.services._delegation import (
 from usercore.services._fresh import require_fresh_auth
 from usercore.services._lookup import check_id, found, in_id_range
 from usercore.services.auth import Lockout
+from usercore.services.sessions import INVITATION
+from usercore.tokens import _reject
 
 if TYPE_CHECKING:
     # typing.Unpack is Python 3.11+; it appears in annotations only.
@@ -50,7 +60,9 @@ if TYPE_CHECKING:
 __all__ = ["ImportReport", "UserChanges", "UserService"]
 
 MAX_PER_PAGE = 100
-UPDATABLE_FIELDS = frozenset({"email", "username", "name", "roles", "status", "password"})
+UPDATABLE_FIELDS = frozenset(
+    {"email", "username", "name", "roles", "status", "password", "custom_fields"}
+)
 
 
 class UserChanges(TypedDict, total=False):
@@ -62,6 +74,7 @@ class UserChanges(TypedDict, total=False):
     roles: Iterable[str]
     status: UserStatus | str
     password: str
+    custom_fields: Mapping[str, Any]
 
 
 MAX_SEARCH_LENGTH = 200
@@ -142,8 +155,16 @@ class UserService:
         password: str,
         username: str | None = None,
         name: str | None = None,
+        custom_fields: Mapping[str, Any] | None = None,
+        invitation: str | None = None,
     ) -> User:
         """Self-service sign-up: a new active account with the role ``user``.
+
+        ``custom_fields`` gives values of the declared custom fields
+        (``Settings.custom_fields``); only ``registrable`` ones may be given
+        here, defaults fill the others and required ones must end up set.
+        With an ``invitation`` they change only the fields given, over those
+        the invitation set.
 
         Raises ``ValidationError`` (every field at once) or ``ConflictError``
         (``field`` ``"email"``/``"username"``) when the address or name is taken.
@@ -151,7 +172,32 @@ class UserService:
         emits ``user.duplicate_registration_attempted`` (``user_id`` and the stored
         ``email`` of the existing account), so the app can tell that address
         while the HTTP layer answers the same as for a new account.
+
+        ``Settings.registration`` decides who may: ``"open"`` anyone;
+        ``"invite"`` only with an ``invitation`` from :meth:`invite`;
+        ``"closed"`` nobody.  Otherwise ``RegistrationClosed``, raised before
+        the input is looked at, so it never tells whether an address is taken.
+        With an ``invitation`` (accepted in ``"open"`` and ``"invite"``) the
+        account :meth:`invite` made is completed instead: ``email`` must be the
+        invited one; ``TokenError`` (one opaque error, the invitation not
+        spent) for an unknown, spent, expired or voided invitation, or one for
+        another address.
         """
+        mode = self._ctx.settings.registration
+        if mode == "closed" or (mode == "invite" and invitation is None):
+            self._ctx.events.emit("user.registration_refused", mode=mode)
+            raise RegistrationClosed(
+                "Registration is by invitation only." if mode == "invite" else None
+            )
+        if invitation is not None:
+            return self._accept_invitation(
+                invitation,
+                email=email,
+                password=password,
+                username=username,
+                name=name,
+                custom_fields=custom_fields,
+            )
         try:
             user = self._insert(
                 email=email,
@@ -161,12 +207,126 @@ class UserService:
                 roles=SELF_SERVICE_ROLES,
                 status=UserStatus.ACTIVE,
                 password_required=True,
+                custom_fields=custom_fields,
+                registering=True,
             )
         except ConflictError as exc:
             if exc.field == "email" and self._ctx.settings.registration_enumeration_safe:
                 self._notify_duplicate(email)
             raise
-        self._ctx.events.emit("user.registered", user_id=user.id)
+        self._ctx.events.emit("user.registered", user_id=user.id, invited=False)
+        return user
+
+    def invite(
+        self,
+        actor: Principal,
+        *,
+        email: str,
+        username: str | None = None,
+        name: str | None = None,
+        roles: Iterable[str] = ("user",),
+        custom_fields: Mapping[str, Any] | None = None,
+    ) -> tuple[User, str]:
+        """Invite ``email`` to register: returns the pending account and the
+        invitation token to send to that address (shown once, stored only as
+        its SHA-256).
+
+        Needs what :meth:`create` needs (``users:create``; ``roles:assign`` and
+        the delegation rule for roles beyond ``user``).  The account is made
+        now, inactive and without a password, holding the address and the
+        roles; :meth:`register` with the token, the same email and a password
+        activates it, with its email verified (the token reached that
+        mailbox).  The token is single-use, expires after
+        ``Settings.invitation_ttl`` and is void once the account's email or
+        password changes.  ``RegistrationClosed`` while
+        ``Settings.registration`` is ``"closed"`` (nobody could accept it);
+        ``ConflictError`` when the address is taken (to invite again, delete
+        the pending account first).
+        """
+        if self._ctx.settings.registration == "closed":
+            raise RegistrationClosed(
+                "Invitations cannot be accepted while Settings.registration is 'closed'."
+            )
+        tokens: list[str] = []
+
+        def issue(tx: UnitOfWork, user: User) -> None:
+            if user.email is None:  # an invitation goes to an address: rolls the insert back
+                raise ValidationError.single("email", "is required")
+            tokens.append(self._ctx.sessions.issue_one_time(tx, user, INVITATION))
+
+        user = self._create_as(
+            actor,
+            email=email,
+            password=None,
+            username=username,
+            name=name,
+            roles=roles,
+            status=UserStatus.INACTIVE,
+            custom_fields=custom_fields,
+            then=issue,
+        )
+        self._ctx.events.emit(
+            "user.invited", user_id=user.id, actor=actor, roles=sorted(user.roles)
+        )
+        return user, tokens[0]
+
+    def _accept_invitation(
+        self,
+        invitation: object,
+        *,
+        email: object,
+        password: object,
+        username: object,
+        name: object,
+        custom_fields: object,
+    ) -> User:
+        """Complete an invited account: ``TokenError`` (one opaque error) for an
+        unknown, spent, expired or voided invitation, or one for another email;
+        a rejected invitation is not spent."""
+        ctx = self._ctx
+        custom, problems = self._check_custom(custom_fields, registering=True, new=False)
+        try:
+            fields = validation.validate_user_fields(
+                email=validation.NOT_GIVEN if email is None else email,
+                username=username,
+                name=name,
+                password=password,
+                settings=ctx.settings,
+            )
+        except ValidationError as exc:
+            raise ValidationError({**problems, **exc.errors}) from None
+        if problems:
+            raise ValidationError(problems)
+        if fields.email is None:
+            raise ValidationError.single("email", "is required")
+        assert fields.password is not None
+        # Hashed before the token is looked at: every rejection costs the same.
+        password_hash = ctx.hasher.hash(fields.password)
+        with ctx.store.transaction() as tx:
+            pending = ctx.sessions.consume_one_time(tx, invitation, INVITATION)
+            # The invitation is for one address; another one (or an account no
+            # longer pending) rolls back, leaving the token unspent.
+            if (
+                not hmac.compare_digest(
+                    email_key(pending.email or "").encode(), email_key(fields.email).encode()
+                )
+                or pending.has_password
+                or pending.is_active
+            ):
+                raise _reject("invitation for another email or a completed account")
+            user = tx.users.update(
+                attrs.evolve(
+                    pending,
+                    username=fields.username if fields.username is not None else pending.username,
+                    name=fields.name if fields.name is not None else pending.name,
+                    password_hash=password_hash,
+                    status=UserStatus.ACTIVE,
+                    email_verified=True,
+                    custom_fields={**pending.custom_fields, **custom},
+                    updated_at=ctx.clock(),
+                )
+            )
+        ctx.events.emit("user.registered", user_id=user.id, invited=True)
         return user
 
     def _notify_duplicate(self, email: object) -> None:
@@ -189,19 +349,53 @@ class UserService:
         name: str | None = None,
         roles: Iterable[str] = ("user",),
         status: UserStatus | str = UserStatus.ACTIVE,
+        custom_fields: Mapping[str, Any] | None = None,
     ) -> User:
         """Create an account as an administrator (``users:create``; ``roles:assign``
         for any roles beyond ``user``).
+
+        ``custom_fields``: values of any declared custom fields (defaults fill
+        the others; required ones must end up set).
 
         Without a password the account cannot sign in until a password reset.
         ``PermissionDenied`` for roles granting what the actor does not hold
         itself (the delegation rule, see ``docs/rbac.md``).
         """
+        user = self._create_as(
+            actor,
+            email=email,
+            password=password,
+            username=username,
+            name=name,
+            roles=roles,
+            status=status,
+            custom_fields=custom_fields,
+        )
+        self._ctx.events.emit(
+            "user.created", user_id=user.id, actor=actor, roles=sorted(user.roles)
+        )
+        return user
+
+    def _create_as(
+        self,
+        actor: Principal,
+        *,
+        email: object,
+        password: object,
+        username: object,
+        name: object,
+        roles: Iterable[str],
+        status: UserStatus | str,
+        custom_fields: Mapping[str, Any] | None = None,
+        then: Callable[[UnitOfWork, User], object] | None = None,
+    ) -> User:
+        """An account made by ``actor`` (``users:create``, ``roles:assign`` for
+        roles beyond ``user``, the delegation rule), ``then`` run in its transaction."""
         self._ctx.policy.require(actor, "users:create")
         role_set = _role_names(roles)
         if role_set - {"user"}:
             self._ctx.policy.require(actor, "roles:assign")
-        user = self._insert(
+        return self._insert(
             email=email,
             password=password,
             username=username,
@@ -210,9 +404,9 @@ class UserService:
             status=_status(status),
             password_required=False,
             actor=actor,
+            custom_fields=custom_fields,
+            then=then,
         )
-        self._ctx.events.emit("user.created", user_id=user.id, actor=actor, roles=sorted(role_set))
-        return user
 
     def _insert(
         self,
@@ -225,27 +419,57 @@ class UserService:
         status: UserStatus,
         password_required: bool,
         actor: Principal | None = None,
+        custom_fields: Mapping[str, Any] | None = None,
+        registering: bool = False,
+        then: Callable[[UnitOfWork, User], object] | None = None,
     ) -> User:
-        fields = validation.validate_user_fields(
-            # No email: an account identified by its username alone.
-            email=validation.NOT_GIVEN if email is None else email,
-            username=username,
-            name=name,
-            password=password
-            if password_required or password is not None
-            else validation.NOT_GIVEN,
-            settings=self._ctx.settings,
-        )
+        custom, problems = self._check_custom(custom_fields, registering=registering)
+        try:
+            fields = validation.validate_user_fields(
+                # No email: an account identified by its username alone.
+                email=validation.NOT_GIVEN if email is None else email,
+                username=username,
+                name=name,
+                password=password
+                if password_required or password is not None
+                else validation.NOT_GIVEN,
+                settings=self._ctx.settings,
+            )
+        except ValidationError as exc:
+            raise ValidationError({**problems, **exc.errors}) from None
+        if problems:
+            raise ValidationError(problems)
         if fields.email is None and fields.username is None and email is None:
             # One of the two identifies the account; the email is the usual one.
             raise ValidationError.single("email", "is required")
         password_hash = None if fields.password is None else self._ctx.hasher.hash(fields.password)
-        user = self._new_user(fields, roles, status, password_hash)
+        user = self._new_user(fields, roles, status, password_hash, custom)
         with self._ctx.store.transaction() as tx:
             check_roles_exist(tx, roles)
             if actor is not None:
                 self._require_grantable(tx, actor, roles)
-            return tx.users.add(user)
+            user = tx.users.add(user)
+            if then is not None:  # in the same transaction as the insert
+                then(tx, user)
+            return user
+
+    def _check_custom(
+        self, values: object, *, registering: bool = False, new: bool = True
+    ) -> tuple[dict[str, Any], dict[str, list[str]]]:
+        """A new account's custom field values and the problems with them (only
+        the given ones unless ``new``); when ``registering``, fields that are
+        not ``registrable`` may not be given."""
+        declared = self._ctx.settings.custom_fields
+        custom, problems = validation.check_custom_fields(
+            declared, {} if values is None else values, new=new
+        )
+        if registering and isinstance(values, Mapping):
+            for field in declared:
+                if field.name in values and not field.registrable:
+                    # Mass assignment (OWASP ASVS 4.0.3 V5.1.2): a visitor
+                    # never sets an administrator's field.
+                    problems[field.name] = ["cannot be set when registering"]
+        return custom, problems
 
     def _require_grantable(
         self, tx: UnitOfWork, actor: Principal, roles: Iterable[str], target: User | None = None
@@ -263,6 +487,7 @@ class UserService:
         roles: frozenset[str],
         status: UserStatus,
         password_hash: str | None,
+        custom_fields: Mapping[str, Any],
     ) -> User:
         """A user to insert (its id comes from the store), created now."""
         now = self._ctx.clock()
@@ -276,6 +501,7 @@ class UserService:
             created_at=now,
             updated_at=now,
             password_hash=password_hash,
+            custom_fields=custom_fields,
         )
 
     # -- reading --------------------------------------------------------------
@@ -311,12 +537,16 @@ class UserService:
         role: str | None = None,
         status: UserStatus | str | None = None,
         search: str | None = None,
+        custom_fields: Mapping[str, Any] | None = None,
     ) -> Page[User]:
         """A page of users in id order (``users:read``).
 
         Walk with ``cursor`` (keyset, stable under inserts and deletes) or ask
         by ``page`` number (which also reports ``total``).  ``search`` matches
         a substring of email, username or name, case-insensitively.
+        ``custom_fields`` keeps the users whose declared custom fields equal
+        the given values exactly (after the field's normalization; type-exact,
+        no case folding), e.g. ``custom_fields={"tenant_id": "acme"}``.
         """
         self._ctx.policy.require(actor, "users:read")
         errors: dict[str, list[str]] = {}
@@ -346,9 +576,20 @@ class UserService:
                 after = decode_cursor(cursor)
             except ValidationError as exc:
                 errors.update(exc.errors)
+        custom: dict[str, Any] = {}
+        if custom_fields is not None:
+            custom, problems = validation.check_custom_fields(
+                self._ctx.settings.custom_fields, custom_fields, new=False
+            )
+            errors.update(problems)
+            for name, value in custom.items():
+                if value is None:
+                    errors[name] = ["must not be null in a filter"]
         if errors:
             raise ValidationError(errors)
-        query = UserFilter(role=role, status=status_value, search=search or None)
+        query = UserFilter(
+            role=role, status=status_value, search=search or None, custom_fields=custom
+        )
         with self._ctx.store.transaction(readonly=True) as tx:
             total = None
             if page is not None:
@@ -434,15 +675,26 @@ class UserService:
         if new_password and not oneself:
             policy.require(actor, "users:update")  # set_password's rule
         before = self._load(user_id) if new_password else None
-        fields = validation.validate_user_fields(
-            email=changes.get("email", validation.NOT_GIVEN),
-            username=changes.get("username", validation.NOT_GIVEN),
-            name=changes.get("name", validation.NOT_GIVEN),
-            password=changes.get("password", validation.NOT_GIVEN),
-            settings=self._ctx.settings,
-            current_email=None if before is None else before.email,
-            current_username=None if before is None else before.username,
-        )
+        custom: dict[str, Any] = {}
+        problems: dict[str, builtins.list[str]] = {}
+        if "custom_fields" in changes:
+            custom, problems = validation.check_custom_fields(
+                self._ctx.settings.custom_fields, changes["custom_fields"], new=False
+            )
+        try:
+            fields = validation.validate_user_fields(
+                email=changes.get("email", validation.NOT_GIVEN),
+                username=changes.get("username", validation.NOT_GIVEN),
+                name=changes.get("name", validation.NOT_GIVEN),
+                password=changes.get("password", validation.NOT_GIVEN),
+                settings=self._ctx.settings,
+                current_email=None if before is None else before.email,
+                current_username=None if before is None else before.username,
+            )
+        except ValidationError as exc:
+            raise ValidationError({**problems, **exc.errors}) from None
+        if problems:
+            raise ValidationError(problems)
         password_hash = None if fields.password is None else self._ctx.hasher.hash(fields.password)
         # Sending one's unchanged email back (a whole profile form) needs no
         # re-authentication; changing it does, checked again below under the lock.
@@ -469,6 +721,9 @@ class UserService:
             if roles is not None:
                 check_roles_exist(tx, roles)
                 updated = attrs.evolve(updated, roles=roles)
+            if custom:
+                self._require_custom_editable(actor, current, custom)
+                updated = attrs.evolve(updated, custom_fields={**updated.custom_fields, **custom})
             if status is not None and status is not current.status:
                 updated = attrs.evolve(updated, status=status)
                 if status is UserStatus.INACTIVE:
@@ -481,9 +736,16 @@ class UserService:
             if holds_wildcard(table, current) and not holds_wildcard(table, saved):
                 keep_a_wildcard_holder(tx, actor, "roles" if roles is not None else "status")
         changed = sorted(
-            field
-            for field in ("email", "username", "name", "roles", "status")
-            if getattr(saved, field) != getattr(current, field)
+            [
+                field
+                for field in ("email", "username", "name", "roles", "status")
+                if getattr(saved, field) != getattr(current, field)
+            ]
+            + [
+                name
+                for name in custom
+                if not same_value(saved.custom_fields.get(name), current.custom_fields.get(name))
+            ]
         )
         self._ctx.events.emit("user.updated", user_id=user_id, actor=actor, fields=changed)
         if password_hash is not None:
@@ -507,6 +769,23 @@ class UserService:
                 "user.status_changed", user_id=user_id, actor=actor, status=saved.status.value
             )
         return saved
+
+    def _require_custom_editable(
+        self, actor: Principal, current: User, custom: Mapping[str, Any]
+    ) -> None:
+        """Users change only their ``self_editable`` custom fields; an actor
+        holding ``users:update`` (an administrator) changes any.  Sending an
+        unchanged value back (a whole profile form) is no change."""
+        if self._ctx.policy.is_allowed(actor, "users:update"):
+            return
+        declared = {field.name: field for field in self._ctx.settings.custom_fields}
+        for name, value in custom.items():
+            if not declared[name].self_editable and not same_value(
+                value, current.custom_fields.get(name)
+            ):
+                raise PermissionDenied(
+                    f"only an administrator may change {name}", permission="users:update"
+                )
 
     def change_password(
         self,
@@ -678,7 +957,9 @@ class UserService:
             "password",
             "password_hash",
         }
-        unknown = sorted(str(key) for key in record if key not in allowed)
+        # Custom fields are top-level keys, as User.to_public() writes them.
+        declared = {field.name for field in self._ctx.settings.custom_fields}
+        unknown = sorted(str(key) for key in record if key not in allowed and key not in declared)
         problems: dict[str, list[str]] = {key: ["is not a known field"] for key in unknown}
         if "password" in record and "password_hash" in record:
             problems["password"] = ["give either password or password_hash, not both"]
@@ -721,11 +1002,16 @@ class UserService:
         except ValidationError as exc:
             for field, messages in exc.errors.items():
                 problems.setdefault(field, []).extend(messages)
+        custom, custom_problems = self._check_custom(
+            {key: value for key, value in record.items() if key in declared}
+        )
+        for field, messages in custom_problems.items():
+            problems.setdefault(field, []).extend(messages)
         if problems:
             raise ValidationError(problems)
         if fields.password is not None:
             password_hash = self._ctx.hasher.hash(fields.password)
-        return self._new_user(fields, roles, status, password_hash)
+        return self._new_user(fields, roles, status, password_hash, custom)
 
     def _write_batch(
         self, actor: Principal, batch: Sequence[tuple[int, User]]
@@ -741,6 +1027,8 @@ class UserService:
                         tx, actor, frozenset().union(*(user.roles for _, user in batch))
                     )
                     known_roles = {role.name for role in tx.roles.list()}
+                    unique = [f.name for f in self._ctx.settings.custom_fields if f.unique]
+                    claimed: set[tuple[str, type, object]] = set()
                     keys = [(user.email_key, user.username_key) for _, user in batch]
                     emails_taken, usernames_taken = tx.users.taken_keys(
                         (email for email, _ in keys if email is not None),
@@ -759,6 +1047,8 @@ class UserService:
                             )
                         elif email in emails_taken or username in usernames_taken:
                             skipped += 1
+                        elif (taken := _taken_unique(tx, unique, user, claimed)) is not None:
+                            errors.append((index, ValidationError.single(taken, _TAKEN_BY_ANOTHER)))
                         else:
                             fresh.append(user)
                     if fresh:
@@ -774,3 +1064,26 @@ class UserService:
 
 def _first(item: tuple[int, ValidationError]) -> int:
     return item[0]
+
+
+_TAKEN_BY_ANOTHER = "is already taken by another account"
+
+
+def _taken_unique(
+    tx: UnitOfWork, unique: Sequence[str], user: User, claimed: set[tuple[str, type, object]]
+) -> str | None:
+    """The first unique custom field whose value ``user`` would share with a
+    stored account or one earlier in the import (``claimed``, which gains
+    ``user``'s values when there is none)."""
+    mine = [
+        (name, type(value), value)
+        for name in unique
+        if (value := user.custom_fields.get(name)) is not None
+    ]
+    for name, _, value in mine:
+        if (name, type(value), value) in claimed or tx.users.list(
+            after=None, limit=1, filter=UserFilter(custom_fields={name: value})
+        ):
+            return name
+    claimed.update(mine)
+    return None

@@ -10,18 +10,21 @@ from __future__ import annotations
 import functools
 import json
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any, TypeVar, cast
 
 import attrs
 
+from usercore.custom_fields import CustomField, from_stored
 from usercore.domain import ApiKey, OneTimeToken, RefreshToken, User
 from usercore.errors import ValidationError
 
 __all__ = [
     "UNSTORABLE_TEXT",
     "check_text",
+    "custom_fields_from_db",
+    "custom_fields_to_db",
     "in_utc",
     "search_key",
     "set_from_db",
@@ -30,6 +33,7 @@ __all__ = [
     "time_from_db",
     "time_to_db",
     "utc",
+    "with_declared",
 ]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -143,6 +147,49 @@ def check_text(record: object = None, /, **values: str) -> None:
             problems[name] = [UNSTORABLE_TEXT]
     if problems:
         raise ValidationError(problems)
+
+
+def custom_fields_to_db(values: Mapping[str, Any], *, patch: bool = False) -> str:
+    """A user's custom field values as stored: a JSON object of the set ones
+    (``None`` is never stored, so "unset" is an absent key, which unique
+    indexes admit any number of).  With ``patch``, an RFC 7396 merge patch
+    for an update instead: ``null`` removes a key, and keys not in ``values``
+    (fields another process declares, or no longer declared) stay as stored.
+
+    Raises ``ValidationError`` naming each field whose text a store cannot hold.
+    """
+    stored = {name: value for name, value in values.items() if patch or value is not None}
+    problems = {
+        name: [UNSTORABLE_TEXT]
+        for name, value in stored.items()
+        if isinstance(value, str) and not storable(value)
+    }
+    if problems:
+        raise ValidationError(problems)
+    return json.dumps(
+        stored, ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=False
+    )
+
+
+def custom_fields_from_db(
+    value: str | Mapping[str, Any] | None, declared: Sequence[CustomField]
+) -> dict[str, Any]:
+    """The values of the ``custom_fields`` column (JSON text, or a mapping from
+    a JSONB driver) as the declaration reads them (see ``from_stored``)."""
+    if not declared:
+        return {}
+    stored = json.loads(value) if isinstance(value, str) else (value or {})
+    return from_stored(declared, stored)
+
+
+def with_declared(user: User, declared: Sequence[CustomField]) -> User:
+    """``user`` with its custom fields as a store reads them back under
+    ``declared`` (through JSON): what a write returns.  Raises
+    ``ValidationError`` for text a store cannot hold."""
+    if not declared and not user.custom_fields:
+        return user
+    stored = custom_fields_from_db(custom_fields_to_db(user.custom_fields), declared)
+    return attrs.evolve(user, custom_fields=stored)
 
 
 def search_key(text: str) -> str:

@@ -290,10 +290,16 @@ _EMAIL_OPTIONAL = (
     "ALTER TABLE users ALTER COLUMN email_key DROP NOT NULL",
 )
 
+# The application's custom fields (usercore.custom_fields), a JSONB object per
+# user.  Their indexes follow the declaration, not a migration
+# (PostgresStore.declare_custom_fields): expression indexes on (custom_fields -> 'name').
+_CUSTOM_FIELDS = ("ALTER TABLE users ADD COLUMN custom_fields JSONB NOT NULL DEFAULT '{}'::jsonb",)
+
 MIGRATIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("create the usercore tables", _V1),
     ("user counters and trigram search indexes", _V2),
     ("users.email may be null: accounts identified by their username", _EMAIL_OPTIONAL),
+    ("users.custom_fields: the application's declared fields", _CUSTOM_FIELDS),
 )
 """``MIGRATIONS[n - 1]`` is migration ``n``: a description and its statements."""
 

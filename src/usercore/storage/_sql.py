@@ -20,11 +20,13 @@ from __future__ import annotations
 import functools
 import itertools
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any, Literal, Protocol, TypeVar
 
 import attrs
 
+from usercore.custom_fields import CUSTOM_FIELD_NAME, CustomField
 from usercore.domain import ApiKey, OneTimeToken, RefreshToken, RevokedToken, Role, User
 from usercore.errors import ConflictError, NotFoundError
 from usercore.ports import (
@@ -41,6 +43,8 @@ from usercore.ports import (
 )
 from usercore.storage._codec import (
     check_text,
+    custom_fields_from_db,
+    custom_fields_to_db,
     in_utc,
     optional_time_from_db,
     optional_time_to_db,
@@ -50,8 +54,9 @@ from usercore.storage._codec import (
     storable,
     time_from_db,
     time_to_db,
+    with_declared,
 )
-from usercore.storage._schema import ROLES_VERSION_KEY
+from usercore.storage._schema import ROLES_VERSION_KEY, custom_index_name, sql_identifier
 from usercore.storage._transaction import UnitOfWorkState
 
 __all__ = ["BATCH_SIZE", "Cursor", "Dialect", "SqlUnitOfWork", "Statements"]
@@ -83,14 +88,19 @@ class Cursor(Protocol):
 _USER_COLUMNS = (
     "u.id, u.email, u.username, u.name, u.roles, u.status, u.email_verified, "
     "u.created_at, u.updated_at, u.last_login_at, u.password_hash, u.failed_logins, "
-    "u.locked_until, u.token_version, u.version"
+    "u.locked_until, u.token_version, u.version, u.custom_fields"
 )
 _USER_WRITE_COLUMNS = (
     "email, email_key, username, username_key, name, name_key, roles, status, "
     "email_verified, created_at, updated_at, last_login_at, password_hash, "
-    "failed_logins, locked_until, token_version, version"
+    "failed_logins, locked_until, token_version, version, custom_fields"
 )
-_USER_SET = ", ".join(f"{column} = ?" for column in _USER_WRITE_COLUMNS.split(", "))
+# An update merges custom_fields (RFC 7396, json_patch): the fields this
+# process does not declare stay as stored (PostgresDialect has its own merge).
+_USER_SET = ", ".join(
+    f"{column} = json_patch(custom_fields, ?)" if column == "custom_fields" else f"{column} = ?"
+    for column in _USER_WRITE_COLUMNS.split(", ")
+)
 _REFRESH_COLUMNS = (
     "token_hash, family_id, user_id, token_version, created_at, expires_at, used_at, revoked_at"
 )
@@ -106,7 +116,7 @@ _ONE_TIME_COLUMNS = "token_hash, purpose, user_id, binding, created_at, expires_
 class Statements:
     """Every fixed statement, in ``?`` style; :meth:`translated` converts them all."""
 
-    user_insert: str = f"INSERT INTO users ({_USER_WRITE_COLUMNS}) VALUES ({', '.join('?' * 17)})"
+    user_insert: str = f"INSERT INTO users ({_USER_WRITE_COLUMNS}) VALUES ({', '.join('?' * 18)})"
     user_by_id: str = f"SELECT {_USER_COLUMNS} FROM users u WHERE u.id = ?"
     user_by_email: str = f"SELECT {_USER_COLUMNS} FROM users u WHERE u.email_key = ?"
     user_by_username: str = f"SELECT {_USER_COLUMNS} FROM users u WHERE u.username_key = ?"
@@ -244,7 +254,7 @@ class Dialect:
         self.role_walk = _ROLE_JOIN
         """The ``FROM`` of a page of users filtered by role, walked in ``r.user_id`` order."""
         self.statements = Statements().translated(self.prepare)
-        self._user_queries: dict[tuple[str, bool, bool, bool, str], str] = {}
+        self._user_queries: dict[tuple[str, bool, bool, bool, str, tuple[str, ...]], str] = {}
 
     def prepare(self, sql: str) -> str:
         """Convert ``?`` placeholders to this dialect's style."""
@@ -275,6 +285,34 @@ class Dialect:
         """The usercore error for a constraint violation, or ``None`` to re-raise it."""
         raise NotImplementedError
 
+    # -- custom fields: names are declared identifiers (CUSTOM_FIELD_NAME),
+    # checked again here before they are written into SQL; values are parameters.
+
+    custom_indexes: str = ""
+    """Lists the names of the users table's custom field indexes."""
+    custom_lock: str = ""
+    """Serializes the stores adopting a declaration (empty: the write lock does)."""
+
+    def custom_field(self, name: str, table: str = "u.") -> str:
+        """The SQL expression of custom field ``name`` (the one its index is on)."""
+        raise NotImplementedError
+
+    def custom_condition(self, name: str) -> str:
+        """The condition "custom field ``name`` equals the bound value(s)"."""
+        raise NotImplementedError
+
+    def custom_params(self, value: Any) -> list[Any]:
+        """The parameters of :meth:`custom_condition` for ``value``."""
+        raise NotImplementedError
+
+    def custom_index(self, field: CustomField) -> str:
+        """The statement creating the index of ``field`` when missing."""
+        unique = "UNIQUE " if field.unique else ""
+        return (
+            f"CREATE {unique}INDEX IF NOT EXISTS {sql_identifier(custom_index_name(field))} "
+            f"ON users ({self.custom_field(sql_identifier(field.name), table='')})"
+        )
+
     def insert_returning_id(self, uow: SqlUnitOfWork, sql: str, params: Sequence[Any]) -> int:
         """Run an INSERT into a table with an integer ``id`` and return the new id."""
         raise NotImplementedError
@@ -283,7 +321,8 @@ class Dialect:
         """Insert ``users`` (in UTC, checked) with new ids, inside the caller's
         savepoint; returns them as stored (``id`` set, ``version`` 1).
 
-        This default runs batched ``executemany`` calls with ids taken by
+        This default runs multi-row ``INSERT`` statements
+        (:meth:`SqlUnitOfWork.write_rows`) with ids taken by
         :meth:`next_user_ids`; a dialect may load the rows faster its own way.
         """
         ids = self.next_user_ids(uow, len(users))
@@ -312,7 +351,8 @@ class Dialect:
         """
         role, status = filter.role is not None, filter.status is not None
         search = self.search_method(search_key(filter.search)) if filter.search else ""
-        shape = (kind, after, role, status, search)
+        custom = tuple(_declared_name(name) for name, _ in filter.custom_fields)
+        shape = (kind, after, role, status, search, custom)
         sql = self._user_queries.get(shape)
         if sql is None:
             sql = self.prepare(self._build_user_query(*shape))
@@ -320,7 +360,7 @@ class Dialect:
         return sql
 
     def _build_user_query(
-        self, kind: str, after: bool, role: bool, status: bool, search: str
+        self, kind: str, after: bool, role: bool, status: bool, search: str, custom: tuple[str, ...]
     ) -> str:
         # With a role filter the walk is driven by the user_roles (role, user_id)
         # index, in id order; without one by the users primary key (or the
@@ -340,6 +380,7 @@ class Dialect:
                 if search == "index"
                 else self.search_condition("scan")
             )
+        conditions.extend(self.custom_condition(sql_identifier(name)) for name in custom)
         where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
         if kind == "count":
             return f"SELECT count(*) FROM {source}{where}"
@@ -357,13 +398,20 @@ class Dialect:
         if filter.search:
             needle = search_key(filter.search)
             params += self.search_params(self.search_method(needle), needle)
+        for _, value in filter.custom_fields:
+            params += self.custom_params(value)
         return params
 
     def counter_keys(self, filter: UserFilter) -> tuple[str, str] | None:
         """The ``user_counts`` rows whose sum is ``count(filter)``, or ``None`` when
         the counters do not answer it (no counters; a search; role and status
         together): then the rows are counted."""
-        if not self.counters or filter.search or (filter.role and filter.status):
+        if (
+            not self.counters
+            or filter.search
+            or filter.custom_fields
+            or (filter.role and filter.status)
+        ):
             return None
         if filter.role is not None:
             key = f"role:{filter.role}"
@@ -376,9 +424,21 @@ class Dialect:
 
 def _matches_nothing(filter: UserFilter) -> bool:
     """A filter on text no row can hold (see :func:`storable`)."""
-    return (filter.role is not None and not storable(filter.role)) or bool(
-        filter.search and not storable(filter.search)
+    return (
+        (filter.role is not None and not storable(filter.role))
+        or bool(filter.search and not storable(filter.search))
+        or any(
+            value is None or (isinstance(value, str) and not storable(value))
+            for _, value in filter.custom_fields
+        )
     )
+
+
+def _declared_name(name: str) -> str:
+    """``name`` if it is a custom field name: nothing else ever reaches the SQL text."""
+    if not isinstance(name, str) or not CUSTOM_FIELD_NAME.fullmatch(name):
+        raise ValueError(f"{name!r} is not a custom field name")
+    return name
 
 
 class SqlUnitOfWork(UnitOfWorkState):
@@ -409,6 +469,8 @@ class SqlUnitOfWork(UnitOfWorkState):
         self.one_time_tokens: OneTimeTokenRepository = SqlOneTimeTokenRepository(self)
         self.login_attempts: LoginAttemptRepository = SqlLoginAttemptRepository(self)
         self.meta: MetaRepository = SqlMetaRepository(self)
+        self.custom_fields: tuple[CustomField, ...] = ()
+        """The store's custom field declaration, which reads of users follow."""
 
     def reading(self) -> Callable[..., Cursor]:
         """``execute``, after checking that a transaction is open."""
@@ -491,7 +553,8 @@ class _Savepoint:
             pass
 
 
-_USER_ROW = "(" + ", ".join("?" * 18) + ")"  # id and _USER_WRITE_COLUMNS
+# One placeholder for the id and one per column of _USER_WRITE_COLUMNS.
+_USER_ROW = "(" + ", ".join("?" * (1 + _USER_WRITE_COLUMNS.count(",") + 1)) + ")"
 _ROLE_ROW = "(?, ?)"
 
 
@@ -515,10 +578,60 @@ def _batches(rows: Iterable[T], size: int) -> Iterator[list[T]]:
         yield batch
 
 
+# -- custom fields -------------------------------------------------------------
+
+
+def _wanted_indexes(fields: Sequence[CustomField]) -> dict[str, CustomField]:
+    return {custom_index_name(field): field for field in fields if field.is_indexed}
+
+
+def ensure_custom_indexes(
+    transaction: Callable[..., AbstractContextManager[SqlUnitOfWork]],
+    fields: Sequence[CustomField],
+) -> None:
+    """Bring the custom field indexes in line with ``fields``: a read to find
+    them current (every open after the first), else a write transaction that
+    syncs them (:func:`sync_custom_indexes`)."""
+    with transaction(readonly=True) as tx:
+        if custom_indexes_current(tx, fields):
+            return
+    with transaction() as tx:
+        sync_custom_indexes(tx, fields)
+
+
+def custom_indexes_current(uow: SqlUnitOfWork, fields: Sequence[CustomField]) -> bool:
+    """Whether the users table has exactly the custom field indexes ``fields`` ask for."""
+    execute = uow.reading()
+    existing = {row[0] for row in execute(uow.dialect.custom_indexes, ()).fetchall()}
+    return existing == set(_wanted_indexes(fields))
+
+
+def sync_custom_indexes(uow: SqlUnitOfWork, fields: Sequence[CustomField]) -> None:
+    """Create the missing custom field indexes and drop those no longer declared,
+    inside the caller's write transaction.  A unique index that stored accounts
+    already break raises ``ConflictError`` naming the field (nothing changes)."""
+    execute = uow.writing()
+    dialect = uow.dialect
+    if dialect.custom_lock:
+        execute(dialect.custom_lock, ())
+    wanted = _wanted_indexes(fields)
+    existing = {row[0] for row in execute(dialect.custom_indexes, ()).fetchall()}
+    for index in sorted(existing - set(wanted)):
+        # Listed from the catalog under our prefix, so an identifier we made.
+        execute(f"DROP INDEX IF EXISTS {sql_identifier(index)}", ())
+    for index, field in sorted(wanted.items()):
+        if index not in existing:
+            _declared_name(field.name)
+            try:
+                execute(dialect.custom_index(field), ())
+            except dialect.integrity_error as exc:
+                raise uow.translated(exc) from None
+
+
 # -- row mapping -------------------------------------------------------------
 
 
-def user_from_row(row: Sequence[Any]) -> User:
+def user_from_row(row: Sequence[Any], declared: Sequence[CustomField] = ()) -> User:
     return User(
         id=row[0],
         email=row[1],
@@ -535,11 +648,13 @@ def user_from_row(row: Sequence[Any]) -> User:
         locked_until=optional_time_from_db(row[12]),
         token_version=row[13],
         version=row[14],
+        custom_fields=custom_fields_from_db(row[15], declared),
     )
 
 
-def user_params(user: User, version: int) -> tuple[Any, ...]:
-    """Values of ``_USER_WRITE_COLUMNS`` for ``user`` stored at ``version``."""
+def user_params(user: User, version: int, *, update: bool = False) -> tuple[Any, ...]:
+    """Values of ``_USER_WRITE_COLUMNS`` for ``user`` stored at ``version`` (for
+    an ``update``: its custom fields as a merge patch)."""
     return (
         user.email,
         user.email_key,
@@ -558,6 +673,7 @@ def user_params(user: User, version: int) -> tuple[Any, ...]:
         optional_time_to_db(user.locked_until),
         user.token_version,
         version,
+        custom_fields_to_db(user.custom_fields, patch=update),
     )
 
 
@@ -628,7 +744,7 @@ class SqlUserRepository(_Repository):
         uow = self._uow
         uow.writing()
         check_text(user)
-        user = in_utc(user)
+        user = with_declared(in_utc(user), uow.custom_fields)
         try:
             user_id = uow.dialect.insert_returning_id(
                 uow, self._sql.user_insert, user_params(user, 1)
@@ -646,32 +762,34 @@ class SqlUserRepository(_Repository):
             return []
         for user in users:
             check_text(user)
-        stored = [in_utc(user) for user in users]
+        stored = [with_declared(in_utc(user), uow.custom_fields) for user in users]
         with uow.savepoint():
             return uow.dialect.insert_users(uow, stored)
 
     def get(self, user_id: int) -> User | None:
         row = self._uow.reading()(self._sql.user_by_id, (user_id,)).fetchone()
-        return None if row is None else user_from_row(row)
+        return None if row is None else user_from_row(row, self._uow.custom_fields)
 
     def get_for_token(self, user_id: int, jti: str) -> tuple[User | None, bool]:
         execute = self._uow.reading()
         if not storable(jti):
             return self.get(user_id), False
         row = execute(self._sql.user_for_token, (jti, user_id)).fetchone()
-        return (None if row[1] is None else user_from_row(row[1:])), bool(row[0])
+        return (None if row[1] is None else user_from_row(row[1:], self._uow.custom_fields)), bool(
+            row[0]
+        )
 
     def get_by_email(self, email_key: str) -> User | None:
         if not storable(email_key):
             return None
         row = self._uow.reading()(self._sql.user_by_email, (email_key,)).fetchone()
-        return None if row is None else user_from_row(row)
+        return None if row is None else user_from_row(row, self._uow.custom_fields)
 
     def get_by_username(self, username_key: str) -> User | None:
         if not storable(username_key):
             return None
         row = self._uow.reading()(self._sql.user_by_username, (username_key,)).fetchone()
-        return None if row is None else user_from_row(row)
+        return None if row is None else user_from_row(row, self._uow.custom_fields)
 
     def taken_keys(
         self, email_keys: Iterable[str], username_keys: Iterable[str]
@@ -698,13 +816,13 @@ class SqlUserRepository(_Repository):
         uow = self._uow
         execute = uow.writing()
         check_text(user)
-        user = in_utc(user)
+        user = with_declared(in_utc(user), uow.custom_fields)
         current = execute(self._sql.user_version_roles, (user.id,)).fetchone()
         if current is None:
             raise NotFoundError("the user does not exist")
         if current[0] != user.version:
             raise ConflictError("the user was changed by another write", field="version")
-        params = (*user_params(user, user.version + 1), user.id, user.version)
+        params = (*user_params(user, user.version + 1, update=True), user.id, user.version)
         cursor = uow.write(self._sql.user_update, params)
         if cursor.rowcount != 1:  # a concurrent writer won between the two statements
             raise ConflictError("the user was changed by another write", field="version")
@@ -729,7 +847,9 @@ class SqlUserRepository(_Repository):
         sql = dialect.user_query("list", after=after is not None, filter=filter)
         params = dialect.user_query_params(after, filter)
         params += (limit, offset)
-        return [user_from_row(row) for row in execute(sql, params).fetchall()]
+        return [
+            user_from_row(row, self._uow.custom_fields) for row in execute(sql, params).fetchall()
+        ]
 
     def count(self, *, filter: UserFilter) -> int:
         execute = self._uow.reading()

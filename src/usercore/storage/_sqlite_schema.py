@@ -286,8 +286,13 @@ _EMAIL_OPTIONAL = (
     "DROP TABLE usercore_schema_reload",
 )
 
-# Migration 3: accounts identified by their username alone.
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _EMAIL_OPTIONAL)
+# Migration 4: the application's custom fields (usercore.custom_fields), a
+# JSON object per user.  Their indexes follow the declaration, not a migration
+# (SQLiteStore.declare_custom_fields): expression indexes on json_extract().
+_CUSTOM_FIELDS = ("ALTER TABLE users ADD COLUMN custom_fields TEXT NOT NULL DEFAULT '{}'",)
+
+# Migration 3: accounts identified by their username alone; 4: custom fields.
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _EMAIL_OPTIONAL, _CUSTOM_FIELDS)
 """``MIGRATIONS[n - 1]`` holds the statements of migration ``n``."""
 
 LATEST_VERSION = len(MIGRATIONS)

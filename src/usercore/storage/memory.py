@@ -22,14 +22,15 @@ from __future__ import annotations
 import bisect
 import itertools
 import threading
-from collections.abc import Callable, Iterable, Iterator, MutableMapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping, Sequence
 from datetime import datetime
 from functools import partial
 from types import TracebackType
-from typing import TypeVar, cast
+from typing import Any, TypeVar, cast
 
 import attrs
 
+from usercore.custom_fields import CUSTOM_FIELD_NAME, CustomField, from_stored, same_value
 from usercore.domain import ApiKey, OneTimeToken, RefreshToken, RevokedToken, Role, User
 from usercore.errors import ConflictError, NotFoundError
 from usercore.ports import (
@@ -50,8 +51,9 @@ from usercore.storage._codec import (
     optional_utc,
     search_key,
     utc,
+    with_declared,
 )
-from usercore.storage._schema import ROLES_VERSION_KEY, conflict
+from usercore.storage._schema import ROLES_VERSION_KEY, conflict, custom_conflict
 from usercore.storage._transaction import Transaction, TransactionHooks, UnitOfWorkState
 
 __all__ = ["MemoryStore"]
@@ -97,6 +99,7 @@ class MemoryStore:
         self._one_time_tokens: dict[bytes, OneTimeToken] = {}
         self._login_attempts: dict[str, LoginAttempts] = {}
         self._meta: dict[str, str] = {ROLES_VERSION_KEY: "0"}
+        self._custom_fields: tuple[CustomField, ...] = ()
         self._uow = _MemoryUnitOfWork(self)
         self._transactions = _MemoryTransactions(self)
 
@@ -106,6 +109,27 @@ class MemoryStore:
         Transactions of all threads run one at a time.
         """
         return Transaction(self._transactions, readonly)
+
+    def declare_custom_fields(self, fields: Sequence[CustomField]) -> None:
+        """Adopt the custom field declaration (see
+        :meth:`usercore.ports.Store.declare_custom_fields`).
+
+        Users keep every custom value ever written (like the SQL stores' JSON
+        column) and are read through the declaration; a unique field is
+        checked by a scan, the memory store's stand-in for an index.
+        """
+        declared = tuple(fields)
+        with self._lock:
+            for field in declared:
+                if field.unique:
+                    seen: set[tuple[type, object]] = set()
+                    for user in self._users.values():
+                        value = _visible(user, declared).custom_fields[field.name]
+                        if value is not None:
+                            if (type(value), value) in seen:
+                                raise custom_conflict(field.name)
+                            seen.add((type(value), value))
+            self._custom_fields = declared
 
     def close(self) -> None:
         """Drop the data; the store is unusable afterwards."""
@@ -280,6 +304,25 @@ class _Repository:
         return True
 
 
+def _visible(user: User, declared: Sequence[CustomField]) -> User:
+    """A stored user (holding every custom value written) as the declaration reads it."""
+    if not declared and not user.custom_fields:
+        return user
+    return attrs.evolve(user, custom_fields=from_stored(declared, user.custom_fields))
+
+
+def _kept(user: User, before: Mapping[str, Any] | None = None) -> User:
+    """``user`` (read through the declaration) as stored: its set custom values
+    merged into ``before`` (what was stored), unset ones removed."""
+    merged = dict(before or {})
+    for name, value in user.custom_fields.items():
+        if value is None:
+            merged.pop(name, None)
+        else:
+            merged[name] = value
+    return attrs.evolve(user, custom_fields=merged)
+
+
 def _matches(user: User, needle: str) -> bool:
     username_key = user.username_key
     email_key = user.email_key
@@ -293,14 +336,17 @@ def _matches(user: User, needle: str) -> bool:
 class _Users(_Repository):
     __slots__ = ()
 
+    def _read(self, user: User | None) -> User | None:
+        return None if user is None else _visible(user, self._s._custom_fields)
+
     def add(self, user: User) -> User:
         s = self._s
         s._writing()
         check_text(user)
-        user = in_utc(user)
+        user = with_declared(in_utc(user), s._custom_fields)
         self._check_unique(user, user_id=None)
         stored = attrs.evolve(user, id=s._next_id("users"), version=1)
-        s._put(s._users, stored.id, stored)
+        s._put(s._users, stored.id, _kept(stored))
         s._insert_user_id(stored.id)
         if stored.email_key is not None:
             s._put(s._emails, stored.email_key, stored.id)
@@ -320,24 +366,24 @@ class _Users(_Repository):
 
     def get(self, user_id: int) -> User | None:
         self._s._reading()
-        return self._s._users.get(user_id)
+        return self._read(self._s._users.get(user_id))
 
     def get_for_token(self, user_id: int, jti: str) -> tuple[User | None, bool]:
         s = self._s
         s._reading()
-        return s._users.get(user_id), jti in s._revoked_tokens
+        return self._read(s._users.get(user_id)), jti in s._revoked_tokens
 
     def get_by_email(self, email_key: str) -> User | None:
         s = self._s
         s._reading()
         user_id = s._emails.get(email_key)
-        return None if user_id is None else s._users[user_id]
+        return None if user_id is None else self._read(s._users[user_id])
 
     def get_by_username(self, username_key: str) -> User | None:
         s = self._s
         s._reading()
         user_id = s._usernames.get(username_key)
-        return None if user_id is None else s._users[user_id]
+        return None if user_id is None else self._read(s._users[user_id])
 
     def taken_keys(
         self, email_keys: Iterable[str], username_keys: Iterable[str]
@@ -353,7 +399,7 @@ class _Users(_Repository):
         s = self._s
         s._writing()
         check_text(user)
-        user = in_utc(user)
+        user = with_declared(in_utc(user), s._custom_fields)
         current = s._users.get(user.id)
         if current is None:
             raise NotFoundError("the user does not exist")
@@ -361,6 +407,7 @@ class _Users(_Repository):
             raise ConflictError("the user was changed by another write", field="version")
         self._check_unique(user, user_id=user.id)
         stored = attrs.evolve(user, version=user.version + 1)
+        kept = _kept(stored, current.custom_fields)
         if current.email_key != stored.email_key:
             if current.email_key is not None:
                 s._pop(s._emails, current.email_key)
@@ -371,7 +418,7 @@ class _Users(_Repository):
                 s._pop(s._usernames, current.username_key)
             if stored.username_key is not None:
                 s._put(s._usernames, stored.username_key, stored.id)
-        s._put(s._users, stored.id, stored)
+        s._put(s._users, stored.id, kept)
         return stored
 
     def delete(self, user_id: int) -> bool:
@@ -402,7 +449,8 @@ class _Users(_Repository):
         if limit < 0 or offset < 0:
             raise ValueError("limit and offset must not be negative")
         self._s._reading()
-        return list(itertools.islice(self._matching(after, filter), offset, offset + limit))
+        page = itertools.islice(self._matching(after, filter), offset, offset + limit)
+        return [_visible(user, self._s._custom_fields) for user in page]
 
     def count(self, *, filter: UserFilter) -> int:
         s = self._s
@@ -429,7 +477,10 @@ class _Users(_Repository):
         ids = s._user_ids
         start = 0 if after is None else bisect.bisect_right(ids, after)
         needle = search_key(filter.search) if filter.search else None
-        role, status = filter.role, filter.status
+        role, status, custom = filter.role, filter.status, filter.custom_fields
+        for name, _ in custom:
+            if not CUSTOM_FIELD_NAME.fullmatch(name):
+                raise ValueError(f"{name!r} is not a custom field name")
         for index in range(start, len(ids)):
             user = s._users[ids[index]]
             if role is not None and role not in user.roles:
@@ -437,6 +488,10 @@ class _Users(_Repository):
             if status is not None and user.status is not status:
                 continue
             if needle is not None and not _matches(user, needle):
+                continue
+            if custom and not all(
+                same_value(user.custom_fields.get(name), value) for name, value in custom
+            ):
                 continue
             yield user
 
@@ -451,6 +506,14 @@ class _Users(_Repository):
             owner = self._s._usernames.get(username_key)
             if owner is not None and owner != user_id:
                 raise conflict("users", "username_key")
+        for field in self._s._custom_fields:
+            value = user.custom_fields.get(field.name)
+            if field.unique and value is not None:
+                for other in self._s._users.values():
+                    if other.id != user_id and same_value(
+                        other.custom_fields.get(field.name), value
+                    ):
+                        raise custom_conflict(field.name)
 
 
 class _Roles(_Repository):

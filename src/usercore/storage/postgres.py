@@ -38,6 +38,7 @@ timeout or a lost connection rolls the unit of work back and raises
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import random
 import threading
@@ -62,6 +63,7 @@ except ImportError as exc:  # pragma: no cover - exercised without the extra ins
         name=exc.name,
     ) from exc
 
+from usercore.custom_fields import CustomField
 from usercore.domain import Role, User
 from usercore.errors import NotFoundError, UsercoreError
 from usercore.ports import LoginAttempts
@@ -74,7 +76,12 @@ from usercore.storage._postgres_schema import (
     OUR_TABLES,
     TRIGRAM_INDEXES,
 )
-from usercore.storage._schema import ROLES_VERSION_KEY, UNIQUE_RULES
+from usercore.storage._schema import (
+    ROLES_VERSION_KEY,
+    UNIQUE_RULES,
+    custom_index_conflict,
+    sql_identifier,
+)
 from usercore.storage._sql import (
     Cursor,
     Dialect,
@@ -82,6 +89,7 @@ from usercore.storage._sql import (
     SqlMetaRepository,
     SqlRoleRepository,
     SqlUnitOfWork,
+    ensure_custom_indexes,
     user_params,
 )
 from usercore.storage._transaction import Transaction, TransactionHooks
@@ -144,7 +152,7 @@ _ROLE_HOLDERS = (
 _COPY_USERS = (
     "COPY users (id, email, email_key, username, username_key, name, name_key, roles, "
     "status, email_verified, created_at, updated_at, last_login_at, password_hash, "
-    "failed_logins, locked_until, token_version, version) FROM STDIN"
+    "failed_logins, locked_until, token_version, version, custom_fields) FROM STDIN"
 )
 _COPY_USER_ROLES = "COPY user_roles (user_id, role) FROM STDIN"
 # What to do about a schema or database usercore cannot use.
@@ -174,7 +182,13 @@ class PostgresDialect(Dialect):
         self.indexed_search = indexed_search
         self.role_walk = _ROLE_LOOP
         self.locking = locking
-        changes = {"user_roles_holders": _ROLE_HOLDERS}
+        changes = {
+            "user_roles_holders": _ROLE_HOLDERS,
+            # RFC 7396 merge of the custom fields: || sets, then nulls go.
+            "user_update": self.statements.user_update.replace(
+                "json_patch(custom_fields, %s)", "jsonb_strip_nulls(custom_fields || %s::jsonb)"
+            ),
+        }
         if locking:
             changes.update(
                 (name, getattr(self.statements, name) + _FOR_NO_KEY_UPDATE)
@@ -224,11 +238,35 @@ class PostgresDialect(Dialect):
         pattern = f"%{escaped}%"
         return [pattern, pattern, pattern]
 
+    custom_indexes = (
+        "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema() "
+        "AND tablename = 'users' AND left(indexname, 13) = 'users_custom_'"
+    )
+    # Servers opening together with one declaration: one creates the indexes.
+    custom_lock = (
+        "SELECT pg_advisory_xact_lock("
+        "hashtextextended('usercore:custom_fields:' || current_schema(), 0))"
+    )
+
+    def custom_field(self, name: str, table: str = "u.") -> str:
+        # jsonb, not ->> text: equality is type-exact ("1" is not 1, true is not 1).
+        return f"({table}custom_fields -> '{sql_identifier(name)}')"
+
+    def custom_params(self, value: Any) -> list[Any]:
+        return [json.dumps(value, ensure_ascii=False)]
+
+    def custom_condition(self, name: str) -> str:
+        return f"{self.custom_field(name)} = ?::jsonb"
+
     def translate(self, exc: Exception) -> Exception | None:
         if isinstance(exc, pg_errors.UniqueViolation):
-            rule = _UNIQUE_RULES.get(exc.diag.constraint_name or "")
+            constraint = exc.diag.constraint_name or ""
+            rule = _UNIQUE_RULES.get(constraint)
             if rule is not None:
                 return rule.error()
+            custom = custom_index_conflict(constraint)
+            if custom is not None:
+                return custom
         elif isinstance(exc, pg_errors.ForeignKeyViolation):
             return NotFoundError("the user does not exist")
         return None
@@ -472,6 +510,7 @@ class _PostgresTransactions(TransactionHooks[_PostgresUnitOfWork]):
         connection = store._begin(readonly)
         try:
             uow = _PostgresUnitOfWork(store._dialects[0 if readonly else 1], connection)
+            uow.custom_fields = store._custom_fields
         except BaseException:
             store._rollback(connection)
             store._pool.putconn(connection)
@@ -554,6 +593,7 @@ class PostgresStore:
         self._local = threading.local()
         self._closed = False
         self._dialects = _DIALECTS[False]
+        self._custom_fields: tuple[CustomField, ...] = ()
         self._migrate()
         self._pool: ConnectionPool[psycopg.Connection[TupleRow]] = ConnectionPool(
             url,
@@ -583,6 +623,14 @@ class PostgresStore:
         run the whole operation again.
         """
         return Transaction(self._transactions, readonly)
+
+    def declare_custom_fields(self, fields: Sequence[CustomField]) -> None:
+        """Adopt the custom field declaration (see
+        :meth:`usercore.ports.Store.declare_custom_fields`): expression indexes
+        on ``(custom_fields -> '<name>')``, made under an advisory lock."""
+        declared = tuple(fields)
+        ensure_custom_indexes(self.transaction, declared)
+        self._custom_fields = declared
 
     def close(self) -> None:
         """Close the pool; the store is unusable afterwards.

@@ -41,10 +41,15 @@ from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Any, TypeVar
 
+from usercore.custom_fields import CustomField
 from usercore.errors import NotFoundError, UsercoreError
 from usercore.storage._faults import Incidents
-from usercore.storage._schema import UNIQUE_RULES
-from usercore.storage._sql import Dialect, SqlUnitOfWork
+from usercore.storage._schema import UNIQUE_RULES, custom_index_conflict, sql_identifier
+from usercore.storage._sql import (
+    Dialect,
+    SqlUnitOfWork,
+    ensure_custom_indexes,
+)
 from usercore.storage._sqlite_schema import (
     APPLICATION_ID,
     LATEST_VERSION,
@@ -74,6 +79,15 @@ _TRANSIENT = {
 
 # "UNIQUE constraint failed: <table>.<column>" -> the rule it breaks
 _UNIQUE_RULES = {f"{rule.table}.{rule.column}": rule for rule in UNIQUE_RULES}
+
+
+def _json_type(value: Any) -> str:
+    """What SQLite's json_type() answers for ``value`` stored as JSON."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return "integer"
+    return "real" if isinstance(value, float) else "text"
 
 
 class SQLiteDialect(Dialect):
@@ -116,12 +130,37 @@ class SQLiteDialect(Dialect):
         # phrase matches exactly the columns that contain it as a substring.
         return ['"' + needle.replace('"', '""') + '"']
 
+    custom_indexes = (
+        "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'users' "
+        "AND substr(name, 1, 13) = 'users_custom_'"  # CUSTOM_INDEX_PREFIX
+    )
+
+    def custom_field(self, name: str, table: str = "u.") -> str:
+        # json_extract gives SQL values of the JSON types: TEXT, INTEGER, REAL,
+        # and 1/0 for true/false; the index is on this very expression.
+        return f"json_extract({table}custom_fields, '$.{sql_identifier(name)}')"
+
+    def custom_condition(self, name: str) -> str:
+        # json_extract reads true as 1: json_type keeps the match type-exact.
+        return (
+            f"{self.custom_field(name)} = ? "
+            f"AND json_type(u.custom_fields, '$.{sql_identifier(name)}') = ?"
+        )
+
+    def custom_params(self, value: Any) -> list[Any]:
+        return [value, _json_type(value)]
+
     def translate(self, exc: Exception) -> Exception | None:
         message = str(exc)
         if message.startswith("UNIQUE constraint failed: "):
-            rule = _UNIQUE_RULES.get(message.removeprefix("UNIQUE constraint failed: "))
+            failed = message.removeprefix("UNIQUE constraint failed: ")
+            rule = _UNIQUE_RULES.get(failed)
             if rule is not None:
                 return rule.error()
+            # An expression index reports its name: "index 'users_custom_x_key'".
+            custom = custom_index_conflict(failed.removeprefix("index ").strip("'"))
+            if custom is not None:
+                return custom
         if message.startswith("FOREIGN KEY constraint failed"):
             return NotFoundError("the user does not exist")
         return None
@@ -269,6 +308,7 @@ class SQLiteStore:
         self._connections: list[_Connection] = []
         self._closed = False
         self._dialect = _SCANNING
+        self._custom_fields: tuple[CustomField, ...] = ()
         _track_for_fork(self)
         try:
             _create_private(path)
@@ -294,6 +334,17 @@ class SQLiteStore:
         before opening it.
         """
         return Transaction(self._transactions, readonly)
+
+    def declare_custom_fields(self, fields: Sequence[CustomField]) -> None:
+        """Adopt the custom field declaration (see
+        :meth:`usercore.ports.Store.declare_custom_fields`): expression indexes
+        on ``json_extract(custom_fields, '$.<name>')``, made under the write lock."""
+        declared = tuple(fields)
+        ensure_custom_indexes(self.transaction, declared)
+        with self._lock:
+            self._custom_fields = declared
+            for entry in self._connections:
+                entry.uow.custom_fields = declared
 
     def close(self) -> None:
         """Close every thread's connection; the store is unusable afterwards.
@@ -340,6 +391,7 @@ class SQLiteStore:
         if entry is None:
             connection = self._connect()
             entry = _Connection(connection, current, self._dialect)
+            entry.uow.custom_fields = self._custom_fields
             with self._lock:
                 if self._closed:
                     connection.close()

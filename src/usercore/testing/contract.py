@@ -42,6 +42,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from usercore.custom_fields import CustomField
 from usercore.domain import (
     ApiKey,
     OneTimeToken,
@@ -1284,6 +1285,170 @@ class StoreContract:
         emails = [email_key_of(user) for user in self.all_users(store)]
         assert sorted(f"user{n}@example.com" for n in range(20)) == sorted(emails)
         assert len(conflicts) == 60
+
+    # -- custom fields -----------------------------------------------------------
+
+    CUSTOM_FIELDS = (
+        CustomField(name="tenant_id", indexed=True),
+        CustomField(name="employee_no", unique=True),
+        CustomField(name="seats", type=int),
+        CustomField(name="ratio", type=float),
+        CustomField(name="beta", type=bool),
+    )
+
+    def declared(self, store: Store) -> Store:
+        store.declare_custom_fields(self.CUSTOM_FIELDS)
+        return store
+
+    def test_custom_fields_round_trip_and_unset_ones_read_as_none(self, store: Store) -> None:
+        self.declared(store)
+        values = {"tenant_id": "acme", "seats": 3, "ratio": 0.5, "beta": True}
+        user = self.add_user(store, "ada@example.com", custom_fields=values)
+        stored = self.read(store, lambda tx: tx.users.get(user.id))
+        assert {**values, "employee_no": None} == dict(stored.custom_fields)
+        assert stored == user
+        assert type(stored.custom_fields["beta"]) is bool
+        assert type(stored.custom_fields["seats"]) is int
+
+    def test_custom_keys_not_declared_are_dropped(self, store: Store) -> None:
+        self.declared(store)
+        user = self.add_user(store, "ada@example.com", custom_fields={"tenant_id": "a", "x": 1})
+        assert "x" not in user.custom_fields
+        assert "x" not in self.read(store, lambda tx: present(tx.users.get(user.id))).custom_fields
+
+    def test_without_a_declaration_users_have_no_custom_fields(self, store: Store) -> None:
+        user = self.add_user(store, "ada@example.com", custom_fields={"tenant_id": "a"})
+        assert dict(self.read(store, lambda tx: present(tx.users.get(user.id))).custom_fields) == {}
+
+    def test_a_duplicate_unique_custom_value_is_a_conflict_naming_the_field(
+        self, store: Store
+    ) -> None:
+        self.declared(store)
+        self.add_user(store, "ada@example.com", custom_fields={"employee_no": "E1"})
+        with store.transaction() as tx:
+            with pytest.raises(ConflictError) as caught:
+                tx.users.add(a_user("grace@example.com", custom_fields={"employee_no": "E1"}))
+            assert caught.value.field == "employee_no"
+            # The transaction is still usable, and nothing of the refused user is stored.
+            tx.users.add(a_user("grace@example.com", custom_fields={"employee_no": "E2"}))
+        assert len(self.all_users(store)) == 2
+
+    def test_unique_custom_values_compare_exactly(self, store: Store) -> None:
+        self.declared(store)
+        for email, number in (("a@example.com", "E1"), ("b@example.com", "e1")):
+            self.add_user(store, email, custom_fields={"employee_no": number})
+        # Any number of accounts may leave a unique field unset.
+        self.add_user(store, "c@example.com")
+        self.add_user(store, "d@example.com", custom_fields={"employee_no": None})
+        assert len(self.all_users(store)) == 4
+
+    def test_an_update_taking_another_users_unique_value_is_a_conflict(self, store: Store) -> None:
+        self.declared(store)
+        self.add_user(store, "ada@example.com", custom_fields={"employee_no": "E1"})
+        grace = self.add_user(store, "grace@example.com", custom_fields={"employee_no": "E2"})
+        with store.transaction() as tx, pytest.raises(ConflictError) as caught:
+            tx.users.update(attrs.evolve(grace, custom_fields={"employee_no": "E1"}))
+        assert caught.value.field == "employee_no"
+        stored = self.read(store, lambda tx: present(tx.users.get(grace.id)))
+        assert stored.custom_fields["employee_no"] == "E2"
+
+    def test_a_unique_custom_value_is_free_once_changed(self, store: Store) -> None:
+        self.declared(store)
+        ada = self.add_user(store, "ada@example.com", custom_fields={"employee_no": "E1"})
+        with store.transaction() as tx:
+            tx.users.update(attrs.evolve(ada, custom_fields={"employee_no": None}))
+        self.add_user(store, "grace@example.com", custom_fields={"employee_no": "E1"})
+
+    def test_filters_by_custom_fields_match_exact_typed_values(self, store: Store) -> None:
+        self.declared(store)
+        a = self.add_user(store, "a@example.com", custom_fields={"tenant_id": "acme", "seats": 1})
+        b = self.add_user(store, "b@example.com", custom_fields={"tenant_id": "Acme", "beta": True})
+        c = self.add_user(
+            store, "c@example.com", status=UserStatus.INACTIVE, custom_fields={"tenant_id": "acme"}
+        )
+
+        def ids(**custom: Any) -> list[int]:
+            return [u.id for u in self.all_users(store, UserFilter(custom_fields=custom))]
+
+        assert [a.id, c.id] == ids(tenant_id="acme")
+        assert [b.id] == ids(tenant_id="Acme")
+        assert [a.id] == ids(seats=1)
+        assert ids(seats=True) == []
+        assert [b.id] == ids(beta=True)
+        assert ids(beta=1) == []
+        assert [a.id] == ids(tenant_id="acme", seats=1)
+        active = UserFilter(status=UserStatus.ACTIVE, custom_fields={"tenant_id": "acme"})
+        assert [a.id] == [u.id for u in self.all_users(store, active)]
+        with store.transaction(readonly=True) as tx:
+            assert tx.users.count(filter=UserFilter(custom_fields={"tenant_id": "acme"})) == 2
+            assert tx.users.count(filter=active) == 1
+
+    def test_hostile_custom_values_round_trip_and_filter_literally(self, store: Store) -> None:
+        self.declared(store)
+        for number, text in enumerate(HOSTILE_STRINGS[:9]):
+            user = self.add_user(store, f"u{number}@example.com", custom_fields={"tenant_id": text})
+            found = self.all_users(store, UserFilter(custom_fields={"tenant_id": text}))
+            assert [user.id] == [u.id for u in found]
+            assert text == found[0].custom_fields["tenant_id"]
+
+    def test_unstorable_custom_text_is_refused(self, store: Store) -> None:
+        self.declared(store)
+        with store.transaction() as tx, pytest.raises(ValidationError) as caught:
+            tx.users.add(a_user("ada@example.com", custom_fields={"tenant_id": "a\x00b"}))
+        assert "tenant_id" in caught.value.errors
+        assert self.all_users(store) == []
+        filter = UserFilter(custom_fields={"tenant_id": "\ud800"})
+        assert self.all_users(store, filter) == []
+
+    def test_declaring_again_is_idempotent_and_a_dropped_field_is_hidden(
+        self, store: Store
+    ) -> None:
+        self.declared(store)
+        user = self.add_user(store, "ada@example.com", custom_fields={"employee_no": "E1"})
+        self.declared(store)
+        store.declare_custom_fields(self.CUSTOM_FIELDS[:1])
+        stored = self.read(store, lambda tx: present(tx.users.get(user.id)))
+        assert dict(stored.custom_fields) == {"tenant_id": None}
+        # No longer unique: another account may take the value.
+        self.add_user(store, "grace@example.com", custom_fields={"employee_no": "E1"})
+
+    def test_an_update_keeps_the_values_of_fields_it_does_not_declare(self, store: Store) -> None:
+        """A process that declares fewer fields (or none: the command line)
+        never erases the others' values when it writes a user."""
+        self.declared(store)
+        user = self.add_user(
+            store, "ada@example.com", custom_fields={"tenant_id": "acme", "employee_no": "E1"}
+        )
+        store.declare_custom_fields(())
+        with store.transaction() as tx:
+            renamed = tx.users.update(attrs.evolve(present(tx.users.get(user.id)), name="Ada"))
+        assert dict(renamed.custom_fields) == {}
+        store.declare_custom_fields(self.CUSTOM_FIELDS[:1])
+        with store.transaction() as tx:
+            current = present(tx.users.get(user.id))
+            tx.users.update(attrs.evolve(current, custom_fields={"tenant_id": None}))
+        self.declared(store)
+        stored = self.read(store, lambda tx: present(tx.users.get(user.id)))
+        assert stored.name == "Ada"
+        assert stored.custom_fields["tenant_id"] is None
+        assert stored.custom_fields["employee_no"] == "E1"
+
+    def test_a_value_of_another_type_reads_as_unset(self, store: Store) -> None:
+        self.declared(store)
+        user = self.add_user(store, "ada@example.com", custom_fields={"seats": 3})
+        store.declare_custom_fields((CustomField(name="seats", type=str),))
+        stored = self.read(store, lambda tx: present(tx.users.get(user.id)))
+        assert dict(stored.custom_fields) == {"seats": None}
+
+    def test_declaring_unique_over_duplicates_is_a_conflict(self, store: Store) -> None:
+        store.declare_custom_fields((CustomField(name="employee_no"),))
+        for email in ("a@example.com", "b@example.com"):
+            self.add_user(store, email, custom_fields={"employee_no": "E1"})
+        with pytest.raises(ConflictError) as caught:
+            store.declare_custom_fields((CustomField(name="employee_no", unique=True),))
+        assert caught.value.field == "employee_no"
+        # The old declaration still holds.
+        self.add_user(store, "c@example.com", custom_fields={"employee_no": "E1"})
 
     # -- snapshot ------------------------------------------------------------
 

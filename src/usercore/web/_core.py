@@ -134,6 +134,10 @@ def is_json_media_type(content_type: str | None) -> bool:
 # -- browser sessions ------------------------------------------------------------
 
 
+def _prefixed(prefix: str, name: str, sessions: CookieSessions) -> str:
+    return prefix + name if sessions.secure else name
+
+
 @attrs.frozen
 class CookieSessions:
     """Cookie transport for browsers, beside bearer tokens.
@@ -146,15 +150,42 @@ class CookieSessions:
     (the double-submit pattern of the OWASP CSRF Prevention Cheat Sheet);
     bearer and API-key requests never need it.  ``secure=False`` only for
     plain-HTTP development.
+
+    The default names carry the browser-enforced prefixes when ``secure``:
+    ``__Host-usercore_access`` and ``__Host-usercore_csrf`` (no sibling
+    subdomain can set or shadow them: "cookie tossing") and
+    ``__Secure-usercore_refresh`` (its narrow ``Path`` rules out
+    ``__Host-``).  Without ``secure`` a browser would refuse prefixed
+    cookies, so the plain names are used.
     """
 
-    access_cookie: str = "usercore_access"
-    refresh_cookie: str = "usercore_refresh"
-    csrf_cookie: str = "usercore_csrf"
-    csrf_header: str = "X-CSRF-Token"
-    secure: bool = True
+    secure: bool = attrs.field(default=True, kw_only=True)
+    access_cookie: str = attrs.field(
+        default=attrs.Factory(lambda self: _prefixed("__Host-", "usercore_access", self), True),
+        kw_only=True,
+    )
+    refresh_cookie: str = attrs.field(
+        default=attrs.Factory(lambda self: _prefixed("__Secure-", "usercore_refresh", self), True),
+        kw_only=True,
+    )
+    csrf_cookie: str = attrs.field(
+        default=attrs.Factory(lambda self: _prefixed("__Host-", "usercore_csrf", self), True),
+        kw_only=True,
+    )
+    csrf_header: str = attrs.field(default="X-CSRF-Token", kw_only=True)
     same_site: Literal["Lax", "Strict"] = "Lax"
     refresh_max_age: int = 14 * 24 * 3600
+
+    def __attrs_post_init__(self) -> None:
+        # Browsers drop a prefixed cookie that breaks its prefix's rules
+        # (RFC 6265bis §4.1.3): the session would silently never open.
+        names = (self.access_cookie, self.refresh_cookie, self.csrf_cookie)
+        if not self.secure and any(n.startswith(("__Host-", "__Secure-")) for n in names):
+            raise ValueError("__Host- and __Secure- cookie names need secure=True")
+        if self.refresh_cookie.startswith("__Host-"):
+            raise ValueError(
+                "the refresh cookie's Path is the auth routes, which __Host- forbids: use __Secure-"
+            )
 
     def _cookie(self, name: str, value: str, path: str, max_age: int, http_only: bool) -> str:
         parts = [f"{name}={value}", f"Path={path}", f"Max-Age={max_age}"]

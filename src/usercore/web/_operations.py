@@ -18,8 +18,14 @@ from typing import Any, Literal
 import attrs
 from pydantic import BaseModel
 
+from usercore.custom_fields import CustomField
 from usercore.domain import SYSTEM, ApiKey, Page, Permission, Principal, Role, TokenPair, User
-from usercore.errors import AuthenticationError, ConflictError, ValidationError
+from usercore.errors import (
+    AuthenticationError,
+    ConflictError,
+    EmailNotVerified,
+    ValidationError,
+)
 from usercore.services import UserCore
 from usercore.web import _schemas as s
 from usercore.web._core import CookieLookup, CookieSessions, Credential, HeaderLookup
@@ -32,6 +38,7 @@ __all__ = [
     "Api",
     "Call",
     "EmailVerificationHook",
+    "InvitationHook",
     "Operation",
     "PasswordResetHook",
     "fill_refresh_token",
@@ -39,6 +46,7 @@ __all__ = [
     "owner_id_of",
     "render",
     "session_cookies",
+    "with_custom_fields",
 ]
 
 logger = logging.getLogger("usercore.web")
@@ -47,6 +55,8 @@ PasswordResetHook = Callable[[str, str], object]
 """``on_password_reset(email, token)``: deliver a reset token (e.g. email a link)."""
 EmailVerificationHook = Callable[[User, str], object]
 """``on_email_verification(user, token)``: deliver a verification token."""
+InvitationHook = Callable[[User, str], object]
+"""``on_invitation(user, token)``: deliver an invitation to the pending account's email."""
 
 RESET_ACCEPTED = {
     "message": "If an active account has this address, a password reset token was sent to it."
@@ -68,9 +78,10 @@ PATH_PARAMS: Mapping[str, tuple[type, str]] = {
 class Api:
     """The operations bound to a facade and the hooks that deliver one-time tokens.
 
-    ``on_password_reset(email, token)`` and ``on_email_verification(user,
-    token)`` deliver the tokens the API never returns (a real application
-    emails a link); without them the tokens are dropped.  A hook that raises
+    ``on_password_reset(email, token)``, ``on_email_verification(user,
+    token)`` and ``on_invitation(user, token)`` deliver the tokens the API
+    never returns (a real application emails a link); without them the
+    tokens are dropped.  A hook that raises
     is logged and the answer is unchanged, so a failing mailer cannot reveal
     which addresses have accounts.
     """
@@ -81,10 +92,12 @@ class Api:
         *,
         on_password_reset: PasswordResetHook | None = None,
         on_email_verification: EmailVerificationHook | None = None,
+        on_invitation: InvitationHook | None = None,
     ):
         self.core = core
         self.on_password_reset = on_password_reset
         self.on_email_verification = on_email_verification
+        self.on_invitation = on_invitation
 
     def deliver(self, what: str, hook: Callable[..., object] | None, *args: Any) -> None:
         """Hand a one-time token to its hook; a missing or failing hook is only logged."""
@@ -147,6 +160,21 @@ class Operation:
         if value is None and self.input is not None:
             value = self.input()  # an optional body left out: every field unset
         return self.handler(call, principal, value, **path)
+
+
+def with_custom_fields(operation: Operation, declared: tuple[CustomField, ...]) -> Operation:
+    """``operation`` with its input and output models extended by the declared
+    custom fields (see :func:`usercore.web._schemas.custom_models`): both
+    adapters validate, and FastAPI documents, what the app declared."""
+    models = s.custom_models(declared)
+    if not models:
+        return operation
+    changes: dict[str, Any] = {}
+    if operation.input in models:
+        changes["input"] = models[operation.input]
+    if operation.output in models:
+        changes["output"] = models[operation.output]
+    return attrs.evolve(operation, **changes) if changes else operation
 
 
 def owner_id_of(
@@ -285,13 +313,31 @@ def register(call: Call, _: Principal | None, body: s.RegisterRequest) -> User |
     safe = core.settings.registration_enumeration_safe
     try:
         user = core.users.register(
-            email=body.email, password=body.password, username=body.username, name=body.name
+            email=body.email,
+            password=body.password,
+            username=body.username,
+            name=body.name,
+            custom_fields=s.custom_values(body),
+            invitation=body.invitation,
         )
     except ConflictError as exc:
         if safe and exc.field == "email":
             return Answer(202, REGISTRATION_ACCEPTED)
         raise
+    if core.settings.require_verified_email and user.email and not user.email_verified:
+        # The account cannot log in before it verifies its address: send the token now.
+        send_verification(call, SYSTEM, user.id)
     return Answer(202, REGISTRATION_ACCEPTED) if safe else user
+
+
+def send_verification(call: Call, actor: Principal, user_id: int) -> None:
+    """Issue an email-verification token for ``user_id`` (as ``actor``) and hand
+    it to the ``on_email_verification`` hook."""
+    core = call.core
+    token = core.auth.request_email_verification(actor, user_id)
+    # The hook is trusted application code: it gets the account as the system sees it.
+    user = core.users.get(SYSTEM, user_id)
+    call.api.deliver("email_verification", call.api.on_email_verification, user, token)
 
 
 def login(call: Call, _: Principal | None, body: s.LoginRequest) -> TokenPair:
@@ -300,7 +346,16 @@ def login(call: Call, _: Principal | None, body: s.LoginRequest) -> TokenPair:
         raise ValidationError.single("identifier", "give one of email, username or identifier")
     if not given:
         raise ValidationError.single("identifier", "give email, username or identifier")
-    return call.core.auth.login(getattr(body, given[0]), body.password, client=call.client)
+    try:
+        return call.core.auth.login(getattr(body, given[0]), body.password, client=call.client)
+    except EmailNotVerified as exc:
+        # Only the password's owner gets here: a fresh verification token goes
+        # to the account's address (at most one per few minutes), so an
+        # expired or lost one is no dead end.
+        auth = call.core.auth
+        if exc.user_id is not None and auth.may_resend_verification(exc.user_id):
+            send_verification(call, SYSTEM, exc.user_id)
+        raise
 
 
 def refresh(call: Call, _: Principal | None, body: s.RefreshRequest) -> TokenPair:
@@ -350,11 +405,7 @@ def reset_password(call: Call, _: Principal | None, body: s.PasswordResetConfirm
 
 def request_email_verification(call: Call, actor: Principal, _: Any) -> dict[str, str]:
     assert actor.user_id is not None
-    core = call.core
-    token = core.auth.request_email_verification(actor, actor.user_id)
-    # The hook is trusted application code: it gets the account as the system sees it.
-    user = core.users.get(SYSTEM, actor.user_id)
-    call.api.deliver("email_verification", call.api.on_email_verification, user, token)
+    send_verification(call, actor, actor.user_id)
     return VERIFICATION_ACCEPTED
 
 
@@ -372,6 +423,7 @@ def list_users(call: Call, actor: Principal, query: s.UserListQuery) -> Page[Use
             role=query.role,
             status=query.status,
             search=query.q,
+            custom_fields=s.custom_values(query),
         )
     except ValidationError as exc:
         # The facade says "search" where the query string says "q".
@@ -392,7 +444,23 @@ def create_user(call: Call, actor: Principal, body: s.UserCreate) -> User:
         name=body.name,
         roles=("user",) if roles is None else roles,
         status=body.status or "active",
+        custom_fields=s.custom_values(body),
     )
+
+
+def invite_user(call: Call, actor: Principal, body: s.InvitationCreate) -> User:
+    roles = _roles_of(body.given())
+    user, token = call.core.users.invite(
+        actor,
+        email=body.email,
+        username=body.username,
+        name=body.name,
+        roles=("user",) if roles is None else roles,
+        custom_fields=s.custom_values(body),
+    )
+    # The token goes to the invited address only, never into the answer.
+    call.api.deliver("invitation", call.api.on_invitation, user, token)
+    return user
 
 
 def get_user(call: Call, actor: Principal, _: None, user_id: int) -> User:
@@ -405,6 +473,9 @@ def update_user(call: Call, actor: Principal, body: s.UserUpdate, user_id: int) 
         # ``role: "..."`` is an HTTP shorthand for ``roles: ["..."]``.
         changes["roles"] = _roles_of(changes)
         del changes["role"]
+    custom = s.custom_values(body)
+    if custom:
+        changes["custom_fields"] = custom
     return call.core.users.update(actor, user_id, **changes)
 
 
@@ -494,6 +565,10 @@ def list_permissions(call: Call, actor: Principal, _: None) -> list[Permission]:
     return call.core.permissions.list(actor)
 
 
+def create_permission(call: Call, actor: Principal, body: s.PermissionCreate) -> Permission:
+    return call.core.permissions.register(actor, body.name, body.description or "", exist_ok=False)
+
+
 # -- the tables ---------------------------------------------------------------------
 
 _OPERATIONS = (
@@ -505,7 +580,7 @@ _OPERATIONS = (
         s.RegisterRequest,
         auth=False,
         output=s.UserOut,
-        errors=(409,),
+        errors=(401, 403, 409),
     ),
     Operation(
         "login",
@@ -515,7 +590,7 @@ _OPERATIONS = (
         s.LoginRequest,
         auth=False,
         output=s.TokenPairOut,
-        errors=(401, 429),
+        errors=(401, 403, 429),
         issues_secrets=True,
         sets_session=True,
     ),
@@ -528,7 +603,7 @@ _OPERATIONS = (
         body_required=False,
         auth=False,
         output=s.TokenPairOut,
-        errors=(401,),
+        errors=(401, 403),
         issues_secrets=True,
         sets_session=True,
     ),
@@ -603,6 +678,15 @@ _OPERATIONS = (
         s.UserCreate,
         output=s.UserOut,
         errors=(409,),
+    ),
+    Operation(
+        "invite_user",
+        "Invite an address to register: a pending account, its token sent to the address",
+        201,
+        invite_user,
+        s.InvitationCreate,
+        output=s.UserOut,
+        errors=(403, 409),
     ),
     Operation(
         "get_user", "A user", 200, get_user, path=("user_id",), output=s.UserOut, errors=(404,)
@@ -719,6 +803,15 @@ _OPERATIONS = (
         list_permissions,
         output=list[s.PermissionOut],
     ),
+    Operation(
+        "create_permission",
+        "Register an application permission (resource:action) that roles may then grant",
+        201,
+        create_permission,
+        s.PermissionCreate,
+        output=s.PermissionOut,
+        errors=(409,),
+    ),
 )
 
 OPERATIONS: Mapping[str, Operation] = {operation.name: operation for operation in _OPERATIONS}
@@ -740,6 +833,7 @@ V1_ROUTES: tuple[tuple[str, str, str], ...] = (
     ("POST", "/auth/verify-email/confirm", "verify_email"),
     ("GET", "/users", "list_users"),
     ("POST", "/users", "create_user"),
+    ("POST", "/invitations", "invite_user"),
     ("GET", "/users/{user_id}", "get_user"),
     ("PUT", "/users/{user_id}", "update_user"),
     ("PATCH", "/users/{user_id}", "update_user"),
@@ -756,5 +850,6 @@ V1_ROUTES: tuple[tuple[str, str, str], ...] = (
     ("DELETE", "/roles/{name}", "delete_role"),
     ("PUT", "/roles/{name}/permissions", "set_role_permissions"),
     ("GET", "/permissions", "list_permissions"),
+    ("POST", "/permissions", "create_permission"),
 )
 """The canonical ``/api/v1`` API: ``(method, path, operation name)``, relative to the prefix."""

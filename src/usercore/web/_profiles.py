@@ -19,7 +19,12 @@ from urllib.parse import urlencode
 import attrs
 
 from usercore.domain import Page, TokenPair, User
-from usercore.errors import AuthenticationError, UsercoreError, ValidationError
+from usercore.errors import (
+    AuthenticationError,
+    EmailNotVerified,
+    UsercoreError,
+    ValidationError,
+)
 from usercore.web import _schemas as s
 from usercore.web._core import HttpResponse, error_response
 from usercore.web._operations import OPERATIONS, V1_ROUTES, Answer, Call, Operation, render
@@ -163,7 +168,11 @@ def _checked(base: Operation, required: Sequence[str], register_tokens: bool) ->
             # The new account signs in with what it just registered: the same
             # login path (lockout, rehash, events) as any other.
             identifier = value.email if value.email is not None else value.username
-            pair = call.core.auth.login(identifier, value.password)
+            try:
+                pair = call.core.auth.login(identifier, value.password)
+            except EmailNotVerified:
+                # Settings.require_verified_email: the account, no tokens yet.
+                return Answer(201, {"user": result.to_public()})
             return Answer(201, {"user": result.to_public(), **_with_token(pair.to_dict())})
         return result
 

@@ -12,6 +12,7 @@ never imports it.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Mapping, Sequence
@@ -19,9 +20,10 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 from urllib.parse import parse_qsl
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model
 from pydantic import ValidationError as PydanticValidationError
 
+from usercore.custom_fields import CustomField
 from usercore.errors import ValidationError
 from usercore.web._core import is_json_media_type, media_type
 
@@ -36,6 +38,8 @@ __all__ = [
     "LoginRequest",
     "OAuth2PasswordForm",
     "body_value",
+    "custom_models",
+    "custom_values",
     "login_input",
     "validate",
     "validation_details",
@@ -80,24 +84,118 @@ class Body(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     def given(self) -> dict[str, Any]:
-        """The fields the client sent (absent optional fields stay absent)."""
-        return self.model_dump(exclude_unset=True)
+        """The built-in fields the client sent (absent optional fields stay
+        absent); :func:`custom_values` gives the custom ones."""
+        return {
+            name: value
+            for name, value in self.model_dump(exclude_unset=True).items()
+            if not name.startswith(_CUSTOM_PREFIX)
+        }
 
 
 class Query(BaseModel):
     """Query parameters: text converted to each field's type; unknown ones ignored."""
 
 
+# -- custom fields --------------------------------------------------------------------
+
+# A custom field's attribute on a model: prefixed, so that no declared name can
+# shadow a pydantic attribute ("copy", "json", "schema"...); clients see the
+# declared name, which is the field's alias.
+_CUSTOM_PREFIX = "custom__"
+
+
+def _custom_type(field: CustomField) -> Any:
+    return Text if field.type is str else field.type
+
+
+def _custom_field(field: CustomField, *, required: bool, nullable: bool) -> tuple[Any, Any]:
+    kind = _custom_type(field)
+    extra: dict[str, Any] = {}
+    if field.choices is not None:
+        extra["enum"] = list(field.choices)
+    info = Field(
+        default=... if required else None,
+        alias=field.name,
+        description=field.description or None,
+        json_schema_extra=extra or (None if required else _drop_default),
+    )
+    return (kind | None if nullable else kind), info
+
+
+def _extended(
+    base: type[BaseModel], fields: Sequence[tuple[CustomField, bool, bool]]
+) -> type[BaseModel]:
+    """``base`` with the custom ``fields`` added (each with ``required`` and ``nullable``)."""
+    if not fields:
+        return base
+    definitions: dict[str, Any] = {
+        _CUSTOM_PREFIX + field.name: _custom_field(field, required=required, nullable=nullable)
+        for field, required, nullable in fields
+    }
+    model: type[BaseModel] = create_model(
+        base.__name__, __base__=base, __module__=__name__, **definitions
+    )
+    return model
+
+
+@functools.cache
+def custom_models(declared: tuple[CustomField, ...]) -> Mapping[Any, Any]:
+    """The models of the operations that carry users, extended with the declared
+    custom fields (``Settings.custom_fields``), by the model they replace.
+
+    Register takes the ``registrable`` fields (required when the field is and
+    has no default), create and invite take every field, update takes every field
+    (``null`` clears an optional one), the user listing filters by each, and
+    a user in an answer shows each.  Types are the declared ones, strict like
+    every body ("1" is not 1); the core checks the rest of each declaration.
+    """
+    if not declared:
+        return {}
+    needed = [(f, f.required and f.default is None, not f.required) for f in declared]
+    user_out = _extended(UserOut, [(f, True, True) for f in declared])
+    users: Any = list[user_out]  # type: ignore[valid-type]
+    page = create_model("UserPage", __base__=UserPage, __module__=__name__, items=users)
+    registered = create_model(
+        "RegisteredOut", __base__=RegisteredOut, __module__=__name__, user=user_out
+    )
+    return {
+        RegisterRequest: _extended(RegisterRequest, [n for n in needed if n[0].registrable]),
+        UserCreate: _extended(UserCreate, needed),
+        InvitationCreate: _extended(InvitationCreate, needed),
+        UserUpdate: _extended(UserUpdate, [(f, False, True) for f in declared]),
+        UserListQuery: _extended(UserListQuery, [(f, False, False) for f in declared]),
+        UserOut: user_out,
+        list[UserOut]: users,
+        UserPage: page,
+        RegisteredOut: registered,
+    }
+
+
+def custom_values(value: BaseModel | None) -> dict[str, Any]:
+    """The custom fields a request gave (by declared name), from a model of
+    :func:`custom_models`; empty for any other."""
+    if value is None:
+        return {}
+    return {
+        name.removeprefix(_CUSTOM_PREFIX): field_value
+        for name, field_value in value.model_dump(exclude_unset=True).items()
+        if name.startswith(_CUSTOM_PREFIX)
+    }
+
+
 # -- request bodies -----------------------------------------------------------------
 
 
 class RegisterRequest(Body):
-    """``email`` or ``username`` (an account identified by its username alone), or both."""
+    """``email`` or ``username`` (an account identified by its username alone), or both;
+    ``invitation``: the token of an administrator's invitation (``Settings.registration``)."""
 
     email: Text = _optional()
     password: Text
     username: Text | None = None
     name: Text | None = None
+    invitation: Text = _optional()
 
 
 class LoginRequest(Body):
@@ -162,6 +260,17 @@ class UserCreate(Body):
     status: Literal["active", "inactive"] = _optional()
 
 
+class InvitationCreate(Body):
+    """The address to invite and the account's roles (``role`` or ``roles``; default
+    ``["user"]``); the invitation token goes to the address, never into the answer."""
+
+    email: Text
+    username: Text | None = None
+    name: Text | None = None
+    role: Text = _optional()
+    roles: Texts = _optional()
+
+
 class UserUpdate(Body):
     """Only the fields sent change; ``role``/``roles`` and ``status`` need an administrator."""
 
@@ -202,6 +311,13 @@ class RoleCreate(Body):
     name: Text
     permissions: Texts = _optional()
     inherits: Texts = _optional()
+    description: Text = _optional()
+
+
+class PermissionCreate(Body):
+    """An application permission, ``resource:action``, that roles may then grant."""
+
+    name: Text
     description: Text = _optional()
 
 

@@ -35,8 +35,10 @@ import attrs
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from usercore import SYSTEM, StoreUnavailable, UserCore
+from usercore import SYSTEM, Settings, StoreUnavailable, UserCore
+from usercore.custom_fields import load_declaration
 from usercore.services.events import Event
+from usercore.settings import RegistrationMode
 from usercore.web._profiles import profiles_of
 from usercore.web.fastapi import add_health_routes, create_app
 
@@ -62,6 +64,10 @@ def _names(value: Iterable[str]) -> tuple[str, ...]:
     return tuple(value)
 
 
+def _pairs(value: Iterable[Iterable[str]]) -> tuple[tuple[str, str], ...]:
+    return tuple((name, description) for name, description in value)
+
+
 @attrs.frozen(kw_only=True)
 class ServeOptions:
     """Everything a worker needs to build the app, as JSON-able values.
@@ -81,9 +87,26 @@ class ServeOptions:
     mail_url: str | None = attrs.field(default=None, repr=False)
     reset_url: str | None = None
     verification_url: str | None = None
+    invitation_url: str | None = None
     app_name: str = "usercore"
     purge_every: float = 600.0
     access_log: str = "text"
+    #: App permissions registered at start in every worker: (name, description).
+    permissions: tuple[tuple[str, str], ...] = attrs.field(default=(), converter=_pairs)
+    registration: RegistrationMode = "open"
+    require_verified_email: bool = False
+    #: ``MODULE:NAME`` of the application's custom fields (``--custom-fields``),
+    #: imported by every worker.
+    custom_fields: str | None = None
+
+    def settings(self) -> Settings:
+        """The core's settings (the registration policy and custom fields
+        served); the key is added where the core is opened."""
+        return Settings(
+            registration=self.registration,
+            require_verified_email=self.require_verified_email,
+            custom_fields=load_declaration(self.custom_fields) if self.custom_fields else (),
+        )
 
     def to_json(self) -> str:
         return json.dumps(attrs.asdict(self))
@@ -225,6 +248,8 @@ def build_app(options: ServeOptions, core: UserCore, *, close_core: bool = False
     background = None
     notifier = None
     unsubscribe: Callable[[], None] | None = None
+    for name, description in options.permissions:  # idempotent: every worker, every start
+        core.permissions.register(name, description)
     if options.mail_url:
         if not (options.reset_url and options.verification_url):
             raise ValueError("mail needs reset_url and verification_url")
@@ -233,6 +258,7 @@ def build_app(options: ServeOptions, core: UserCore, *, close_core: bool = False
             background,
             reset_url=options.reset_url,
             verification_url=options.verification_url,
+            invitation_url=options.invitation_url,
             app_name=options.app_name,
             settings=core.settings,
         )
@@ -241,6 +267,10 @@ def build_app(options: ServeOptions, core: UserCore, *, close_core: bool = False
     def on_email_verification(user: Any, token: str) -> None:
         if notifier is not None and user.email:
             notifier.email_verification(user.email, token)
+
+    def on_invitation(user: Any, token: str) -> None:
+        if notifier is not None and user.email:
+            notifier.invitation(user.email, token)
 
     app = create_app(
         core,
@@ -251,6 +281,7 @@ def build_app(options: ServeOptions, core: UserCore, *, close_core: bool = False
         cors_allow_credentials=options.cors_allow_credentials,
         on_password_reset=None if notifier is None else notifier.password_reset,
         on_email_verification=None if notifier is None else on_email_verification,
+        on_invitation=None if notifier is None or not options.invitation_url else on_invitation,
     )
     add_health_routes(app, core)
     if options.access_log == "json":
@@ -287,7 +318,7 @@ def worker_app() -> FastAPI:
     from usercore.cli import open_core, serving_key
 
     options = ServeOptions.from_json(os.environ[OPTIONS_ENV])
-    core = open_core(options.url, secret_key=serving_key(options.url))
+    core = open_core(options.url, secret_key=serving_key(options.url), settings=options.settings())
     return build_app(options, core, close_core=True)
 
 

@@ -68,12 +68,14 @@ from usercore.web._operations import (
     Api,
     Call,
     EmailVerificationHook,
+    InvitationHook,
     Operation,
     PasswordResetHook,
     fill_refresh_token,
     ignores_credential,
     owner_id_of,
     session_cookies,
+    with_custom_fields,
 )
 from usercore.web._profiles import PROFILES, V1, Profile, ProfileChoice, Route, profiles_of
 from usercore.web._schemas import (
@@ -87,6 +89,7 @@ from usercore.web._schemas import (
 
 __all__ = [
     "PROFILES",
+    "AsyncAuth",
     "Auth",
     "CookieSessions",
     "ErrorResponse",
@@ -577,6 +580,7 @@ def create_router(
     prefix: str = "",
     on_password_reset: PasswordResetHook | None = None,
     on_email_verification: EmailVerificationHook | None = None,
+    on_invitation: InvitationHook | None = None,
     sessions: CookieSessions | None = None,
     routes: Sequence[Route] | None = None,
     profile: str | Profile = V1,
@@ -591,7 +595,10 @@ def create_router(
     """
     router = APIRouter()
     api = Api(
-        core, on_password_reset=on_password_reset, on_email_verification=on_email_verification
+        core,
+        on_password_reset=on_password_reset,
+        on_email_verification=on_email_verification,
+        on_invitation=on_invitation,
     )
     (chosen,) = profiles_of(profile)
     _add_routes(router, api, prefix, sessions, chosen, routes)
@@ -610,7 +617,7 @@ def _add_routes(
     endpoints: dict[str, Callable[..., Any]] = {}
     error_model = profile.error_model
     for method, path, name in profile.routes if routes is None else routes:
-        operation = profile.operation(name)
+        operation = with_custom_fields(profile.operation(name), api.core.settings.custom_fields)
         if name not in endpoints:
             endpoints[name] = _endpoint(api, auth, operation, prefix, sessions, profile)
         extra: dict[str, Any] = {}
@@ -682,6 +689,7 @@ def create_app(
     profile: ProfileChoice = V1,
     on_password_reset: PasswordResetHook | None = None,
     on_email_verification: EmailVerificationHook | None = None,
+    on_invitation: InvitationHook | None = None,
     title: str = "usercore",
     docs: bool = True,
     docs_ui: bool = False,
@@ -691,8 +699,9 @@ def create_app(
 ) -> FastAPI:
     """A FastAPI app serving the usercore API under ``prefix``.
 
-    ``on_password_reset(email, token)`` and ``on_email_verification(user,
-    token)`` deliver the one-time tokens, which the API never returns.
+    ``on_password_reset(email, token)``, ``on_email_verification(user,
+    token)`` and ``on_invitation(user, token)`` deliver the one-time tokens,
+    which the API never returns.
     ``docs=False`` serves no ``/openapi.json``; ``docs_ui=True`` also serves
     Swagger UI at ``/docs`` (off by default: FastAPI loads it from a CDN
     without subresource integrity).
@@ -726,7 +735,10 @@ def create_app(
     )
     setattr(app.state, _PROFILE, chosen[0])
     api = Api(
-        core, on_password_reset=on_password_reset, on_email_verification=on_email_verification
+        core,
+        on_password_reset=on_password_reset,
+        on_email_verification=on_email_verification,
+        on_invitation=on_invitation,
     )
     for served, base in zip(chosen, bases, strict=True):
         # Straight onto the app's router: an included router is matched twice per request.
@@ -770,3 +782,6 @@ def add_health_routes(app: FastAPI, core: UserCore) -> None:
 
     app.add_api_route("/healthz", healthz, methods=["GET"], include_in_schema=False)
     app.add_api_route("/readyz", readyz, methods=["GET"], include_in_schema=False)
+
+
+from usercore.web._fastapi_async import AsyncAuth  # noqa: E402 - the async Auth, beside

@@ -57,12 +57,14 @@ from usercore.web._operations import (
     Api,
     Call,
     EmailVerificationHook,
+    InvitationHook,
     Operation,
     PasswordResetHook,
     fill_refresh_token,
     ignores_credential,
     owner_id_of,
     session_cookies,
+    with_custom_fields,
 )
 from usercore.web._profiles import PROFILES, V1, Profile, ProfileChoice, Route, profiles_of
 from usercore.web._schemas import body_value, login_input, validation_details
@@ -408,14 +410,16 @@ def create_blueprint(
     name: str = "usercore",
     on_password_reset: PasswordResetHook | None = None,
     on_email_verification: EmailVerificationHook | None = None,
+    on_invitation: InvitationHook | None = None,
     sessions: CookieSessions | None = None,
     routes: Sequence[Route] | None = None,
     profile: str | Profile = V1,
 ) -> flask.Blueprint:
     """The usercore routes as a blueprint (mount it with a ``url_prefix``).
 
-    ``on_password_reset(email, token)`` and ``on_email_verification(user,
-    token)`` deliver the one-time tokens, which the API never returns;
+    ``on_password_reset(email, token)``, ``on_email_verification(user,
+    token)`` and ``on_invitation(user, token)`` deliver the one-time tokens,
+    which the API never returns;
     ``sessions`` turns on the cookie transport; ``profile`` (a name of
     ``PROFILES`` or a :class:`~usercore.web._profiles.Profile`) gives the
     route table and the shapes of the answers, ``routes`` replaces its route
@@ -425,7 +429,10 @@ def create_blueprint(
     (chosen,) = profiles_of(profile)
     table = chosen.routes if routes is None else routes
     api = Api(
-        core, on_password_reset=on_password_reset, on_email_verification=on_email_verification
+        core,
+        on_password_reset=on_password_reset,
+        on_email_verification=on_email_verification,
+        on_invitation=on_invitation,
     )
     auth = Auth(core, sessions=sessions)
     blueprint = flask.Blueprint(name, __name__)
@@ -434,7 +441,9 @@ def create_blueprint(
     for method, path, operation_name in table:
         if operation_name not in views:
             paths = [path for _, path, name in table if name == operation_name]
-            operation = chosen.operation(operation_name)
+            operation = with_custom_fields(
+                chosen.operation(operation_name), core.settings.custom_fields
+            )
             views[operation_name] = _view(api, auth, operation, sessions, paths, chosen)
         rules.setdefault(f"{operation_name} {path}", []).append(method)
     for key, methods in rules.items():
@@ -513,6 +522,7 @@ def create_app(
     profile: ProfileChoice = V1,
     on_password_reset: PasswordResetHook | None = None,
     on_email_verification: EmailVerificationHook | None = None,
+    on_invitation: InvitationHook | None = None,
     sessions: CookieSessions | None = None,
     cors_origins: Sequence[str] = (),
     cors_allow_credentials: bool = False,
@@ -545,6 +555,7 @@ def create_app(
                 name="usercore" if index == 0 else f"usercore_{served.name}",
                 on_password_reset=on_password_reset,
                 on_email_verification=on_email_verification,
+                on_invitation=on_invitation,
                 sessions=sessions,
                 profile=served,
             ),
