@@ -149,9 +149,11 @@ def bench_lookups(
     )
 
 
-def django_user_model(directory: Path) -> Any:
+def django_user_model(directory: Path, extra_databases: dict[str, Path] | None = None) -> Any:
     """Configure Django on ``directory / "django.db"`` and return a model equivalent
-    to usercore's ``users`` table (its table created).  Once per process."""
+    to usercore's ``users`` table (its table created).  Once per process.
+
+    ``extra_databases`` names further SQLite files Django may use (by alias)."""
     import django
     from django.conf import settings
 
@@ -161,7 +163,11 @@ def django_user_model(directory: Path) -> Any:
         INSTALLED_APPS=[],
         DEFAULT_AUTO_FIELD="django.db.models.BigAutoField",
         DATABASES={
-            "default": {"ENGINE": "django.db.backends.sqlite3", "NAME": directory / "django.db"}
+            alias: {"ENGINE": "django.db.backends.sqlite3", "NAME": path}
+            for alias, path in {
+                "default": directory / "django.db",
+                **(extra_databases or {}),
+            }.items()
         },
     )
     django.setup()

@@ -97,3 +97,78 @@ def test_the_whitespace_and_control_scan_agrees_on_every_code_point() -> None:
         char = chr(code)
         expected = char.isspace() or unicodedata.category(char) == "Cc"
         assert bool(_WHITESPACE_OR_CONTROL.search(char)) == expected, hex(code)
+
+
+def test_the_ascii_username_and_name_scans_agree_with_the_per_character_rules() -> None:
+    """Every ASCII character: the one-regex fast paths give the verdict of the
+    Unicode category rules they stand in for (so ASCII input is judged alike)."""
+    import unicodedata
+
+    from usercore.validation import (
+        _ASCII_CONTROL,
+        _ASCII_USERNAME,
+        _MARK_CATEGORIES,
+        _USERNAME_PUNCTUATION,
+        _has_stray_mark,
+        _is_forbidden_in_name,
+    )
+
+    for code in range(128):
+        char = chr(code)
+        allowed = (
+            char.isalnum()
+            or char in _USERNAME_PUNCTUATION
+            or unicodedata.category(char) in _MARK_CATEGORIES
+        )
+        assert (_ASCII_USERNAME.fullmatch(char) is not None) == allowed, repr(char)
+        assert (_ASCII_CONTROL.search(char) is not None) == _is_forbidden_in_name(char), repr(char)
+        assert unicodedata.category(char) not in _MARK_CATEGORIES
+        assert not _has_stray_mark("a" + char)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(st.characters(max_codepoint=127), max_size=40))
+def test_ascii_usernames_and_names_get_the_verdict_of_the_character_loops(text: str) -> None:
+    import unicodedata
+
+    from usercore.validation import (
+        _MARK_CATEGORIES,
+        _USERNAME_PUNCTUATION,
+        _is_forbidden_in_name,
+        _username_characters_allowed,
+        name_problems,
+    )
+
+    loop = all(
+        char.isalnum()
+        or char in _USERNAME_PUNCTUATION
+        or unicodedata.category(char) in _MARK_CATEGORIES
+        for char in text
+    )
+    assert _username_characters_allowed(text) == loop
+    forbidden = any(_is_forbidden_in_name(char) for char in text.strip())
+    assert (
+        "must not contain control or invisible formatting characters" in name_problems(text)
+    ) == forbidden
+
+
+@settings(max_examples=500, deadline=None)
+@given(local=_LOCAL, domain=_DOMAIN, extra=st.sampled_from(["", "<", '"', "@", "x@y", ">"]))
+def test_the_address_split_gives_email_validators_split(
+    local: str, domain: str, extra: str
+) -> None:
+    from email_validator import EmailSyntaxError
+    from email_validator.syntax import split_email
+
+    from usercore.validation import _split_email
+
+    for text in (f"{local}@{domain}{extra}", f"{extra}{local}@{domain}", local + extra):
+        try:
+            expected: object = split_email(text)
+        except EmailSyntaxError as exc:
+            expected = str(exc)
+        try:
+            actual: object = _split_email(text)
+        except EmailSyntaxError as exc:
+            actual = str(exc)
+        assert actual == expected

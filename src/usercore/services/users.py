@@ -1029,7 +1029,12 @@ class UserService:
                     known_roles = {role.name for role in tx.roles.list()}
                     unique = [f.name for f in self._ctx.settings.custom_fields if f.unique]
                     claimed: set[tuple[str, type, object]] = set()
-                    for index, user in batch:
+                    keys = [(user.email_key, user.username_key) for _, user in batch]
+                    emails_taken, usernames_taken = tx.users.taken_keys(
+                        (email for email, _ in keys if email is not None),
+                        (username for _, username in keys if username is not None),
+                    )
+                    for (index, user), (email, username) in zip(batch, keys, strict=True):
                         missing = sorted(user.roles - known_roles)
                         if missing:
                             errors.append(
@@ -1040,13 +1045,7 @@ class UserService:
                                     ),
                                 )
                             )
-                        elif (
-                            user.email_key is not None
-                            and tx.users.get_by_email(user.email_key) is not None
-                        ) or (
-                            user.username_key is not None
-                            and tx.users.get_by_username(user.username_key) is not None
-                        ):
+                        elif email in emails_taken or username in usernames_taken:
                             skipped += 1
                         elif (taken := _taken_unique(tx, unique, user, claimed)) is not None:
                             errors.append((index, ValidationError.single(taken, _TAKEN_BY_ANOTHER)))

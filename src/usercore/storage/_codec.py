@@ -7,6 +7,7 @@ compares them value for value).
 
 from __future__ import annotations
 
+import functools
 import json
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
@@ -77,6 +78,12 @@ def optional_time_from_db(value: int | None) -> datetime | None:
 
 def set_to_db(values: Iterable[str]) -> str:
     """A set of strings as a sorted JSON array (stable text, so equal sets compare equal)."""
+    return _frozenset_to_db(values if isinstance(values, frozenset) else frozenset(values))
+
+
+@functools.lru_cache(maxsize=256)
+def _frozenset_to_db(values: frozenset[str]) -> str:
+    # Memoized: a bulk write encodes the same few role sets over and over.
     return json.dumps(sorted(values), ensure_ascii=False, separators=(",", ":"))
 
 

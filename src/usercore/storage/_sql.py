@@ -17,6 +17,7 @@ only ever travel as bound parameters.
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
@@ -64,6 +65,10 @@ T = TypeVar("T")
 
 BATCH_SIZE = 1000
 """Rows per ``executemany`` call and per keyset batch of internal scans."""
+_KEYS_PER_LOOKUP = 500
+# Bound parameters per multi-row INSERT: SQLite's lowest limit
+# (SQLITE_MAX_VARIABLE_NUMBER was 999 before 3.32).
+_PARAMETERS_PER_STATEMENT = 999
 
 
 class Cursor(Protocol):
@@ -112,9 +117,6 @@ class Statements:
     """Every fixed statement, in ``?`` style; :meth:`translated` converts them all."""
 
     user_insert: str = f"INSERT INTO users ({_USER_WRITE_COLUMNS}) VALUES ({', '.join('?' * 18)})"
-    user_insert_with_id: str = (
-        f"INSERT INTO users (id, {_USER_WRITE_COLUMNS}) VALUES ({', '.join('?' * 19)})"
-    )
     user_by_id: str = f"SELECT {_USER_COLUMNS} FROM users u WHERE u.id = ?"
     user_by_email: str = f"SELECT {_USER_COLUMNS} FROM users u WHERE u.email_key = ?"
     user_by_username: str = f"SELECT {_USER_COLUMNS} FROM users u WHERE u.username_key = ?"
@@ -319,7 +321,8 @@ class Dialect:
         """Insert ``users`` (in UTC, checked) with new ids, inside the caller's
         savepoint; returns them as stored (``id`` set, ``version`` 1).
 
-        This default runs batched ``executemany`` calls with ids taken by
+        This default runs multi-row ``INSERT`` statements
+        (:meth:`SqlUnitOfWork.write_rows`) with ids taken by
         :meth:`next_user_ids`; a dialect may load the rows faster its own way.
         """
         ids = self.next_user_ids(uow, len(users))
@@ -327,13 +330,9 @@ class Dialect:
             attrs.evolve(user, id=user_id, version=1)
             for user_id, user in zip(ids, users, strict=True)
         ]
-        uow.write_many(
-            self.statements.user_insert_with_id,
-            ((user.id, *user_params(user, 1)) for user in stored),
-        )
-        uow.write_many(
-            self.statements.user_roles_insert,
-            ((user.id, role) for user in stored for role in user.roles),
+        uow.write_rows(users_insert_rows, [(user.id, *user_params(user, 1)) for user in stored])
+        uow.write_rows(
+            user_roles_insert_rows, [(user.id, role) for user in stored for role in user.roles]
         )
         return stored
 
@@ -499,6 +498,29 @@ class SqlUnitOfWork(UnitOfWorkState):
             except self.dialect.integrity_error as exc:
                 raise self.translated(exc) from None
 
+    def write_rows(self, insert: Callable[[int], str], rows: Sequence[Sequence[Any]]) -> None:
+        """Insert ``rows`` many per statement, ``insert(n)`` being the statement
+        that inserts ``n`` of them.
+
+        Not ``executemany``: SQLite runs each row of that as its own statement,
+        and FTS5 flushes its pending index data to a new segment at the end of
+        every statement, so a bulk insert wrote one tiny segment of the search
+        index per user (and merged them again later): several times the cost
+        of the rows themselves.
+        """
+        self.writing()
+        if not rows:
+            return
+        per_statement = max(1, _PARAMETERS_PER_STATEMENT // len(rows[0]))
+        for start in range(0, len(rows), per_statement):
+            batch = rows[start : start + per_statement]
+            try:
+                self.execute(
+                    self.dialect.prepare(insert(len(batch))), [v for row in batch for v in row]
+                )
+            except self.dialect.integrity_error as exc:
+                raise self.translated(exc) from None
+
     def translated(self, exc: Exception) -> Exception:
         """The usercore error for a constraint violation; re-raises ``exc`` if there is none."""
         translated = self.dialect.translate(exc)
@@ -529,6 +551,25 @@ class _Savepoint:
             # Some faults (a full disk, a lost connection) end the whole
             # transaction, savepoints included; the store rolls back the rest.
             pass
+
+
+# One placeholder for the id and one per column of _USER_WRITE_COLUMNS.
+_USER_ROW = "(" + ", ".join("?" * (1 + _USER_WRITE_COLUMNS.count(",") + 1)) + ")"
+_ROLE_ROW = "(?, ?)"
+
+
+@functools.lru_cache(maxsize=16)
+def users_insert_rows(count: int) -> str:
+    """The ``INSERT`` of ``count`` users, with their ids (``?`` placeholders)."""
+    rows = ", ".join(_USER_ROW for _ in range(count))
+    return f"INSERT INTO users (id, {_USER_WRITE_COLUMNS}) VALUES {rows}"
+
+
+@functools.lru_cache(maxsize=16)
+def user_roles_insert_rows(count: int) -> str:
+    """The ``INSERT`` of ``count`` ``(user_id, role)`` rows (``?`` placeholders)."""
+    rows = ", ".join(_ROLE_ROW for _ in range(count))
+    return f"INSERT INTO user_roles (user_id, role) VALUES {rows}"
 
 
 def _batches(rows: Iterable[T], size: int) -> Iterator[list[T]]:
@@ -749,6 +790,27 @@ class SqlUserRepository(_Repository):
             return None
         row = self._uow.reading()(self._sql.user_by_username, (username_key,)).fetchone()
         return None if row is None else user_from_row(row, self._uow.custom_fields)
+
+    def taken_keys(
+        self, email_keys: Iterable[str], username_keys: Iterable[str]
+    ) -> tuple[set[str], set[str]]:
+        execute = self._uow.reading()
+        return (
+            self._taken(execute, "email_key", email_keys),
+            self._taken(execute, "username_key", username_keys),
+        )
+
+    def _taken(self, execute: Callable[..., Cursor], column: str, keys: Iterable[str]) -> set[str]:
+        """The ``keys`` some user holds in ``column`` (one of our key columns)."""
+        taken: set[str] = set()
+        # Chunks stay under SQLite's oldest bound-parameter limit (999).
+        for chunk in _batches({key for key in keys if storable(key)}, _KEYS_PER_LOOKUP):
+            placeholders = ", ".join("?" * len(chunk))
+            sql = self._uow.dialect.prepare(
+                f"SELECT {column} FROM users WHERE {column} IN ({placeholders})"
+            )
+            taken.update(row[0] for row in execute(sql, chunk).fetchall())
+        return taken
 
     def update(self, user: User) -> User:
         uow = self._uow

@@ -22,7 +22,7 @@ from __future__ import annotations
 import bisect
 import itertools
 import threading
-from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping, Sequence
 from datetime import datetime
 from functools import partial
 from types import TracebackType
@@ -391,6 +391,16 @@ class _Users(_Repository):
         s._reading()
         user_id = s._usernames.get(username_key)
         return None if user_id is None else self._read(s._users[user_id])
+
+    def taken_keys(
+        self, email_keys: Iterable[str], username_keys: Iterable[str]
+    ) -> tuple[set[str], set[str]]:
+        s = self._s
+        s._reading()
+        return (
+            {key for key in email_keys if key in s._emails},
+            {key for key in username_keys if key in s._usernames},
+        )
 
     def update(self, user: User) -> User:
         s = self._s

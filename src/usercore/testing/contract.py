@@ -492,6 +492,20 @@ class StoreContract:
         with store.transaction() as tx:
             assert tx.users.add_many([]) == []
 
+    def test_taken_keys_names_exactly_the_keys_stored_users_hold(self, store: Store) -> None:
+        with store.transaction() as tx:
+            tx.users.add_many(
+                [a_user(f"held{n}@example.com", username=f"held{n}") for n in range(600)]
+                + [a_user(None, username="nomail")]
+            )
+        emails = [f"held{n}@example.com" for n in range(0, 1200, 2)] + ["a\x00b", "nomail"]
+        usernames = [f"held{n}" for n in range(1, 1200, 2)] + ["nomail", "held0@example.com"]
+        with store.transaction(readonly=True) as tx:
+            emails_taken, usernames_taken = tx.users.taken_keys(emails, usernames)
+            assert tx.users.taken_keys([], []) == (set(), set())
+        assert emails_taken == {f"held{n}@example.com" for n in range(0, 600, 2)}
+        assert usernames_taken == {f"held{n}" for n in range(1, 600, 2)} | {"nomail"}
+
     # -- users: listing ---------------------------------------------------
 
     def test_list_walks_users_in_id_order_by_keyset_cursor(self, store: Store) -> None:
