@@ -295,11 +295,24 @@ _EMAIL_OPTIONAL = (
 # (PostgresStore.declare_custom_fields): expression indexes on (custom_fields -> 'name').
 _CUSTOM_FIELDS = ("ALTER TABLE users ADD COLUMN custom_fields JSONB NOT NULL DEFAULT '{}'::jsonb",)
 
+# The application permissions registered at run time, shared by every server
+# on the schema (the built-in permissions live in the code).
+_PERMISSIONS = (
+    f"""
+    CREATE TABLE permissions (
+        name        {_TEXT} NOT NULL PRIMARY KEY,
+        description {_TEXT} NOT NULL,
+        created_at  bigint  NOT NULL
+    )
+    """,
+)
+
 MIGRATIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("create the usercore tables", _V1),
     ("user counters and trigram search indexes", _V2),
     ("users.email may be null: accounts identified by their username", _EMAIL_OPTIONAL),
     ("users.custom_fields: the application's declared fields", _CUSTOM_FIELDS),
+    ("permissions: the application permissions registered at run time", _PERMISSIONS),
 )
 """``MIGRATIONS[n - 1]`` is migration ``n``: a description and its statements."""
 
@@ -315,6 +328,7 @@ OUR_TABLES = (
     "one_time_tokens",
     "login_attempts",
     "meta",
+    "permissions",
 )
-"""The tables migration 1 creates: finding one of them in a schema that has no
+"""The tables the migrations create: finding one of them in a schema that has no
 ``usercore_migrations`` means the schema belongs to another application."""

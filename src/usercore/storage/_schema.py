@@ -64,6 +64,13 @@ UNIQUE_RULES = (
     ),
     UniqueRule("roles", "name", "roles_pkey", "name", "a role with this name already exists"),
     UniqueRule(
+        "permissions",
+        "name",
+        "permissions_pkey",
+        "name",
+        "a permission with this name is already registered",
+    ),
+    UniqueRule(
         "api_keys",
         "prefix",
         "api_keys_prefix",

@@ -291,8 +291,28 @@ _EMAIL_OPTIONAL = (
 # (SQLiteStore.declare_custom_fields): expression indexes on json_extract().
 _CUSTOM_FIELDS = ("ALTER TABLE users ADD COLUMN custom_fields TEXT NOT NULL DEFAULT '{}'",)
 
-# Migration 3: accounts identified by their username alone; 4: custom fields.
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _EMAIL_OPTIONAL, _CUSTOM_FIELDS)
+# The application permissions registered at run time (core.permissions.register,
+# POST /permissions, serve --permissions), shared by every process on the file.
+# The built-in permissions live in the code, not here.
+_PERMISSIONS = (
+    """
+    CREATE TABLE permissions (
+        name        TEXT    NOT NULL PRIMARY KEY,
+        description TEXT    NOT NULL,
+        created_at  INTEGER NOT NULL
+    ) WITHOUT ROWID
+    """,
+)
+
+# Migration 3: accounts identified by their username alone; 4: custom fields;
+# 5: the registered permissions.
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    _V1,
+    _V2,
+    _EMAIL_OPTIONAL,
+    _CUSTOM_FIELDS,
+    _PERMISSIONS,
+)
 """``MIGRATIONS[n - 1]`` holds the statements of migration ``n``."""
 
 LATEST_VERSION = len(MIGRATIONS)
