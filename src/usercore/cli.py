@@ -491,7 +491,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
         invitation_url=args.invitation_url,
         purge_every=args.purge_every * 60,
         access_log=args.access_log,
-        permissions=permissions,
         registration=args.registration,
         require_verified_email=args.require_verified_email,
         custom_fields=args.custom_fields,
@@ -505,6 +504,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
         allow_memory=True,
         settings=options.settings(),
     )
+    try:
+        # Once, here, before any worker starts: the workers read them from the store.
+        added = _server.register_permissions(core, permissions)
+    except BaseException:
+        core.close()
+        raise
+    if permissions:
+        _info(f"permissions: {len(permissions)} from {args.permissions}, {added} new")
     base = f"http://{args.host}:{args.port}"
     served = ", ".join(f"{base}{profile.base} ({profile.name})" for profile in profiles)
     where = "no OpenAPI document" if args.no_docs else f"OpenAPI at {base}/openapi.json"
