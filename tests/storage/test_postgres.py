@@ -251,10 +251,16 @@ def test_opening_migrates_and_records_the_version(schemas: Schemas) -> None:
         assert LATEST_VERSION == tx.meta.schema_version()
 
 
+GRANTS = json.dumps(
+    sorted({"*", "docs:*", "docs:*:own", "notes:edit:own", "reports:read", "users:read"})
+)
+
+
 def test_a_schema_at_the_previous_version_upgrades_to_stored_permissions(
     schemas: Schemas,
 ) -> None:
-    """The migration that adds the permissions table keeps every row and starts it empty."""
+    """The migration that adds the permissions table keeps every row and stores the
+    application permissions the roles grant (registered in each process before)."""
     url = schemas.fresh_url()
     with raw(url) as connection, connection.transaction():
         for version, (description, statements) in enumerate(MIGRATIONS[:-1], start=1):
@@ -266,17 +272,18 @@ def test_a_schema_at_the_previous_version_upgrades_to_stored_permissions(
             )
         connection.execute(
             "INSERT INTO roles (name, permissions, inherits, description)"
-            " VALUES ('analyst', '[\"reports:read\"]', '[]', '')"
+            " VALUES ('analyst', %s, '[]', '')",
+            (GRANTS,),
         )
     store = schemas.open(url)
     with store.transaction(readonly=True) as tx:
         assert LATEST_VERSION == tx.meta.schema_version()
-        assert [] == tx.permissions.list()
-        assert Role(name="analyst", permissions={"reports:read"}) == tx.roles.get("analyst")
+        assert ["notes:edit", "reports:read"] == [p.name for p in tx.permissions.list()]
+        assert json.loads(GRANTS) == sorted(present(tx.roles.get("analyst")).permissions)
     with store.transaction() as tx:
-        tx.permissions.add(Permission(name="reports:read", created_at=T0))
+        tx.permissions.add(Permission(name="reports:export", created_at=T0))
     with schemas.open(url).transaction(readonly=True) as tx:
-        assert ["reports:read"] == [permission.name for permission in tx.permissions.list()]
+        assert 3 == len(tx.permissions.list())
 
 
 def test_reopening_keeps_the_data(schemas: Schemas) -> None:

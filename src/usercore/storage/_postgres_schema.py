@@ -32,6 +32,8 @@ shared statements in ``_sql.py`` run unchanged on both:
 
 from __future__ import annotations
 
+from usercore.storage._schema import BUILTIN_NAMES_SQL
+
 __all__ = ["LATEST_VERSION", "MIGRATIONS", "MIGRATIONS_TABLE", "OUR_TABLES", "TRIGRAM_INDEXES"]
 
 MIGRATIONS_TABLE = "usercore_migrations"
@@ -296,7 +298,8 @@ _EMAIL_OPTIONAL = (
 _CUSTOM_FIELDS = ("ALTER TABLE users ADD COLUMN custom_fields JSONB NOT NULL DEFAULT '{}'::jsonb",)
 
 # The application permissions registered at run time, shared by every server
-# on the schema (the built-in permissions live in the code).
+# on the schema (the built-in permissions live in the code).  As in the SQLite
+# schema, the application permissions existing roles grant are stored.
 _PERMISSIONS = (
     f"""
     CREATE TABLE permissions (
@@ -304,6 +307,16 @@ _PERMISSIONS = (
         description {_TEXT} NOT NULL,
         created_at  bigint  NOT NULL
     )
+    """,
+    f"""
+    INSERT INTO permissions (name, description, created_at)
+    SELECT DISTINCT name, '', (extract(epoch FROM now()) * 1000000)::bigint
+    FROM (
+        SELECT CASE WHEN g LIKE '%:%:own' THEN left(g, -4) ELSE g END AS name
+        FROM roles, jsonb_array_elements_text(roles.permissions::jsonb) AS g
+        WHERE g <> '*' AND g NOT LIKE '%:*' AND g NOT LIKE '%:*:own'
+    ) AS grants
+    WHERE name NOT IN ({BUILTIN_NAMES_SQL})
     """,
 )
 
