@@ -12,21 +12,10 @@ from typing import Any
 
 import pytest
 
-from usercore import SYSTEM, ConflictError, Permission, Principal, UserCore, ValidationError
+from usercore import SYSTEM, ConflictError, Permission, UserCore, ValidationError
 from usercore.services.events import Event
 
-from .conftest import ADMIN_PASSWORD, START, FakeClock, login_principal, make_settings
-
-
-def admin_of(core: UserCore) -> Principal:
-    core.users.create(SYSTEM, email="root@example.com", password=ADMIN_PASSWORD, roles=["admin"])
-    return login_principal(core, "root@example.com", ADMIN_PASSWORD)
-
-
-def watch(core: UserCore) -> list[Event]:
-    seen: list[Event] = []
-    core.events.subscribe(seen.append)
-    return seen
+from .conftest import START, FakeClock, admin_of, make_settings, watch
 
 
 def registered(events: list[Event]) -> list[str]:
