@@ -4,8 +4,9 @@
 every adapter: ``{table name: [row dicts]}``, read in one read-only unit of
 work through the public repository methods only (every user, and per user
 their API keys, refresh and one-time tokens; every role, registered
-permission, revocation, login throttle and meta value; the schema version).  No private attribute is read,
-so a new adapter, or a new field inside one, needs no change here.
+permission, revocation, login throttle and meta value; the schema version).
+No private attribute is read, so a new adapter, or a new field inside one,
+needs no change here.
 
 The unit of work runs in a thread of its own, which checks that the store is
 at rest: a transaction left open by the calling thread holds MemoryStore's
