@@ -491,7 +491,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
         invitation_url=args.invitation_url,
         purge_every=args.purge_every * 60,
         access_log=args.access_log,
-        permissions=permissions,
         registration=args.registration,
         require_verified_email=args.require_verified_email,
         custom_fields=args.custom_fields,
@@ -505,6 +504,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
         allow_memory=True,
         settings=options.settings(),
     )
+    try:
+        # Once, here, before any worker starts: the workers read them from the store.
+        added = _server.register_permissions(core, permissions)
+    except BaseException:
+        core.close()
+        raise
+    if permissions:
+        _info(f"permissions: {len(permissions)} from {args.permissions}, {added} new")
     base = f"http://{args.host}:{args.port}"
     served = ", ".join(f"{base}{profile.base} ({profile.name})" for profile in profiles)
     where = "no OpenAPI document" if args.no_docs else f"OpenAPI at {base}/openapi.json"
@@ -781,31 +788,12 @@ def cmd_users_roles(args: argparse.Namespace) -> int:
 # -- roles and permissions ---------------------------------------------------------------------
 
 
-def register_granted_permissions(core: UserCore) -> None:
-    """Register the application permissions that stored roles grant.
-
-    The permission registry lives in the application's process; a command
-    line knows only what the database shows, so the concrete permissions the
-    roles already grant are known here too (wildcards and ``:own`` scopes name
-    their permission's ``resource:action``).
-    """
-    for role in core.roles.list(SYSTEM):
-        for grant in role.permissions:
-            parts = grant.split(":")
-            if len(parts) >= 2 and "*" not in parts[:2]:
-                try:
-                    core.permissions.register(f"{parts[0]}:{parts[1]}")
-                except ValidationError:
-                    continue  # a grant the registry cannot name; the policy reports it
-
-
 def _role_line(role: Any) -> str:
     inherits = f" (inherits {', '.join(sorted(role.inherits))})" if role.inherits else ""
     return f"{role.name:<16} {', '.join(sorted(role.permissions)) or '-'}{inherits}"
 
 
 def _role_change(core: UserCore, action: str, call: Any) -> Any:
-    register_granted_permissions(core)
     try:
         return call()
     except ValidationError as error:
@@ -872,7 +860,6 @@ def cmd_roles_delete(args: argparse.Namespace) -> int:
 
 def cmd_permissions_list(args: argparse.Namespace) -> int:
     with open_database(args) as core:
-        register_granted_permissions(core)
         permissions = core.permissions.list()
     for permission in permissions:
         if args.json:
@@ -884,7 +871,6 @@ def cmd_permissions_list(args: argparse.Namespace) -> int:
 
 def cmd_permissions_add(args: argparse.Namespace) -> int:
     with open_database(args, write=True) as core:
-        register_granted_permissions(core)
         try:
             core.permissions.register(args.permission, args.description or "")
         except ValidationError as error:
@@ -1747,14 +1733,14 @@ def build_parser() -> argparse.ArgumentParser:
         permission_commands,
         "list",
         cmd_permissions_list,
-        "list the built-in permissions and those the roles grant",
+        "list the built-in permissions and those registered in the database",
         as_json,
     )
     add = command(
         permission_commands,
         "add",
         cmd_permissions_add,
-        "add an application permission (resource:action) by granting it to a role",
+        "register an application permission (resource:action) and grant it to a role",
     )
     add.add_argument("permission", metavar="PERMISSION")
     add.add_argument("--role", required=True, help="the role that grants it")

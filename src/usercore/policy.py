@@ -49,6 +49,7 @@ __all__ = [
     "MAX_DESCRIPTION_LENGTH",
     "USER_ROLE",
     "CompiledPolicy",
+    "PermissionLoader",
     "PermissionRegistry",
     "Policy",
     "RoleLoader",
@@ -66,6 +67,9 @@ RoleLoader = Callable[[], tuple[int, Sequence[Role]]]
 
 VersionProbe = Callable[[], int]
 """Returns the store's role version: one cheap read, no role data."""
+
+PermissionLoader = Callable[[], Sequence[Permission]]
+"""Returns the permissions registered in the store, by any process sharing it."""
 
 DEFAULT_ROLE_SET_CACHE_SIZE = 1024
 """How many distinct multi-role sets a compiled policy remembers before it starts over."""
@@ -676,9 +680,12 @@ class Policy:
 # -- the registry ---------------------------------------------------------------------
 #
 # Which permissions exist, so typos in roles are errors: the built-in
-# permissions plus whatever the application registers at start-up.  Roles and
-# API-key scopes may only name registered permissions or wildcards over known
-# resources; anything else is a ValidationError.
+# permissions plus those the application registers.  Roles and API-key scopes
+# may only name registered permissions or wildcards over known resources;
+# anything else is a ValidationError.  On a UserCore the registered ones live
+# in the store (core.permissions.register writes them there), so every process
+# on the database knows them: the registry loads them at start and reads the
+# store again before refusing a grant it does not know.
 
 
 MAX_DESCRIPTION_LENGTH = 500
@@ -699,31 +706,33 @@ class PermissionRegistry:
     """The permissions an application knows, with descriptions.
 
     Starts with :data:`~usercore.domain.permissions.BUILTIN_PERMISSIONS`
-    (pass ``builtins=False`` for an empty one).  Thread-safe: registering takes
-    a lock; lookups read an immutable snapshot.
+    (pass ``builtins=False`` for an empty one).  With a ``loader`` (what
+    :class:`~usercore.UserCore` passes: the permissions registered in its
+    store) the registry is the store's view: :meth:`reload` reads it, and
+    :meth:`validate_grants` reads it once more before refusing a grant it
+    does not know, so a permission registered by another process is never
+    refused.  Thread-safe: changes take a lock; lookups read an immutable
+    snapshot.
     """
 
-    def __init__(self, *, builtins: bool = True) -> None:
+    def __init__(self, *, builtins: bool = True, loader: PermissionLoader | None = None) -> None:
         self._lock = threading.Lock()
         self._permissions: dict[str, Permission] = {}
         self._resources: frozenset[str] = frozenset()
+        self._loader = loader
         for permission in BUILTIN_PERMISSIONS if builtins else ():
             self.register(permission.name, permission.description)
+        self._builtins = frozenset(self._permissions)
 
-    def register(self, name: str, description: str = "") -> Permission:
-        """Register ``resource:action`` and return it; registering it again is harmless.
+    @staticmethod
+    def check(name: str, description: str = "") -> None:
+        """Raise :class:`ValidationError` unless ``name`` may be registered with ``description``.
 
-        A second registration keeps the first description unless that one was
-        empty.  Raises :class:`ValidationError` (``{"name": [...]}``) when
-        ``name`` is not a concrete ``resource:action``: wildcards and ``:own``
-        are grant forms, not permissions of their own; ``{"description":
-        [...]}`` for a description over 500 characters or with control characters.
+        ``{"name": [...]}`` when ``name`` is not a concrete ``resource:action``
+        (wildcards and ``:own`` are grant forms, not permissions of their own);
+        ``{"description": [...]}`` for a description over 500 characters or
+        with control characters.
         """
-        return self.add(name, description)[0]
-
-    def add(self, name: str, description: str = "") -> tuple[Permission, bool]:
-        """:meth:`register`, and whether ``name`` was new (decided under the lock,
-        so of two racing registrations exactly one adds it)."""
         problems = permission_problems(name)
         if not problems and (name == WILDCARD or name.split(":")[1] == WILDCARD):
             problems = ["register a concrete resource:action, not a wildcard"]
@@ -734,17 +743,56 @@ class PermissionRegistry:
         problems = description_problems(description)
         if problems:
             raise ValidationError({"description": problems})
+
+    def register(self, name: str, description: str = "") -> Permission:
+        """Register ``resource:action`` in this registry and return it; registering
+        it again is harmless.
+
+        A second registration keeps the first description unless that one was
+        empty.  Raises :class:`ValidationError` as :meth:`check` does.  This
+        registers in memory only: on a :class:`~usercore.UserCore` use
+        ``core.permissions.register``, which stores it for every process.
+        """
+        return self.add(name, description)[0]
+
+    def add(self, name: str, description: str = "") -> tuple[Permission, bool]:
+        """:meth:`register`, and whether ``name`` was new (decided under the lock,
+        so of two racing registrations exactly one adds it)."""
+        self.check(name, description)
         with self._lock:
             existing = self._permissions.get(name)
             if existing is not None and (existing.description or not description):
                 return existing, False
-            permission = Permission(name=name, description=description)
-            permissions = dict(self._permissions)
-            permissions[name] = permission
-            # Publish whole new objects so readers never see a half-made update.
-            self._permissions = permissions
-            self._resources = self._resources | {name.split(":")[0]}
-            return permission, existing is None
+            self._publish([Permission(name=name, description=description)])
+            return self._permissions[name], existing is None
+
+    def builtin(self, name: str) -> Permission | None:
+        """The built-in permission called ``name``, or ``None``."""
+        return self._permissions.get(name) if name in self._builtins else None
+
+    def learn(self, permissions: Iterable[Permission]) -> None:
+        """Know ``permissions``, as the store holds them (built-in names keep
+        their built-in definition)."""
+        with self._lock:
+            self._publish(
+                [permission for permission in permissions if permission.name not in self._builtins]
+            )
+
+    def reload(self) -> None:
+        """Read the permissions registered in the store (the ``loader``) and know
+        them from now on; nothing without a loader.  A store fault propagates."""
+        if self._loader is not None:
+            self.learn(self._loader())
+
+    def _publish(self, permissions: builtins.list[Permission]) -> None:
+        # Call with the lock held.  Publish whole new objects so readers never
+        # see a half-made update.
+        if not permissions:
+            return
+        table = dict(self._permissions)
+        table.update((permission.name, permission) for permission in permissions)
+        self._permissions = table
+        self._resources = self._resources | {p.name.split(":")[0] for p in permissions}
 
     def list(self) -> list[Permission]:
         """Every registered permission, ordered by name."""
@@ -799,6 +847,14 @@ class PermissionRegistry:
             raise ValidationError.single(field, "must be a list of permissions, not a string")
         checked = builtins.list(grants)
         problems = [problem for grant in checked for problem in self.grant_problems(grant)]
+        if problems and self._loader is not None and any(map(self._is_unknown, checked)):
+            # Another process may have registered it since: read the store once more.
+            self.reload()
+            problems = [problem for grant in checked for problem in self.grant_problems(grant)]
         if problems:
             raise ValidationError({field: builtins.list(dict.fromkeys(problems))})
         return frozenset(checked)
+
+    def _is_unknown(self, grant: object) -> bool:
+        """A well-formed grant that names no known permission or resource."""
+        return not permission_problems(grant) and bool(self.grant_problems(grant))

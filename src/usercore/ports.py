@@ -52,6 +52,7 @@ from usercore.custom_fields import CustomField
 from usercore.domain import (
     ApiKey,
     OneTimeToken,
+    Permission,
     RefreshToken,
     RevokedToken,
     Role,
@@ -66,6 +67,7 @@ __all__ = [
     "LoginAttempts",
     "MetaRepository",
     "OneTimeTokenRepository",
+    "PermissionRepository",
     "RefreshTokenRepository",
     "RevokedTokenRepository",
     "RoleRepository",
@@ -214,6 +216,25 @@ class RoleRepository(Protocol):
         """A counter that grows with every role write."""
 
 
+class PermissionRepository(Protocol):
+    """The application permissions registered at run time, shared by every process
+    on the store (the built-in ones are not stored).  Few in number; listing all
+    of them is fine.  A permission is never changed once stored.
+    """
+
+    def add(self, permission: Permission) -> Permission:
+        """Insert ``permission`` (``created_at`` is required: ``ValueError`` when
+        ``None`` or naive) and return it as stored.
+
+        Raises ``ConflictError(field="name")`` when the name exists.
+        """
+
+    def get(self, name: str) -> Permission | None: ...
+
+    def list(self) -> list[Permission]:
+        """Every stored permission, ordered by name."""
+
+
 class RefreshTokenRepository(Protocol):
     def add(self, token: RefreshToken) -> None:
         """Raises ``ConflictError(field="token_hash")`` on a duplicate digest."""
@@ -325,12 +346,14 @@ class MetaRepository(Protocol):
 
     def schema_version(self) -> int:
         """The version of the schema the store runs (SQLite: ``PRAGMA user_version``;
-        PostgreSQL: the latest row of ``usercore_migrations``; memory: 1)."""
+        PostgreSQL: the latest row of ``usercore_migrations``; memory: the latest
+        migration's, whose data model it holds)."""
 
 
 class UnitOfWork(Protocol):
     users: UserRepository
     roles: RoleRepository
+    permissions: PermissionRepository
     refresh_tokens: RefreshTokenRepository
     revoked_tokens: RevokedTokenRepository
     api_keys: ApiKeyRepository

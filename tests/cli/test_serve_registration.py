@@ -138,8 +138,12 @@ def test_registration_policy_options_reach_the_app(
 
 
 @pytest.mark.slow
-def test_every_worker_registers_the_permissions(admin_db: Path, tmp_path: Path) -> None:
-    """With --workers 2 each process has its own registry: both must hold the file's."""
+def test_every_worker_knows_the_permissions_of_the_file_and_those_registered_over_http(
+    admin_db: Path, tmp_path: Path
+) -> None:
+    """With --workers 2 the permissions live in the database: the file's, stored
+    once before the workers start, and one registered over HTTP by whichever
+    worker took the request, are listed and grantable by every worker."""
     import os
 
     import httpx
@@ -154,12 +158,17 @@ def test_every_worker_registers_the_permissions(admin_db: Path, tmp_path: Path) 
         api = f"{base}/api/v1"
         token = httpx.post(f"{api}/auth/login", json=ADMIN, timeout=30).json()["access_token"]
         headers = {"Authorization": f"Bearer {token}"}
-        for _ in range(20):  # new connections: the kernel spreads them over both workers
-            names = [p["name"] for p in httpx.get(f"{api}/permissions", headers=headers).json()]
-            assert "reports:read" in names
-            role = {"name": "analyst", "permissions": ["reports:read"]}
+        body = {"name": "reports:export", "description": "Export reports"}
+        created = httpx.post(f"{api}/permissions", json=body, headers=headers, timeout=30)
+        assert 201 == created.status_code, created.text
+        for n in range(20):  # new connections: the kernel spreads them over both workers
+            listed = httpx.get(f"{api}/permissions", headers=headers, timeout=30).json()
+            assert {"reports:read", "reports:export"} <= {p["name"] for p in listed}
+            role = {"name": f"analyst-{n}", "permissions": ["reports:read", "reports:export"]}
             answer = httpx.post(f"{api}/roles", json=role, headers=headers, timeout=30)
-            assert answer.status_code in (201, 409), answer.text
+            assert 201 == answer.status_code, answer.text
+    with open_db(admin_db) as core:  # and after the server is gone
+        assert {"reports:read", "reports:export"} <= {p.name for p in core.permissions.list()}
 
 
 def test_serve_mails_invitations_and_registration_takes_them(

@@ -3,9 +3,10 @@
 ``dump(store)`` answers "what is in this store right now?" in one shape for
 every adapter: ``{table name: [row dicts]}``, read in one read-only unit of
 work through the public repository methods only (every user, and per user
-their API keys, refresh and one-time tokens; every role, revocation, login
-throttle and meta value; the schema version).  No private attribute is read,
-so a new adapter, or a new field inside one, needs no change here.
+their API keys, refresh and one-time tokens; every role, registered
+permission, revocation, login throttle and meta value; the schema version).
+No private attribute is read, so a new adapter, or a new field inside one,
+needs no change here.
 
 The unit of work runs in a thread of its own, which checks that the store is
 at rest: a transaction left open by the calling thread holds MemoryStore's
@@ -87,6 +88,7 @@ def _read(store: Store) -> Dump:
         return {
             "users": _rows(users),
             "roles": _rows(tx.roles.list()),
+            "permissions": _rows(tx.permissions.list()),
             "api_keys": _rows(key for user_id in ids for key in tx.api_keys.list_for_user(user_id)),
             "refresh_tokens": _rows(
                 token for user_id in ids for token in tx.refresh_tokens.list_for_user(user_id)

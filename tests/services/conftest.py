@@ -139,3 +139,16 @@ def bob_p(core: UserCore, bob: User) -> Principal:
 def usercore_log(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
     caplog.set_level(logging.DEBUG, logger="usercore")
     return caplog
+
+
+def admin_of(core: UserCore) -> Principal:
+    """An administrator account created on ``core``, logged in."""
+    core.users.create(SYSTEM, email="root@example.com", password=ADMIN_PASSWORD, roles=["admin"])
+    return login_principal(core, "root@example.com", ADMIN_PASSWORD)
+
+
+def watch(core: UserCore) -> list[Event]:
+    """Every event ``core`` emits from now on."""
+    seen: list[Event] = []
+    core.events.subscribe(seen.append)
+    return seen

@@ -13,28 +13,14 @@ from usercore import (
     EmailNotVerified,
     InvalidCredentials,
     PermissionDenied,
-    Principal,
     RegistrationClosed,
     TokenError,
     UserCore,
     UserStatus,
     ValidationError,
 )
-from usercore.services.events import Event
 
-from .conftest import ADMIN_PASSWORD, PASSWORD, FakeClock, login_principal
-
-
-def admin_of(core: UserCore) -> Principal:
-    core.users.create(SYSTEM, email="root@example.com", password=ADMIN_PASSWORD, roles=["admin"])
-    return login_principal(core, "root@example.com", ADMIN_PASSWORD)
-
-
-def watch(core: UserCore) -> list[Event]:
-    seen: list[Event] = []
-    core.events.subscribe(seen.append)
-    return seen
-
+from .conftest import PASSWORD, FakeClock, admin_of, login_principal, watch
 
 # -- Settings.registration ---------------------------------------------------------------
 

@@ -38,11 +38,11 @@ from tests.storage.postgres_support import (
     skip_reason,
 )
 from tests.storage.test_stateful import StoresAgree, snapshot
-from usercore.domain import ApiKey, OneTimeToken, RefreshToken, Role, User, UserStatus
+from usercore.domain import ApiKey, OneTimeToken, Permission, RefreshToken, Role, User, UserStatus
 from usercore.errors import ConflictError, StoreUnavailable, UsercoreError, ValidationError
 from usercore.ports import LoginAttempts, Store, UnitOfWork, UserFilter
 from usercore.storage import MemoryStore
-from usercore.storage._postgres_schema import LATEST_VERSION, MIGRATIONS_TABLE
+from usercore.storage._postgres_schema import LATEST_VERSION, MIGRATIONS, MIGRATIONS_TABLE
 from usercore.storage.postgres import PostgresStore
 from usercore.storage.postgres import _where as where
 from usercore.testing import StoreContract
@@ -249,6 +249,41 @@ def test_opening_migrates_and_records_the_version(schemas: Schemas) -> None:
     assert [(version,) for version in range(1, LATEST_VERSION + 1)] == rows
     with store.transaction(readonly=True) as tx:
         assert LATEST_VERSION == tx.meta.schema_version()
+
+
+GRANTS = json.dumps(
+    sorted({"*", "docs:*", "docs:*:own", "notes:edit:own", "reports:read", "users:read"})
+)
+
+
+def test_a_schema_at_the_previous_version_upgrades_to_stored_permissions(
+    schemas: Schemas,
+) -> None:
+    """The migration that adds the permissions table keeps every row and stores the
+    application permissions the roles grant (registered in each process before)."""
+    url = schemas.fresh_url()
+    with raw(url) as connection, connection.transaction():
+        for version, (description, statements) in enumerate(MIGRATIONS[:-1], start=1):
+            for statement in statements:
+                connection.execute(statement)
+            connection.execute(
+                f"INSERT INTO {MIGRATIONS_TABLE} (version, description) VALUES (%s, %s)",
+                (version, description),
+            )
+        connection.execute(
+            "INSERT INTO roles (name, permissions, inherits, description)"
+            " VALUES ('analyst', %s, '[]', '')",
+            (GRANTS,),
+        )
+    store = schemas.open(url)
+    with store.transaction(readonly=True) as tx:
+        assert LATEST_VERSION == tx.meta.schema_version()
+        assert ["notes:edit", "reports:read"] == [p.name for p in tx.permissions.list()]
+        assert json.loads(GRANTS) == sorted(present(tx.roles.get("analyst")).permissions)
+    with store.transaction() as tx:
+        tx.permissions.add(Permission(name="reports:export", created_at=T0))
+    with schemas.open(url).transaction(readonly=True) as tx:
+        assert 3 == len(tx.permissions.list())
 
 
 def test_reopening_keeps_the_data(schemas: Schemas) -> None:

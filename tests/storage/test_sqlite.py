@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import stat
@@ -14,7 +15,7 @@ from typing import Any, Literal
 import attrs
 import pytest
 
-from usercore.domain import Role, UserStatus
+from usercore.domain import Permission, Role, UserStatus
 from usercore.errors import StoreUnavailable, UsercoreError
 from usercore.ports import LoginAttempts, UserFilter
 from usercore.storage import SQLiteStore
@@ -33,6 +34,7 @@ from usercore.testing.contract import (
     a_refresh_token,
     a_user,
     an_api_key,
+    present,
 )
 
 EVERYONE = UserFilter()
@@ -120,6 +122,44 @@ def test_a_version_1_file_upgrades_to_optional_emails_keeping_every_row(path: Pa
         assert raw.execute("PRAGMA user_version").fetchone()[0] == LATEST_VERSION
         assert raw.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         assert raw.execute("SELECT count(*) FROM refresh_tokens").fetchone()[0] == 1
+
+
+GRANTS = json.dumps(
+    sorted({"*", "docs:*", "docs:*:own", "notes:edit:own", "reports:read", "users:read"})
+)
+
+
+def test_a_file_at_the_previous_version_upgrades_to_stored_permissions(path: Path) -> None:
+    """The migration that adds the permissions table keeps every row and stores the
+    application permissions the roles grant (registered in each process before)."""
+    with sqlite3.connect(path, isolation_level=None) as raw:
+        for statements in MIGRATIONS[:-1]:
+            for statement in statements:
+                raw.execute(statement)
+        raw.execute(
+            "INSERT INTO roles (name, permissions, inherits, description)"
+            " VALUES ('analyst', ?, '[]', '')",
+            (GRANTS,),
+        )
+        raw.execute(f"PRAGMA user_version = {LATEST_VERSION - 1}")
+    with SQLiteStore(path) as store:
+        with store.transaction(readonly=True) as tx:
+            assert LATEST_VERSION == tx.meta.schema_version()
+            assert ["notes:edit", "reports:read"] == [p.name for p in tx.permissions.list()]
+            assert json.loads(GRANTS) == sorted(present(tx.roles.get("analyst")).permissions)
+        with store.transaction() as tx:
+            tx.permissions.add(Permission(name="reports:export", created_at=T0))
+    with SQLiteStore(path) as store, store.transaction(readonly=True) as tx:
+        assert 3 == len(tx.permissions.list())
+
+
+def test_the_memory_store_reports_the_latest_sql_schema_version() -> None:
+    """Same data model, same version: the memory store follows the SQL migrations."""
+    from usercore.storage import MemoryStore
+    from usercore.storage._postgres_schema import LATEST_VERSION as POSTGRES_LATEST
+
+    with MemoryStore() as store, store.transaction(readonly=True) as tx:
+        assert LATEST_VERSION == POSTGRES_LATEST == tx.meta.schema_version()
 
 
 def test_a_file_from_a_newer_usercore_is_refused(path: Path) -> None:

@@ -166,6 +166,44 @@ def test_an_administrator_registers_a_permission(client: Client, admin: str) -> 
     assert 201 == role.status
 
 
+def test_a_permission_registered_through_one_server_is_known_to_another_and_kept(
+    adapter: str, tmp_path: Any
+) -> None:
+    """Two servers on one database (two workers, two hosts): a permission
+    registered through one is listed and grantable through the other, then
+    and after both restart."""
+    url = f"sqlite:///{tmp_path / 'users.db'}"
+    settings = Settings(secret_key="k" * 40, argon2_profile=argon2.profiles.CHEAPEST)
+
+    def serve() -> Client:
+        return Client(adapter, UserCore.open(url, settings=settings), Outbox())
+
+    first = serve()
+    first.core.users.create(SYSTEM, email=ADMIN_EMAIL, password=ADMIN_PASSWORD, roles=["admin"])
+    second = serve()  # started before the registration
+    body = {"name": "reports:read", "description": "Read reports"}
+    assert (
+        201
+        == first.post(
+            "/permissions", json=body, token=first.login(ADMIN_EMAIL, ADMIN_PASSWORD)
+        ).status
+    )
+    token = second.login(ADMIN_EMAIL, ADMIN_PASSWORD)
+    assert body in second.get("/permissions", token=token).body
+    role = {"name": "analyst", "permissions": ["reports:read"]}
+    assert 201 == second.post("/roles", json=role, token=token).status
+    again = second.post("/permissions", json=body, token=token)
+    assert (409, {"field": "name"}) == (again.status, again.details)
+    first.core.close()
+    second.core.close()
+    restarted = serve()
+    token = restarted.login(ADMIN_EMAIL, ADMIN_PASSWORD)
+    assert body in restarted.get("/permissions", token=token).body
+    role = {"name": "auditor", "permissions": ["reports:read"]}
+    assert 201 == restarted.post("/roles", json=role, token=token).status
+    restarted.core.close()
+
+
 def test_registering_a_permission_twice_is_a_409(client: Client, admin: str) -> None:
     assert 201 == client.post("/permissions", json={"name": "reports:read"}, token=admin).status
     again = client.post("/permissions", json={"name": "reports:read"}, token=admin)

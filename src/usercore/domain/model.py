@@ -228,6 +228,9 @@ class Permission:
 
     name: str
     description: str = ""
+    created_at: datetime | None = attrs.field(default=None, eq=False)
+    """When it was registered in the store (``None`` for the built-in ones, which
+    are not stored); not part of its identity."""
 
     def to_public(self) -> dict[str, Any]:
         return {"name": self.name, "description": self.description}

@@ -9,7 +9,7 @@ from typing import Any
 
 import attrs
 
-from usercore.domain import Role
+from usercore.domain import Permission, Role
 from usercore.passwords import PasswordHasher
 from usercore.policy import PermissionRegistry, Policy
 from usercore.ports import Clock, Store, system_clock
@@ -93,7 +93,7 @@ class UserCore:
             version_probe=self._role_version,
             refresh_interval=settings.policy_refresh_interval,
         )
-        registry = PermissionRegistry()
+        registry = PermissionRegistry(loader=self._load_permissions)
         hasher = PasswordHasher.from_settings(settings)
         # Make the dummy hash now, so the first unknown-account login does not
         # pay for it and stand out by its timing.
@@ -125,6 +125,7 @@ class UserCore:
         if missing:
             with store.transaction() as tx:
                 seed_builtin_roles(tx)
+        registry.reload()
 
     @classmethod
     def open(
@@ -159,6 +160,10 @@ class UserCore:
     def _load_roles(self) -> tuple[int, Sequence[Role]]:
         with self.store.transaction(readonly=True) as tx:
             return tx.roles.version(), tx.roles.list()
+
+    def _load_permissions(self) -> Sequence[Permission]:
+        with self.store.transaction(readonly=True) as tx:
+            return tx.permissions.list()
 
     def _role_version(self) -> int:
         with self.store.transaction(single_read=True) as tx:

@@ -5,6 +5,7 @@ slug, every grant is a registered permission or a wildcard over a known
 resource, inherited roles exist and the inheritance graph stays acyclic.
 After a write the policy of this process recompiles before its next check;
 other processes see the change within ``Settings.policy_refresh_interval``.
+Registered permissions live in the store, shared by every process on it.
 """
 
 from __future__ import annotations
@@ -254,13 +255,16 @@ class PermissionService:
         self._ctx = ctx
 
     def list(self, actor: Principal = SYSTEM) -> list[Permission]:
-        """Every registered permission, by name (``permissions:read``).
+        """Every registered permission, by name (``permissions:read``): the
+        built-in ones and those registered in the store by any process.
 
         Without an actor the caller is :data:`~usercore.SYSTEM`: in-process
         code (app setup, the CLI) is trusted; the HTTP layer passes its caller.
         """
         self._ctx.policy.require(actor, "permissions:read")
-        return self._ctx.registry.list()
+        registry = self._ctx.registry
+        registry.reload()
+        return registry.list()
 
     @overload
     def register(
@@ -293,11 +297,14 @@ class PermissionService:
         ``register(actor, name, description="")`` needs ``permissions:register``
         (``PermissionDenied`` otherwise); ``register(name, description="")``
         is in-process app setup and acts as :data:`~usercore.SYSTEM`.  An
-        invalid name or description is a ``ValidationError`` (per field);
-        registering twice is harmless, or a ``ConflictError`` (``field``
-        ``"name"``) with ``exist_ok=False``.  The registry lives in the
-        process: register at start-up in every process (``usercore serve
-        --permissions FILE`` does).
+        invalid name or description is a ``ValidationError`` (per field).
+        The permission is written to the store, so every process sharing it
+        knows it from then on, restarts included.  Registering a name that
+        exists (built-in, or stored by any process) is harmless and returns
+        it as it is (the first description stays), or is a ``ConflictError``
+        (``field`` ``"name"``) with ``exist_ok=False``.  Safe to run at once
+        in many processes (every worker of ``usercore serve --permissions``):
+        exactly one of them stores it and emits ``permission.registered``.
         """
         if isinstance(actor_or_name, Principal):
             actor = actor_or_name
@@ -311,9 +318,38 @@ class PermissionService:
                 (description if name is None else name),
             )
         self._ctx.policy.require(actor, "permissions:register")
-        permission, added = self._ctx.registry.add(name, description)
+        registry = self._ctx.registry
+        registry.check(name, description)
+        builtin = registry.builtin(name)  # refused (exist_ok=False) or returned as it is
+        if builtin is not None:
+            permission, added = builtin, False
+        else:
+            permission, added = self._store(name, description)
         if not added and not exist_ok:
             raise ConflictError("The permission is already registered.", field="name")
+        registry.learn([permission])
         if added:
             self._ctx.events.emit("permission.registered", actor=actor, permission=permission.name)
         return permission
+
+    def _store(self, name: str, description: str) -> tuple[Permission, bool]:
+        """The stored permission called ``name``, stored now if missing; and whether it was."""
+        store = self._ctx.store
+        with store.transaction(readonly=True) as tx:
+            existing = tx.permissions.get(name)
+        if existing is not None:  # the usual case at start-up: no write lock taken
+            return existing, False
+        try:
+            with store.transaction() as tx:
+                existing = tx.permissions.get(name)
+                if existing is not None:
+                    return existing, False
+                new = Permission(name=name, description=description, created_at=self._ctx.clock())
+                return tx.permissions.add(new), True
+        except ConflictError:
+            # Another process stored it between our read and our insert.
+            with store.transaction(readonly=True) as tx:
+                existing = tx.permissions.get(name)
+            if existing is None:
+                raise
+            return existing, False

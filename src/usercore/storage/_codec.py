@@ -17,7 +17,7 @@ from typing import Any, TypeVar, cast
 import attrs
 
 from usercore.custom_fields import CustomField, from_stored
-from usercore.domain import ApiKey, OneTimeToken, RefreshToken, User
+from usercore.domain import ApiKey, OneTimeToken, Permission, RefreshToken, User
 from usercore.errors import ValidationError
 
 __all__ = [
@@ -201,7 +201,7 @@ def search_key(text: str) -> str:
     return unicodedata.normalize("NFKC", text).casefold()
 
 
-R = TypeVar("R", User, ApiKey, RefreshToken, OneTimeToken)
+R = TypeVar("R", User, ApiKey, RefreshToken, OneTimeToken, Permission)
 
 _TIME_FIELDS: dict[type, tuple[str, ...]] = {}
 
@@ -220,7 +220,7 @@ def _time_fields(cls: type) -> tuple[str, ...]:
 
 
 def in_utc(record: R) -> R:
-    """``record`` (a user, API key, refresh or one-time token) with every datetime
+    """``record`` (a user, API key, permission, refresh or one-time token) with every datetime
     in UTC: itself when they already are; a naive one raises ``ValueError``."""
     changes = {
         name: utc(value)

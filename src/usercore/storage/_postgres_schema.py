@@ -32,6 +32,8 @@ shared statements in ``_sql.py`` run unchanged on both:
 
 from __future__ import annotations
 
+from usercore.storage._schema import BUILTIN_NAMES_SQL
+
 __all__ = ["LATEST_VERSION", "MIGRATIONS", "MIGRATIONS_TABLE", "OUR_TABLES", "TRIGRAM_INDEXES"]
 
 MIGRATIONS_TABLE = "usercore_migrations"
@@ -295,11 +297,35 @@ _EMAIL_OPTIONAL = (
 # (PostgresStore.declare_custom_fields): expression indexes on (custom_fields -> 'name').
 _CUSTOM_FIELDS = ("ALTER TABLE users ADD COLUMN custom_fields JSONB NOT NULL DEFAULT '{}'::jsonb",)
 
+# The application permissions registered at run time, shared by every server
+# on the schema (the built-in permissions live in the code).  As in the SQLite
+# schema, the application permissions existing roles grant are stored.
+_PERMISSIONS = (
+    f"""
+    CREATE TABLE permissions (
+        name        {_TEXT} NOT NULL PRIMARY KEY,
+        description {_TEXT} NOT NULL,
+        created_at  bigint  NOT NULL
+    )
+    """,
+    f"""
+    INSERT INTO permissions (name, description, created_at)
+    SELECT DISTINCT name, '', (extract(epoch FROM now()) * 1000000)::bigint
+    FROM (
+        SELECT CASE WHEN g LIKE '%:%:own' THEN left(g, -4) ELSE g END AS name
+        FROM roles, jsonb_array_elements_text(roles.permissions::jsonb) AS g
+        WHERE g <> '*' AND g NOT LIKE '%:*' AND g NOT LIKE '%:*:own'
+    ) AS grants
+    WHERE name NOT IN ({BUILTIN_NAMES_SQL})
+    """,
+)
+
 MIGRATIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("create the usercore tables", _V1),
     ("user counters and trigram search indexes", _V2),
     ("users.email may be null: accounts identified by their username", _EMAIL_OPTIONAL),
     ("users.custom_fields: the application's declared fields", _CUSTOM_FIELDS),
+    ("permissions: the application permissions registered at run time", _PERMISSIONS),
 )
 """``MIGRATIONS[n - 1]`` is migration ``n``: a description and its statements."""
 
@@ -315,6 +341,7 @@ OUR_TABLES = (
     "one_time_tokens",
     "login_attempts",
     "meta",
+    "permissions",
 )
-"""The tables migration 1 creates: finding one of them in a schema that has no
+"""The tables the migrations create: finding one of them in a schema that has no
 ``usercore_migrations`` means the schema belongs to another application."""

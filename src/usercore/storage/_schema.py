@@ -17,9 +17,11 @@ import re
 import attrs
 
 from usercore.custom_fields import CUSTOM_FIELD_NAME, CustomField
+from usercore.domain.permissions import BUILTIN_PERMISSIONS
 from usercore.errors import ConflictError
 
 __all__ = [
+    "BUILTIN_NAMES_SQL",
     "CUSTOM_INDEX_PREFIX",
     "ROLES_VERSION_KEY",
     "UNIQUE_RULES",
@@ -32,6 +34,11 @@ __all__ = [
 ]
 
 ROLES_VERSION_KEY = "usercore.roles_version"
+
+BUILTIN_NAMES_SQL = ", ".join(f"'{permission.name}'" for permission in BUILTIN_PERMISSIONS)
+"""The built-in permission names as a SQL list (constants of ours, never input):
+the migration that creates the permissions table stores the application
+permissions roles already grant, leaving these out."""
 
 
 @attrs.frozen
@@ -63,6 +70,13 @@ UNIQUE_RULES = (
         "a user with this username already exists",
     ),
     UniqueRule("roles", "name", "roles_pkey", "name", "a role with this name already exists"),
+    UniqueRule(
+        "permissions",
+        "name",
+        "permissions_pkey",
+        "name",
+        "a permission with this name is already registered",
+    ),
     UniqueRule(
         "api_keys",
         "prefix",

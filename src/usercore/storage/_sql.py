@@ -27,7 +27,15 @@ from typing import Any, Literal, Protocol, TypeVar
 import attrs
 
 from usercore.custom_fields import CUSTOM_FIELD_NAME, CustomField
-from usercore.domain import ApiKey, OneTimeToken, RefreshToken, RevokedToken, Role, User
+from usercore.domain import (
+    ApiKey,
+    OneTimeToken,
+    Permission,
+    RefreshToken,
+    RevokedToken,
+    Role,
+    User,
+)
 from usercore.errors import ConflictError, NotFoundError
 from usercore.ports import (
     ApiKeyRepository,
@@ -35,6 +43,7 @@ from usercore.ports import (
     LoginAttempts,
     MetaRepository,
     OneTimeTokenRepository,
+    PermissionRepository,
     RefreshTokenRepository,
     RevokedTokenRepository,
     RoleRepository,
@@ -59,7 +68,14 @@ from usercore.storage._codec import (
 from usercore.storage._schema import ROLES_VERSION_KEY, custom_index_name, sql_identifier
 from usercore.storage._transaction import UnitOfWorkState
 
-__all__ = ["BATCH_SIZE", "Cursor", "Dialect", "SqlUnitOfWork", "Statements"]
+__all__ = [
+    "BATCH_SIZE",
+    "Cursor",
+    "Dialect",
+    "SqlPermissionRepository",
+    "SqlUnitOfWork",
+    "Statements",
+]
 
 T = TypeVar("T")
 
@@ -150,6 +166,12 @@ class Statements:
     roles_version_bump: str = (
         "UPDATE meta SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT) WHERE key = ?"
     )
+
+    permission_insert: str = (
+        "INSERT INTO permissions (name, description, created_at) VALUES (?, ?, ?)"
+    )
+    permission_get: str = "SELECT name, description, created_at FROM permissions WHERE name = ?"
+    permission_list: str = "SELECT name, description, created_at FROM permissions ORDER BY name"
 
     refresh_insert: str = (
         f"INSERT INTO refresh_tokens ({_REFRESH_COLUMNS}) VALUES ({', '.join('?' * 8)})"
@@ -463,6 +485,7 @@ class SqlUnitOfWork(UnitOfWorkState):
         self.executemany = executemany
         self.users: UserRepository = SqlUserRepository(self)
         self.roles: RoleRepository = SqlRoleRepository(self)
+        self.permissions: PermissionRepository = SqlPermissionRepository(self)
         self.refresh_tokens: RefreshTokenRepository = SqlRefreshTokenRepository(self)
         self.revoked_tokens: RevokedTokenRepository = SqlRevokedTokenRepository(self)
         self.api_keys: ApiKeyRepository = SqlApiKeyRepository(self)
@@ -684,6 +707,10 @@ def role_from_row(row: Sequence[Any]) -> Role:
         inherits=set_from_db(row[2]),
         description=row[3],
     )
+
+
+def permission_from_row(row: Sequence[Any]) -> Permission:
+    return Permission(name=row[0], description=row[1], created_at=time_from_db(row[2]))
 
 
 def refresh_from_row(row: Sequence[Any]) -> RefreshToken:
@@ -929,6 +956,33 @@ class SqlRoleRepository(_Repository):
 
     def _bump(self) -> None:
         self._uow.execute(self._sql.roles_version_bump, (ROLES_VERSION_KEY,))
+
+
+class SqlPermissionRepository(_Repository):
+    __slots__ = ()
+
+    def add(self, permission: Permission) -> Permission:
+        created_at = permission.created_at
+        if created_at is None:
+            raise ValueError("a stored permission needs its created_at")
+        check_text(permission)
+        permission = in_utc(permission)
+        self._uow.write(
+            self._sql.permission_insert,
+            (permission.name, permission.description, time_to_db(created_at)),
+        )
+        return permission
+
+    def get(self, name: str) -> Permission | None:
+        execute = self._uow.reading()
+        if not storable(name):
+            return None
+        row = execute(self._sql.permission_get, (name,)).fetchone()
+        return None if row is None else permission_from_row(row)
+
+    def list(self) -> list[Permission]:
+        rows = self._uow.reading()(self._sql.permission_list).fetchall()
+        return [permission_from_row(row) for row in rows]
 
 
 class SqlRefreshTokenRepository(_Repository):

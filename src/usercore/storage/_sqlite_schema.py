@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import sqlite3
 
+from usercore.storage._schema import BUILTIN_NAMES_SQL
+
 __all__ = ["APPLICATION_ID", "LATEST_VERSION", "MIGRATIONS", "SEARCH_INDEX", "TRIGRAM_AVAILABLE"]
 
 # PRAGMA application_id marks the file as a usercore database ("UCOR"), so a
@@ -291,8 +293,42 @@ _EMAIL_OPTIONAL = (
 # (SQLiteStore.declare_custom_fields): expression indexes on json_extract().
 _CUSTOM_FIELDS = ("ALTER TABLE users ADD COLUMN custom_fields TEXT NOT NULL DEFAULT '{}'",)
 
-# Migration 3: accounts identified by their username alone; 4: custom fields.
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _EMAIL_OPTIONAL, _CUSTOM_FIELDS)
+# The application permissions registered at run time (core.permissions.register,
+# POST /permissions, serve --permissions), shared by every process on the file.
+# The built-in permissions live in the code, not here.  A file from before
+# keeps working: the application permissions its roles grant (registered in
+# each process back then) are stored, `resource:action` of every concrete
+# grant, so those roles stay editable by any process.
+_PERMISSIONS = (
+    """
+    CREATE TABLE permissions (
+        name        TEXT    NOT NULL PRIMARY KEY,
+        description TEXT    NOT NULL,
+        created_at  INTEGER NOT NULL
+    ) WITHOUT ROWID
+    """,
+    f"""
+    INSERT INTO permissions (name, description, created_at)
+    SELECT DISTINCT name, '', CAST((julianday('now') - 2440587.5) * 86400000000 AS INTEGER)
+    FROM (
+        SELECT CASE WHEN g.value LIKE '%:%:own' THEN substr(g.value, 1, length(g.value) - 4)
+                    ELSE g.value END AS name
+        FROM roles, json_each(roles.permissions) AS g
+        WHERE g.value <> '*' AND g.value NOT LIKE '%:*' AND g.value NOT LIKE '%:*:own'
+    )
+    WHERE name NOT IN ({BUILTIN_NAMES_SQL})
+    """,
+)
+
+# Migration 3: accounts identified by their username alone; 4: custom fields;
+# 5: the registered permissions.
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    _V1,
+    _V2,
+    _EMAIL_OPTIONAL,
+    _CUSTOM_FIELDS,
+    _PERMISSIONS,
+)
 """``MIGRATIONS[n - 1]`` holds the statements of migration ``n``."""
 
 LATEST_VERSION = len(MIGRATIONS)

@@ -31,7 +31,15 @@ from typing import Any, TypeVar, cast
 import attrs
 
 from usercore.custom_fields import CUSTOM_FIELD_NAME, CustomField, from_stored, same_value
-from usercore.domain import ApiKey, OneTimeToken, RefreshToken, RevokedToken, Role, User
+from usercore.domain import (
+    ApiKey,
+    OneTimeToken,
+    Permission,
+    RefreshToken,
+    RevokedToken,
+    Role,
+    User,
+)
 from usercore.errors import ConflictError, NotFoundError
 from usercore.ports import (
     ApiKeyRepository,
@@ -39,6 +47,7 @@ from usercore.ports import (
     LoginAttempts,
     MetaRepository,
     OneTimeTokenRepository,
+    PermissionRepository,
     RefreshTokenRepository,
     RevokedTokenRepository,
     RoleRepository,
@@ -62,9 +71,10 @@ K = TypeVar("K")
 V = TypeVar("V")
 
 _MISSING = object()
-# The data model of the SQL stores' latest migration (2: users.email may be
-# None), so that the stores report the same version for the same model.
-_SCHEMA_VERSION = 2
+# The data model of the SQL stores' latest migration (3: users.email may be
+# None; 4: custom fields; 5: the permissions table), so that the stores report
+# the same version for the same model.
+_SCHEMA_VERSION = 5
 
 
 def _restore(table: MutableMapping[K, V], key: K, old: object) -> None:
@@ -96,6 +106,7 @@ class MemoryStore:
         self._emails: dict[str, int] = {}
         self._usernames: dict[str, int] = {}
         self._roles: dict[str, Role] = {}
+        self._permissions: dict[str, Permission] = {}
         self._refresh_tokens: dict[bytes, RefreshToken] = {}
         self._revoked_tokens: dict[str, datetime] = {}
         self._api_keys: dict[int, ApiKey] = {}
@@ -150,6 +161,7 @@ class MemoryStore:
             self._emails,
             self._usernames,
             self._roles,
+            self._permissions,
             self._refresh_tokens,
             self._revoked_tokens,
             self._api_keys,
@@ -264,6 +276,7 @@ class _MemoryUnitOfWork(UnitOfWorkState):
         super().__init__()
         self.users: UserRepository = _Users(store)
         self.roles: RoleRepository = _Roles(store)
+        self.permissions: PermissionRepository = _Permissions(store)
         self.refresh_tokens: RefreshTokenRepository = _RefreshTokens(store)
         self.revoked_tokens: RevokedTokenRepository = _RevokedTokens(store)
         self.api_keys: ApiKeyRepository = _ApiKeys(store)
@@ -570,6 +583,31 @@ class _Roles(_Repository):
     def _bump(self) -> None:
         s = self._s
         s._put(s._meta, ROLES_VERSION_KEY, str(int(s._meta[ROLES_VERSION_KEY]) + 1))
+
+
+class _Permissions(_Repository):
+    __slots__ = ()
+
+    def add(self, permission: Permission) -> Permission:
+        s = self._s
+        s._writing()
+        if permission.created_at is None:
+            raise ValueError("a stored permission needs its created_at")
+        check_text(permission)
+        permission = in_utc(permission)
+        if permission.name in s._permissions:
+            raise conflict("permissions", "name")
+        s._put(s._permissions, permission.name, permission)
+        return permission
+
+    def get(self, name: str) -> Permission | None:
+        self._s._reading()
+        return self._s._permissions.get(name)
+
+    def list(self) -> list[Permission]:
+        self._s._reading()
+        permissions = self._s._permissions
+        return [permissions[name] for name in sorted(permissions)]
 
 
 class _RefreshTokens(_Repository):

@@ -72,7 +72,7 @@ except ImportError as exc:  # pragma: no cover - exercised without the extra ins
     ) from exc
 
 from usercore.custom_fields import CustomField
-from usercore.domain import Role, User
+from usercore.domain import Permission, Role, User
 from usercore.errors import NotFoundError, UsercoreError
 from usercore.ports import LoginAttempts
 from usercore.storage._codec import storable
@@ -95,6 +95,7 @@ from usercore.storage._sql import (
     Dialect,
     SqlLoginAttemptRepository,
     SqlMetaRepository,
+    SqlPermissionRepository,
     SqlRoleRepository,
     SqlUnitOfWork,
     ensure_custom_indexes,
@@ -212,6 +213,7 @@ class PostgresDialect(Dialect):
             {
                 sql.user_update,
                 sql.role_insert,
+                sql.permission_insert,
                 sql.refresh_insert,
                 sql.one_time_insert,
                 *self._returning.values(),
@@ -361,6 +363,7 @@ class _PostgresUnitOfWork(SqlUnitOfWork):
         if single_read_of is not None:
             self.execute = self._read_once
         self.roles = _PostgresRoleRepository(self)
+        self.permissions = _PostgresPermissionRepository(self)
         self.login_attempts = _PostgresLoginAttemptRepository(self)
         self.meta = _PostgresMetaRepository(self)
 
@@ -477,6 +480,20 @@ class _PostgresRoleRepository(SqlRoleRepository):
             # against them (inheritance cycles): one such transaction at a time.
             uow.reading()(_LOCK_ROLES_VERSION, (ROLES_VERSION_KEY,))
         return super().list()
+
+
+class _PostgresPermissionRepository(SqlPermissionRepository):
+    __slots__ = ()
+
+    def get(self, name: str) -> Permission | None:
+        permission = super().get(name)
+        uow = cast(_PostgresUnitOfWork, self._uow)
+        # Servers registering one permission at once (every worker of `usercore
+        # serve --permissions`): the second waits for the first to commit, then
+        # finds it instead of a ConflictError.
+        if permission is None and uow.locking and uow.lock_key("permissions", name):
+            permission = super().get(name)
+        return permission
 
 
 class _PostgresLoginAttemptRepository(SqlLoginAttemptRepository):

@@ -46,6 +46,7 @@ from usercore.custom_fields import CustomField
 from usercore.domain import (
     ApiKey,
     OneTimeToken,
+    Permission,
     RefreshToken,
     Role,
     User,
@@ -827,6 +828,7 @@ class StoreContract:
         user = self.add_user(store, f"{text}@example.com", username=text, name=text, roles={text})
         with store.transaction() as tx:
             tx.roles.add(Role(name=text, permissions={text}, inherits={text}, description=text))
+            tx.permissions.add(Permission(name=text, description=text, created_at=T0))
             tx.meta.set(text, text)
             tx.revoked_tokens.add(text, T0)
             key = tx.api_keys.add(an_api_key(text, user.id, name=text, scopes={text}))
@@ -839,6 +841,7 @@ class StoreContract:
             assert Role(name=text, permissions={text}, inherits={text}, description=text) == (
                 tx.roles.get(text)
             )
+            assert Permission(name=text, description=text) == tx.permissions.get(text)
             assert text == tx.meta.get(text)
             assert tx.revoked_tokens.is_revoked(text)
             assert key == tx.api_keys.get_by_prefix(text)
@@ -889,6 +892,16 @@ class StoreContract:
             ("username", lambda tx: tx.users.update(attrs.evolve(user, username=text))),
             ("description", lambda tx: tx.roles.add(Role(name="r", description=text))),
             ("permissions", lambda tx: tx.roles.add(Role(name="r", permissions={text}))),
+            (
+                "name",
+                lambda tx: tx.permissions.add(Permission(name=text, created_at=T0)),
+            ),
+            (
+                "description",
+                lambda tx: tx.permissions.add(
+                    Permission(name="p:q", description=text, created_at=T0)
+                ),
+            ),
             ("jti", lambda tx: tx.revoked_tokens.add(text, T0)),
             ("prefix", lambda tx: tx.api_keys.add(an_api_key(text, user.id))),
             ("scopes", lambda tx: tx.api_keys.add(an_api_key("p", user.id, scopes={text}))),
@@ -926,6 +939,8 @@ class StoreContract:
             assert tx.users.count_with_role(text) == 0
             assert tx.roles.get(text) is None
             assert tx.roles.list() == []
+            assert tx.permissions.get(text) is None
+            assert tx.permissions.list() == []
             assert not tx.revoked_tokens.is_revoked(text)
             assert tx.api_keys.get_by_prefix(text) is None
             assert tx.login_attempts.get(text) is None
@@ -1008,6 +1023,53 @@ class StoreContract:
         with pytest.raises(Rollback):
             fail_after(store, lambda tx: tx.roles.add(Role(name="temporary")))
         assert versions[-1] == self.read(store, lambda tx: tx.roles.version())
+
+    # -- registered permissions -------------------------------------------------
+
+    def test_permissions_are_added_read_and_listed_by_name(self, store: Store) -> None:
+        export = Permission(name="reports:export", created_at=T0 + HOUR)
+        read = Permission(name="reports:read", description="Read reports", created_at=T0)
+        with store.transaction() as tx:
+            assert read == tx.permissions.add(read)
+            tx.permissions.add(export)
+        with store.transaction(readonly=True) as tx:
+            stored = present(tx.permissions.get("reports:read"))
+            assert (
+                stored.name,
+                stored.description,
+                stored.created_at,
+            ) == ("reports:read", "Read reports", T0)
+            assert tx.permissions.get("reports:delete") is None
+            assert [export, read] == tx.permissions.list()
+            assert [p.created_at for p in tx.permissions.list()] == [T0 + HOUR, T0]
+
+    def test_a_duplicate_permission_is_a_conflict_on_name_and_changes_nothing(
+        self, store: Store
+    ) -> None:
+        first = Permission(name="reports:read", description="first", created_at=T0)
+        with store.transaction() as tx:
+            tx.permissions.add(first)
+        with store.transaction() as tx:
+            with pytest.raises(ConflictError) as caught:
+                tx.permissions.add(attrs.evolve(first, description="second"))
+            assert caught.value.field == "name"
+            tx.permissions.add(Permission(name="reports:export", created_at=T0))  # still usable
+        assert [
+            (p.name, p.description) for p in self.read(store, lambda tx: tx.permissions.list())
+        ] == [("reports:export", ""), ("reports:read", "first")]
+
+    def test_a_stored_permission_needs_an_aware_created_at(self, store: Store) -> None:
+        naive = datetime(2024, 5, 17, 9, 30)
+        with store.transaction() as tx:
+            with pytest.raises(ValueError, match="created_at"):
+                tx.permissions.add(Permission(name="reports:read"))
+            with pytest.raises(ValueError, match="aware"):
+                tx.permissions.add(Permission(name="reports:read", created_at=naive))
+            assert tx.permissions.list() == []
+
+    def test_a_permission_write_needs_a_writable_transaction(self, store: Store) -> None:
+        with store.transaction(readonly=True) as tx, pytest.raises(RuntimeError):
+            tx.permissions.add(Permission(name="reports:read", created_at=T0))
 
     # -- refresh tokens ----------------------------------------------------------
 
@@ -1230,6 +1292,7 @@ class StoreContract:
             tx.users.add_many([a_user("bulk@example.com")])
             tx.roles.update(Role(name="user", permissions={"x:y"}))
             tx.roles.add(Role(name="other"))
+            tx.permissions.add(Permission(name="reports:read", created_at=T0))
             tx.refresh_tokens.add(a_refresh_token(b"rt", ada.id))
             tx.revoked_tokens.add("jti", T0)
             tx.api_keys.revoke_user(ada.id, T0)
@@ -1513,6 +1576,7 @@ class StoreContract:
                 "users": users,
                 "roles": tx.roles.list(),
                 "roles_version": tx.roles.version(),
+                "permissions": tx.permissions.list(),
                 "api_keys": [tx.api_keys.list_for_user(user.id) for user in users],
                 "refresh": tx.refresh_tokens.get(b"rt"),
                 "revoked": tx.revoked_tokens.is_revoked("jti"),

@@ -49,6 +49,7 @@ __all__ = [
     "ServeOptions",
     "build_app",
     "listening_socket",
+    "register_permissions",
     "subscribe_notices",
     "worker_app",
 ]
@@ -62,10 +63,6 @@ access_logger = logging.getLogger("usercore.access")
 
 def _names(value: Iterable[str]) -> tuple[str, ...]:
     return tuple(value)
-
-
-def _pairs(value: Iterable[Iterable[str]]) -> tuple[tuple[str, str], ...]:
-    return tuple((name, description) for name, description in value)
 
 
 @attrs.frozen(kw_only=True)
@@ -91,8 +88,6 @@ class ServeOptions:
     app_name: str = "usercore"
     purge_every: float = 600.0
     access_log: str = "text"
-    #: App permissions registered at start in every worker: (name, description).
-    permissions: tuple[tuple[str, str], ...] = attrs.field(default=(), converter=_pairs)
     registration: RegistrationMode = "open"
     require_verified_email: bool = False
     #: ``MODULE:NAME`` of the application's custom fields (``--custom-fields``),
@@ -248,8 +243,6 @@ def build_app(options: ServeOptions, core: UserCore, *, close_core: bool = False
     background = None
     notifier = None
     unsubscribe: Callable[[], None] | None = None
-    for name, description in options.permissions:  # idempotent: every worker, every start
-        core.permissions.register(name, description)
     if options.mail_url:
         if not (options.reset_url and options.verification_url):
             raise ValueError("mail needs reset_url and verification_url")
@@ -311,6 +304,20 @@ def build_app(options: ServeOptions, core: UserCore, *, close_core: bool = False
 
     app.router.lifespan_context = lifespan
     return app
+
+
+def register_permissions(core: UserCore, permissions: Iterable[tuple[str, str]]) -> int:
+    """Store the app permissions of ``--permissions FILE`` (name, description)
+    for every process on the database; returns how many were new.
+
+    Idempotent: a permission already stored (by an earlier start, another
+    server or ``POST /permissions``) is left as it is.  ``usercore serve`` runs
+    it once, before it starts its workers, which read them from the store.
+    """
+    before = {permission.name for permission in core.permissions.list()}
+    for name, description in permissions:
+        core.permissions.register(name, description)
+    return len({permission.name for permission in core.permissions.list()} - before)
 
 
 def worker_app() -> FastAPI:
