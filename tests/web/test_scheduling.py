@@ -27,7 +27,7 @@ import pytest
 from usercore import SYSTEM, Settings, UserCore
 from usercore.storage import SQLiteStore
 from usercore.web import fastapi as adapter
-from usercore.web._core import HashAdmission, inline_reads
+from usercore.web._core import HASH_THREAD_NICENESS, HashAdmission, inline_reads
 from usercore.web.fastapi import create_app
 
 from .clients import http_scope
@@ -220,3 +220,54 @@ def test_a_client_gone_before_its_hash_starts_is_not_worked_for(
     assert slow.started == 0  # no hash, no lockout reservation for a client that left
     assert admission_of(app).admitted == 0
     assert core.users.get_by_email(SYSTEM, EMAIL).last_login_at is None
+
+
+def test_a_flood_is_refused_before_routing_with_the_guards_headers(
+    core: UserCore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Under a flood each refusal must cost the event loop as little as it can:
+    # the guard answers it from the exact method and path, before the router
+    # matches a route, with the security and CORS headers of every answer.
+    app = create_app(core, cors_origins=["https://app.example"])
+    admission = admission_of(app)
+    routed: list[str] = []
+    real_handle = adapter._Route.handle
+
+    async def handle(self: Any, scope: Any, receive: Any, send: Any) -> None:
+        routed.append(scope["path"])
+        await real_handle(self, scope, receive, send)
+
+    monkeypatch.setattr(adapter._Route, "handle", handle)
+    for _ in range(admission.capacity):
+        admission.enter()
+
+    async def scenario(client: httpx.AsyncClient) -> None:
+        refused = await client.post(
+            LOGIN,
+            json={"username": EMAIL, "password": PASSWORD},
+            headers={"Origin": "https://app.example"},
+        )
+        assert (503, "overloaded") == (refused.status_code, refused.json()["error"]["code"])
+        assert "nosniff" == refused.headers["X-Content-Type-Options"]
+        assert "https://app.example" == refused.headers["Access-Control-Allow-Origin"]
+        assert [] == routed
+        # Another method on the path, and other paths, are routed as usual.
+        assert 405 == (await client.get(LOGIN)).status_code
+        assert [LOGIN] == routed
+
+    run(scenario, app)
+    for _ in range(admission.capacity):
+        admission.leave()
+
+
+def test_hashing_threads_yield_the_cpu_to_the_event_loop(core: UserCore) -> None:
+    import os
+
+    if not hasattr(os, "getpriority"):
+        pytest.skip("thread priorities are a POSIX feature")
+    admission = admission_of(create_app(core))
+    base = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    niceness = admission.executor.submit(
+        lambda: os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    ).result()
+    assert min(19, base + HASH_THREAD_NICENESS) == niceness

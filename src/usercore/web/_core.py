@@ -9,9 +9,11 @@ session cookie, with the CSRF check for cookies), answer errors with
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import json
 import logging
+import os
 import re
 import secrets
 import threading
@@ -35,6 +37,7 @@ from usercore.errors import (
 from usercore.services import UserCore
 
 __all__ = [
+    "HASH_THREAD_NICENESS",
     "MAX_BODY_BYTES",
     "NO_STORE_HEADERS",
     "SAFE_METHODS",
@@ -442,6 +445,19 @@ def inline_reads(core: UserCore) -> bool:
     return getattr(core.store, "inline_reads", False) is True
 
 
+# How much less CPU priority the hashing threads get than the event loop: a
+# hash (and the lane threads Argon2 starts from it, which inherit the value)
+# then takes the cores the loop leaves, so cheap requests are answered first.
+HASH_THREAD_NICENESS = 10
+
+
+def _lower_priority() -> None:
+    """Lower the calling thread's CPU priority (Linux: niceness is per thread)."""
+    # Not Linux, or not allowed: the thread runs as is.
+    with contextlib.suppress(AttributeError, OSError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), HASH_THREAD_NICENESS)
+
+
 class HashAdmission:
     """Admission of password-hashing requests, decided before any thread is taken.
 
@@ -491,7 +507,9 @@ class HashAdmission:
             with self._lock:
                 if self._executor is None:
                     self._executor = ThreadPoolExecutor(
-                        self.capacity, thread_name_prefix="usercore-hash"
+                        self.capacity,
+                        thread_name_prefix="usercore-hash",
+                        initializer=_lower_priority,
                     )
         return self._executor
 

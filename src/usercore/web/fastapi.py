@@ -420,6 +420,20 @@ def _install_error_handlers(app: FastAPI, format_all_errors: bool) -> None:
 _GUARD_READS = frozenset({b"content-length", b"origin", b"access-control-request-method"})
 
 
+def _with_headers(send: Send, raw_extra: list[tuple[bytes, bytes]]) -> Send:
+    """``send``, adding ``raw_extra`` to the answer's headers it does not set."""
+
+    async def send_with_headers(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            sent = message.get("headers", [])
+            present = {key.lower() for key, _ in sent}
+            added = [(key, value) for key, value in raw_extra if key not in present]
+            message = {**message, "headers": [*sent, *added]}
+        await send(message)
+
+    return send_with_headers
+
+
 class _Guard:
     """ASGI middleware under ``prefix``: security headers on every answer, CORS,
     and the 1 MiB body cap counted while the body streams in (a chunked body
@@ -430,6 +444,20 @@ class _Guard:
         self.prefix = prefix
         self.cors = cors
         self.everywhere = everywhere
+        self._shed: dict[tuple[str, str], tuple[HashAdmission, Response]] | None = None
+
+    def _shed_of(self, scope: Scope) -> tuple[HashAdmission, Response] | None:
+        """The admission and 503 of the hashing route at this exact method and
+        path (a login under a flood is refused here, before routing)."""
+        if self._shed is None:
+            routes = getattr(scope.get("app"), "routes", ())
+            self._shed = {
+                (method, route.path): route.shed
+                for route in routes
+                if isinstance(route, _Route) and route.shed is not None
+                for method in route.methods or ()
+            }
+        return self._shed.get((scope["method"], scope["path"])) if self._shed else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not (
@@ -453,6 +481,10 @@ class _Guard:
             await _Guard._send(send, http_error_response(413), extra)
             return
         raw_extra = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in extra.items()]
+        shed = self._shed_of(scope)
+        if shed is not None and shed[0].full:
+            await shed[1](scope, receive, _with_headers(send, raw_extra))
+            return
         received = 0
 
         async def capped_receive() -> Message:
@@ -464,15 +496,7 @@ class _Guard:
                     raise HTTPException(413)
             return message
 
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                sent = message.get("headers", [])
-                present = {key.lower() for key, _ in sent}
-                added = [(key, value) for key, value in raw_extra if key not in present]
-                message = {**message, "headers": [*sent, *added]}
-            await send(message)
-
-        await self.app(scope, capped_receive, send_with_headers)
+        await self.app(scope, capped_receive, _with_headers(send, raw_extra))
 
     @staticmethod
     async def _send(send: Send, response: HttpResponse, extra: Mapping[str, str] = {}) -> None:
