@@ -47,6 +47,7 @@ __all__ = [
     "BUILTIN_ROLES",
     "DEFAULT_ROLE_SET_CACHE_SIZE",
     "MAX_DESCRIPTION_LENGTH",
+    "MAX_REGISTERED_PERMISSIONS",
     "USER_ROLE",
     "CompiledPolicy",
     "PermissionRegistry",
@@ -682,6 +683,10 @@ class Policy:
 
 
 MAX_DESCRIPTION_LENGTH = 500
+MAX_REGISTERED_PERMISSIONS = 10_000
+"""How many permissions a registry holds at most (built-ins included): a
+holder of ``permissions:register`` must not grow the process without bound
+(OWASP API Security Top 10 2023, API4 unrestricted resource consumption)."""
 
 
 def description_problems(description: object) -> builtins.list[str]:
@@ -715,8 +720,9 @@ class PermissionRegistry:
 
         A second registration keeps the first description unless that one was
         empty.  Raises :class:`ValidationError` (``{"name": [...]}``) when
-        ``name`` is not a concrete ``resource:action``: wildcards and ``:own``
-        are grant forms, not permissions of their own; ``{"description":
+        ``name`` is not a concrete ``resource:action`` (wildcards and ``:own``
+        are grant forms, not permissions of their own) or is new while the
+        registry already holds :data:`MAX_REGISTERED_PERMISSIONS`; ``{"description":
         [...]}`` for a description over 500 characters or with control characters.
         """
         return self.add(name, description)[0]
@@ -738,6 +744,9 @@ class PermissionRegistry:
             existing = self._permissions.get(name)
             if existing is not None and (existing.description or not description):
                 return existing, False
+            if existing is None and len(self._permissions) >= MAX_REGISTERED_PERMISSIONS:
+                full = f"the registry holds at most {MAX_REGISTERED_PERMISSIONS} permissions"
+                raise ValidationError({"name": [full]})
             permission = Permission(name=name, description=description)
             permissions = dict(self._permissions)
             permissions[name] = permission

@@ -266,6 +266,28 @@ def test_a_permission_registrar_cannot_grant_itself_more(core: UserCore) -> None
     assert not core.policy.is_allowed(registrar, "users:create")
 
 
+def test_a_permission_registrar_cannot_grow_the_registry_without_bound(
+    core: UserCore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each registration copies the registry (readers see whole snapshots), so
+    without a bound a holder of permissions:register made every further one
+    slower and the process bigger (OWASP API Security Top 10 2023 API4)."""
+    from usercore import policy
+
+    core.roles.create(SYSTEM, "registrar", permissions=["permissions:register"])
+    core.users.create(SYSTEM, email="reg@example.com", password=PASSWORD, roles=["registrar"])
+    registrar = login_principal(core, "reg@example.com")
+    held = len(core.permissions.list())
+    monkeypatch.setattr(policy, "MAX_REGISTERED_PERMISSIONS", held + 2)
+    core.permissions.register(registrar, "reports:read")
+    core.permissions.register(registrar, "reports:export")
+    with pytest.raises(ValidationError) as caught:
+        core.permissions.register(registrar, "reports:delete")
+    assert ["name"] == list(caught.value.errors)
+    core.permissions.register(registrar, "reports:read")  # a known one is still harmless
+    assert held + 2 == len(core.permissions.list())
+
+
 @pytest.mark.parametrize("adapter", ADAPTERS)
 def test_refused_logins_cannot_flood_an_address_with_verification_mail(adapter: str) -> None:
     """Whoever registers someone else's address knows the password: each refused
