@@ -452,7 +452,11 @@ class UserService:
             try:
                 user = tx.users.add(user)
             except ConflictError as exc:
-                if registering and exc.field == "email":
+                if (
+                    registering
+                    and exc.field == "email"
+                    and self._ctx.settings.registration_enumeration_safe
+                ):
                     self._public_conflict(tx, user)
                 raise
             if then is not None:  # in the same transaction as the insert
@@ -463,12 +467,12 @@ class UserService:
         """Raise the ``ConflictError`` of a username or unique custom field value
         of ``user`` that another account holds, if any.
 
-        A registration colliding on its email reports these first: they are
-        answered 409 in every mode, so were the email's conflict reported
-        first, a taken handle sent with a guessed address would answer 202
-        exactly when the address is registered, defeating
-        ``Settings.registration_enumeration_safe`` (OWASP ASVS 4.0.3 V2.2.x,
-        OWASP Authentication Cheat Sheet "Account creation").
+        With ``Settings.registration_enumeration_safe`` a registration colliding
+        on its email reports these instead: they are answered 409 in every
+        mode, so were the email's conflict reported first, a taken handle sent
+        with a guessed address would answer 202 exactly when the address is
+        registered (OWASP ASVS 4.0.3 V2.2, OWASP Authentication Cheat Sheet
+        "Account creation").
         """
         if user.username_key is not None and tx.users.get_by_username(user.username_key):
             raise conflict("users", "username_key")
