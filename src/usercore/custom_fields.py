@@ -50,6 +50,7 @@ RESERVED_NAMES: Final = frozenset(attrs.fields_dict(User)) | {
     "current_password",
     "new_password",
     "identifier",
+    "invitation",
     "page",
     "per_page",
     "cursor",

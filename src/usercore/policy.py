@@ -47,6 +47,7 @@ __all__ = [
     "BUILTIN_ROLES",
     "DEFAULT_ROLE_SET_CACHE_SIZE",
     "MAX_DESCRIPTION_LENGTH",
+    "MAX_REGISTERED_PERMISSIONS",
     "USER_ROLE",
     "CompiledPolicy",
     "PermissionLoader",
@@ -689,6 +690,16 @@ class Policy:
 
 
 MAX_DESCRIPTION_LENGTH = 500
+MAX_REGISTERED_PERMISSIONS = 10_000
+"""How many permissions a registry holds at most (built-ins included): a
+holder of ``permissions:register`` must not grow the process without bound
+(OWASP API Security Top 10 2023, API4 unrestricted resource consumption).
+``core.permissions.register`` holds the store to the same number."""
+
+
+def registry_full() -> str:
+    """The message for a registration beyond :data:`MAX_REGISTERED_PERMISSIONS`."""
+    return f"the registry holds at most {MAX_REGISTERED_PERMISSIONS} permissions"
 
 
 def description_problems(description: object) -> builtins.list[str]:
@@ -731,7 +742,8 @@ class PermissionRegistry:
         ``{"name": [...]}`` when ``name`` is not a concrete ``resource:action``
         (wildcards and ``:own`` are grant forms, not permissions of their own);
         ``{"description": [...]}`` for a description over 500 characters or
-        with control characters.
+        with control characters.  (A new name beyond
+        :data:`MAX_REGISTERED_PERMISSIONS` is refused where it would be added.)
         """
         problems = permission_problems(name)
         if not problems and (name == WILDCARD or name.split(":")[1] == WILDCARD):
@@ -763,6 +775,8 @@ class PermissionRegistry:
             existing = self._permissions.get(name)
             if existing is not None and (existing.description or not description):
                 return existing, False
+            if existing is None and len(self._permissions) >= MAX_REGISTERED_PERMISSIONS:
+                raise ValidationError({"name": [registry_full()]})
             self._publish([Permission(name=name, description=description)])
             return self._permissions[name], existing is None
 

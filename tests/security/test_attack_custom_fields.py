@@ -182,3 +182,19 @@ def test_stored_keys_the_declaration_does_not_know_are_never_shown(
     assert "is_admin" not in me
     assert me["vip"] is None  # a value of the wrong type reads as unset
     assert me["tenant_id"] == "acme"
+
+
+def test_no_custom_field_takes_the_name_of_a_request_field() -> None:
+    """A custom field named after a field of a request carrying users would be
+    read from the same JSON key: ``invitation`` took the invitation token
+    into the new account's profile, stored in clear and answered back (OWASP
+    ASVS 4.0.3 V3.5.2/V8.3.1: secrets never in answers or at rest in clear)."""
+    from usercore.custom_fields import RESERVED_NAMES
+    from usercore.web import _schemas as s
+
+    models = (s.RegisterRequest, s.UserCreate, s.InvitationCreate, s.UserUpdate, s.UserListQuery)
+    for model in models:
+        for name, info in model.model_fields.items():
+            assert (info.alias or name) in RESERVED_NAMES, (model.__name__, name)
+    with pytest.raises(ValueError, match="taken by a built-in field"):
+        CustomField(name="invitation", registrable=True)

@@ -266,6 +266,28 @@ def test_a_permission_registrar_cannot_grant_itself_more(core: UserCore) -> None
     assert not core.policy.is_allowed(registrar, "users:create")
 
 
+def test_a_permission_registrar_cannot_grow_the_registry_without_bound(
+    core: UserCore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each registration copies the registry (readers see whole snapshots), so
+    without a bound a holder of permissions:register made every further one
+    slower and the process bigger (OWASP API Security Top 10 2023 API4)."""
+    from usercore import policy
+
+    core.roles.create(SYSTEM, "registrar", permissions=["permissions:register"])
+    core.users.create(SYSTEM, email="reg@example.com", password=PASSWORD, roles=["registrar"])
+    registrar = login_principal(core, "reg@example.com")
+    held = len(core.permissions.list())
+    monkeypatch.setattr(policy, "MAX_REGISTERED_PERMISSIONS", held + 2)
+    core.permissions.register(registrar, "reports:read")
+    core.permissions.register(registrar, "reports:export")
+    with pytest.raises(ValidationError) as caught:
+        core.permissions.register(registrar, "reports:delete")
+    assert ["name"] == list(caught.value.errors)
+    core.permissions.register(registrar, "reports:read")  # a known one is still harmless
+    assert held + 2 == len(core.permissions.list())
+
+
 @pytest.mark.parametrize("adapter", ADAPTERS)
 def test_refused_logins_cannot_flood_an_address_with_verification_mail(adapter: str) -> None:
     """Whoever registers someone else's address knows the password: each refused
@@ -289,3 +311,24 @@ def test_refused_logins_cannot_flood_an_address_with_verification_mail(adapter: 
     for _ in range(3):
         assert 403 == client.post("/auth/login", json=body).status
     assert 3 == len(outbox.verifications)
+
+
+def test_an_unverified_address_cannot_mint_itself_an_api_key(
+    open_core: Callable[..., UserCore],
+) -> None:
+    """``require_verified_email`` means no new credentials for an unverified
+    address (OWASP ASVS 4.0.3 V2.5/V3.5): after changing its email, the
+    session still running must not mint a key that outlives it, when refresh
+    is already refused (docs/registration.md)."""
+    core = open_core(require_verified_email=True)
+    ada = core.users.register(email="ada@example.com", password=PASSWORD)
+    core.auth.verify_email(core.auth.request_email_verification(SYSTEM, ada.id))
+    actor = login_principal(core, "ada@example.com")
+    core.users.update(actor, ada.id, email="ada@elsewhere.example", current_password=PASSWORD)
+    with pytest.raises(EmailNotVerified):
+        core.api_keys.create(actor, ada.id, name="ci", current_password=PASSWORD)
+    assert [] == core.api_keys.list(SYSTEM, ada.id)
+    # An administrator may still hand a key to it; once verified, so may Ada.
+    core.api_keys.create(SYSTEM, ada.id, name="ops")
+    core.auth.verify_email(core.auth.request_email_verification(SYSTEM, ada.id))
+    core.api_keys.create(actor, ada.id, name="ci", current_password=PASSWORD)

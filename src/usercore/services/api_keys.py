@@ -14,12 +14,13 @@ from datetime import timedelta
 import attrs
 
 from usercore.domain import ApiKey, Principal, User
-from usercore.errors import ValidationError
+from usercore.errors import EmailNotVerified, ValidationError
 from usercore.policy import CompiledPolicy
 from usercore.services._context import Context
 from usercore.services._delegation import authorize_on_record, require_delegation, role_table
 from usercore.services._fresh import require_fresh_auth
 from usercore.services._lookup import check_id, found, in_id_range
+from usercore.services.sessions import unverified
 
 __all__ = ["ApiKeyService"]
 
@@ -99,7 +100,10 @@ class ApiKeyService:
         actor's ``current_password`` (``ReauthenticationRequired``).  An API
         key is never fresh, so keys cannot mint keys.  The delegation rules
         apply (``PermissionDenied``): every scope must be one the actor holds,
-        and the user must not be more privileged than the actor.
+        and the user must not be more privileged than the actor.  While
+        ``Settings.require_verified_email`` holds, an account whose email is
+        not verified cannot create itself a key (``EmailNotVerified``), as it
+        cannot refresh its session.
         """
         check_id(user_id)
         self._ctx.policy.require(actor, "apikeys:create", owner_id=user_id)
@@ -130,6 +134,12 @@ class ApiKeyService:
             table = role_table(tx)
             grants = _handed_out(table, actor, user, scope_set)
             require_delegation(table, actor, grants=grants, target=user)
+            if actor.user_id == user.id and unverified(self._ctx.settings, user):
+                # Settings.require_verified_email: no new credential for an
+                # unverified address, as refresh refuses one (OWASP ASVS 4.0.3 V3.5).
+                raise EmailNotVerified(
+                    "Verify your email address before creating an API key.", user_id=user.id
+                )
             if len(tx.api_keys.list_for_user(user_id)) >= MAX_KEYS_PER_USER:
                 raise ValidationError.single(
                     "name", f"a user may hold at most {MAX_KEYS_PER_USER} API keys"

@@ -16,10 +16,11 @@ from typing import overload
 
 import attrs
 
+from usercore import policy as _policy
 from usercore.domain import SYSTEM, Permission, Principal, Role
-from usercore.domain.permissions import BUILTIN_ROLES
+from usercore.domain.permissions import BUILTIN_PERMISSIONS, BUILTIN_ROLES
 from usercore.errors import ConflictError, ValidationError
-from usercore.policy import compile_roles, description_problems
+from usercore.policy import compile_roles, description_problems, registry_full
 from usercore.ports import UnitOfWork
 from usercore.services._context import Context
 from usercore.services._delegation import (
@@ -344,6 +345,10 @@ class PermissionService:
                 existing = tx.permissions.get(name)
                 if existing is not None:
                     return existing, False
+                # The bound of every registry that will load it (built-ins included).
+                room = _policy.MAX_REGISTERED_PERMISSIONS - len(BUILTIN_PERMISSIONS)
+                if len(tx.permissions.list()) >= room:
+                    raise ValidationError({"name": [registry_full()]})
                 new = Permission(name=name, description=description, created_at=self._ctx.clock())
                 return tx.permissions.add(new), True
         except ConflictError:

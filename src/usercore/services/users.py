@@ -51,6 +51,7 @@ from usercore.services._fresh import require_fresh_auth
 from usercore.services._lookup import check_id, found, in_id_range
 from usercore.services.auth import Lockout
 from usercore.services.sessions import INVITATION
+from usercore.storage._schema import conflict, custom_conflict
 from usercore.tokens import _reject
 
 if TYPE_CHECKING:
@@ -448,10 +449,37 @@ class UserService:
             check_roles_exist(tx, roles)
             if actor is not None:
                 self._require_grantable(tx, actor, roles)
-            user = tx.users.add(user)
+            try:
+                user = tx.users.add(user)
+            except ConflictError as exc:
+                if (
+                    registering
+                    and exc.field == "email"
+                    and self._ctx.settings.registration_enumeration_safe
+                ):
+                    self._public_conflict(tx, user)
+                raise
             if then is not None:  # in the same transaction as the insert
                 then(tx, user)
             return user
+
+    def _public_conflict(self, tx: UnitOfWork, user: User) -> None:
+        """Raise the ``ConflictError`` of a username or unique custom field value
+        of ``user`` that another account holds, if any.
+
+        With ``Settings.registration_enumeration_safe`` a registration colliding
+        on its email reports these instead: they are answered 409 in every
+        mode, so were the email's conflict reported first, a taken handle sent
+        with a guessed address would answer 202 exactly when the address is
+        registered (OWASP ASVS 4.0.3 V2.2, OWASP Authentication Cheat Sheet
+        "Account creation").
+        """
+        if user.username_key is not None and tx.users.get_by_username(user.username_key):
+            raise conflict("users", "username_key")
+        unique = [field.name for field in self._ctx.settings.custom_fields if field.unique]
+        taken = _taken_unique(tx, unique, user, set())
+        if taken is not None:
+            raise custom_conflict(taken)
 
     def _check_custom(
         self, values: object, *, registering: bool = False, new: bool = True
