@@ -2,23 +2,19 @@
 
 from __future__ import annotations
 
-import re
 import warnings
-from pathlib import Path
 
-PAGE = Path(__file__).resolve().parents[1] / "docs" / "custom-fields.md"
-BLOCKS = re.findall(r"```python\n(.*?)```", PAGE.read_text(encoding="utf-8"), re.DOTALL)
+from .pages import python_blocks, run_in_order
+
+PAGE = "docs/custom-fields.md"
 
 
 def test_the_custom_fields_page_has_examples() -> None:
-    assert len(BLOCKS) >= 7
+    assert len(python_blocks(PAGE)) >= 7
 
 
 def test_the_custom_fields_page_examples_run() -> None:
-    namespace: dict[str, object] = {"__name__": "docs_custom_fields"}
     with warnings.catch_warnings():
         # Starlette asks for httpx2, which is not a dependency; its TestClient works with httpx.
         warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
-        for index, block in enumerate(BLOCKS):
-            code = compile(block, f"docs/custom-fields.md[python block {index}]", "exec")
-            exec(code, namespace)  # noqa: S102 - our own documentation, on purpose
+        run_in_order(PAGE, "docs_custom_fields")

@@ -5,19 +5,17 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-PAGE = Path(__file__).resolve().parents[1] / "docs" / "registration.md"
-BLOCKS = re.findall(r"```python\n(.*?)```", PAGE.read_text(encoding="utf-8"), re.DOTALL)
+from .pages import ROOT, python_blocks, run_in_order
+
+PAGE = "docs/registration.md"
 
 
 def test_the_registration_page_has_examples() -> None:
-    assert len(BLOCKS) >= 5
+    assert len(python_blocks(PAGE)) >= 5
 
 
 def test_the_registration_page_examples_run() -> None:
-    namespace: dict[str, object] = {"__name__": "docs_registration"}
-    for index, block in enumerate(BLOCKS):
-        code = compile(block, f"docs/registration.md[python block {index}]", "exec")
-        exec(code, namespace)  # noqa: S102 - our own documentation, on purpose
+    run_in_order(PAGE, "docs_registration")
 
 
 def test_the_error_line_shown_is_the_one_the_command_prints(tmp_path: Path) -> None:
@@ -27,7 +25,7 @@ def test_the_error_line_shown_is_the_one_the_command_prints(tmp_path: Path) -> N
 
     shown = re.search(
         r"^usercore: error: --permissions permissions\.json: (.*)$",
-        PAGE.read_text(encoding="utf-8"),
+        (ROOT / PAGE).read_text(encoding="utf-8"),
         re.MULTILINE,
     )
     assert shown is not None
