@@ -536,7 +536,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     workers = _count(args.workers, "worker")
     try:
         if args.workers == 1:
-            app = _server.build_app(options, core)
+            app = _server.build_app(options, core, freeze=True)
             _info(f"serving {_describe(url)} at {served} ({where}; {workers})")
             _non_local_warning(args.host)
             with _sigterm_is_a_normal_stop():

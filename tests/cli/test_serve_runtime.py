@@ -52,6 +52,38 @@ def test_server_options_reach_uvicorn(run: Runner, db: Path, served: list[dict[s
     assert chosen["timeout_graceful_shutdown"] == 5
 
 
+@pytest.fixture
+def unfreeze() -> Iterator[None]:
+    """Give back to the collector what a served app's startup froze in this process."""
+    import gc
+
+    gc.unfreeze()
+    yield
+    gc.unfreeze()
+
+
+def test_a_served_process_freezes_its_startup_objects(
+    run: Runner, db: Path, served: list[dict[str, Any]], unfreeze: None
+) -> None:
+    """``serve`` (one process, or each worker) moves what exists once the app is
+    built out of the collector's reach, so full collections under load do not
+    walk the whole app again (the flood's ``/auth/me`` tail)."""
+    import gc
+
+    core = UserCore.open("memory://")
+    with TestClient(_server.build_app(_server.ServeOptions(url="memory://", purge_every=0), core)):
+        assert gc.get_freeze_count() == 0  # an app of one's own is left alone
+    assert run("serve", "--db", str(db))[0] == 0
+    with TestClient(served[0]["app"]):
+        assert gc.get_freeze_count() > 10_000
+    gc.unfreeze()
+    options = _server.ServeOptions(url=f"sqlite:///{db}", purge_every=0)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(_server.OPTIONS_ENV, options.to_json())
+        with TestClient(_server.worker_app()):
+            assert gc.get_freeze_count() > 10_000
+
+
 @pytest.mark.parametrize(
     "argv",
     [
