@@ -260,17 +260,17 @@ class Lockout:
             return self.claim(tx, label, interval)
 
     def claim(self, tx: UnitOfWork, label: str, interval: timedelta) -> bool:
-        """:meth:`once_per` in the caller's write transaction ``tx``: one read,
-        and one write when the slot is claimed."""
+        """:meth:`once_per` in the caller's write transaction ``tx``: one read and
+        one write whether or not the slot is free (a refused claim writes its
+        row back unchanged), so the time taken does not tell which it was."""
         key = self._hmac(f"once\x00{label}")
         now = self._ctx.clock()
         entry = tx.login_attempts.get(key)
-        if entry is not None and entry.locked_until is not None and now < entry.locked_until:
-            return False
-        tx.login_attempts.put(
-            LoginAttempts(key=key, failures=0, locked_until=now + interval, updated_at=now)
-        )
-        return True
+        taken = entry is not None and entry.locked_until is not None and now < entry.locked_until
+        if entry is None or not taken:
+            entry = LoginAttempts(key=key, failures=0, locked_until=now + interval, updated_at=now)
+        tx.login_attempts.put(entry)
+        return not taken
 
     def decoy_key(self, key: str) -> str:
         """The key of the throwaway row a request for an unknown account writes."""
