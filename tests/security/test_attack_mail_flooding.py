@@ -22,10 +22,10 @@ from typing import Any
 import argon2
 import pytest
 
-from usercore import SYSTEM, Settings, TokenError, User, UserCore
+from usercore import Settings, TokenError, User, UserCore
 from usercore.services.auth import RESET_REQUEST_INTERVAL, VERIFICATION_RESEND_INTERVAL
 
-from ..services.conftest import PASSWORD, FakeClock
+from ..services.conftest import FakeClock
 from ..web.clients import ADAPTERS, Client, Outbox
 from .test_auth_sessions_and_reset import CountingStore, counting  # noqa: F401
 
@@ -101,14 +101,20 @@ def test_a_reset_flood_mails_the_address_once(adapter: str, clock: FakeClock) ->
     assert 204 == confirmed.status
 
 
+def _signed_in(adapter: str, clock: FakeClock) -> tuple[Client, Outbox, str, int]:
+    """A client, its outbox, and the access token and id of a new account
+    registered with somebody else's address (victim@example.com)."""
+    outbox = Outbox()
+    client = _client(adapter, clock, outbox)
+    user_id = client.register("victim@example.com")["id"]
+    return client, outbox, client.login("victim@example.com"), user_id
+
+
 @pytest.mark.parametrize("adapter", ADAPTERS)
 def test_an_account_cannot_flood_its_address_with_verification_mails(
     adapter: str, clock: FakeClock
 ) -> None:
-    outbox = Outbox()
-    client = _client(adapter, clock, outbox)
-    client.register("victim@example.com")  # somebody else's address
-    token = client.login("victim@example.com")
+    client, outbox, token, _ = _signed_in(adapter, clock)
     for _ in range(20):
         reply = client.post("/auth/verify-email", token=token)
         assert 202 == reply.status
@@ -122,15 +128,12 @@ def test_an_account_cannot_flood_its_address_with_verification_mails(
 def test_a_throttled_verification_request_keeps_the_mailed_token_valid(
     adapter: str, clock: FakeClock
 ) -> None:
-    outbox = Outbox()
-    client = _client(adapter, clock, outbox)
-    user = client.core.users.create(SYSTEM, email="ada@example.com", password=PASSWORD)
-    token = client.login("ada@example.com")
+    client, outbox, token, user_id = _signed_in(adapter, clock)
     client.post("/auth/verify-email", token=token)
     client.post("/auth/verify-email", token=token)
     [(_, mailed)] = outbox.verifications
     confirmed = client.post("/auth/verify-email/confirm", json={"token": mailed})
-    assert (200, user.id, True) == (
+    assert (200, user_id, True) == (
         confirmed.status,
         confirmed.body["id"],
         confirmed.body["email_verified"],

@@ -50,7 +50,14 @@ def test_a_chunked_50_mb_body_is_refused_with_413_without_being_read(adapter: st
 
 
 async def _asgi_post(app: Any, path: str, body: Chunks) -> tuple[int, str]:
-    """POST ``body`` to an ASGI app chunk by chunk, as a server streams it in."""
+    """POST ``body`` to an ASGI app chunk by chunk: the status and the error code."""
+    start, content = await _asgi_stream(app, path, body)
+    return start["status"], json.loads(content)["error"]["code"]
+
+
+async def _asgi_stream(app: Any, path: str, body: Chunks) -> tuple[dict[str, Any], bytes]:
+    """POST ``body`` to an ASGI app chunk by chunk, as a server streams it in:
+    the ``http.response.start`` message and the answer's body."""
     chunks = iter(body)
     scope = http_scope(
         "POST",
@@ -69,9 +76,9 @@ async def _asgi_post(app: Any, path: str, body: Chunks) -> tuple[int, str]:
         sent.append(message)
 
     await app(scope, receive, send)
-    status = next(m["status"] for m in sent if m["type"] == "http.response.start")
+    start = next(m for m in sent if m["type"] == "http.response.start")
     content = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
-    return status, json.loads(content)["error"]["code"]
+    return start, content
 
 
 def _wsgi_post(app: Any, path: str, body: Chunks) -> tuple[int, str]:
@@ -153,30 +160,7 @@ def test_a_usercore_route_outside_the_guarded_prefix_keeps_the_cap_and_headers()
 def test_a_chunked_body_to_a_route_outside_the_guarded_prefix_is_cut_off() -> None:
     app = _own_app_with_rbac_at("/api")
     body = Chunks()
-    status, sent = asyncio.run(_asgi_post_raw(app, "/api/auth/login", body))
-    assert 413 == status
-    assert (b"x-frame-options", b"DENY") in sent
+    start, _ = asyncio.run(_asgi_stream(app, "/api/auth/login", body))
+    assert 413 == start["status"]
+    assert (b"x-frame-options", b"DENY") in [tuple(pair) for pair in start["headers"]]
     assert body.sent < FIFTY_MB_CHUNKS // 10
-
-
-async def _asgi_post_raw(app: Any, path: str, body: Chunks) -> tuple[int, list[Any]]:
-    chunks = iter(body)
-    scope = http_scope(
-        "POST",
-        path,
-        [(b"content-type", b"application/json"), (b"transfer-encoding", b"chunked")],
-    )
-    sent: list[dict[str, Any]] = []
-
-    async def receive() -> dict[str, Any]:
-        chunk = next(chunks, None)
-        if chunk is None:
-            return {"type": "http.request", "body": b"", "more_body": False}
-        return {"type": "http.request", "body": chunk, "more_body": True}
-
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
-
-    await app(scope, receive, send)
-    start = next(m for m in sent if m["type"] == "http.response.start")
-    return start["status"], [tuple(pair) for pair in start["headers"]]
