@@ -36,6 +36,7 @@ BENCHMARKS: dict[str, tuple[str, list[str]]] = {
     "import": ("bench_import.py", ["--records", "24", "--rounds", "1"]),
     "flood": ("bench_flood.py", ["--connections", "100", "--seconds", "5"]),
     "workers": ("bench_workers.py", ["--seconds", "2", "--rounds", "1", "--requests", "30"]),
+    "roles": ("bench_roles.py", ["--rounds", "2"]),
 }
 OPTIONAL = {"storage_postgres": ("bench_storage_postgres.py", [])}
 

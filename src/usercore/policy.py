@@ -48,6 +48,7 @@ __all__ = [
     "DEFAULT_ROLE_SET_CACHE_SIZE",
     "MAX_DESCRIPTION_LENGTH",
     "MAX_REGISTERED_PERMISSIONS",
+    "MAX_ROLES",
     "USER_ROLE",
     "CompiledPolicy",
     "PermissionLoader",
@@ -695,6 +696,12 @@ MAX_REGISTERED_PERMISSIONS = 10_000
 holder of ``permissions:register`` must not grow the process without bound
 (OWASP API Security Top 10 2023, API4 unrestricted resource consumption).
 ``core.permissions.register`` holds the store to the same number."""
+MAX_ROLES = 1_000
+"""How many roles may exist at most (built-ins included): every guarded write
+reads and compiles them all, and so does every process at its first check
+after a role change, so a holder of ``roles:create`` must not make each
+request slower without bound (OWASP API Security Top 10 2023, API4; the
+figures are in docs/performance.md).  ``core.roles.create`` refuses more."""
 
 
 def registry_full() -> str:

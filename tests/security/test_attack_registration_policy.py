@@ -129,6 +129,50 @@ def test_closed_registration_answers_a_taken_address_like_a_new_one(
     assert 403 == status
 
 
+def _profile_post(adapter: str, core: UserCore, profile: str, path: str, body: Any) -> Any:
+    if adapter == "fastapi":
+        from fastapi.testclient import TestClient
+
+        from usercore.web.fastapi import create_app
+
+        reply = TestClient(create_app(core, profile=profile)).post(path, json=body)
+        return reply.status_code, reply.content
+    from usercore.web.flask import create_app as create_flask_app
+
+    answer = create_flask_app(core, profile=profile).test_client().post(path, json=body)
+    return answer.status_code, answer.get_data()
+
+
+@pytest.mark.parametrize("adapter", ADAPTERS)
+@pytest.mark.parametrize("mode", ["closed", "invite"])
+@pytest.mark.parametrize(
+    ("profile", "path"),
+    [("ums", "/auth/register"), ("classic", "/register"), ("rails", "/api/v1/auth/register")],
+)
+def test_closed_registration_answers_alike_on_every_profile(
+    adapter: str, mode: str, profile: str, path: str
+) -> None:
+    """The ums profile checked the fields its document requires (``name``)
+    before the registration policy: a body without them answered 400, not the
+    403 every other input gets (docs/registration.md: the refusal comes before
+    any rule)."""
+    core = UserCore.open(
+        "memory://", settings=Settings(argon2_profile=argon2.profiles.CHEAPEST, registration=mode)
+    )
+    core.users.create(SYSTEM, email="ada@example.com", username="ada", password=PASSWORD)
+    bodies = (
+        {"email": "ada@example.com", "password": PASSWORD, "name": "Ada"},
+        {"email": "new@example.com", "password": PASSWORD, "name": "New"},
+        {"email": "ada@example.com", "password": PASSWORD},
+        {"email": "x", "password": "y"},
+        {"password": PASSWORD},
+    )
+    replies = {_profile_post(adapter, core, profile, path, body) for body in bodies}
+    assert 1 == len(replies), replies
+    (status, _), *_ = replies
+    assert 403 == status
+
+
 # -- email_not_verified only behind the right password ------------------------------------------
 
 

@@ -50,7 +50,14 @@ def test_a_chunked_50_mb_body_is_refused_with_413_without_being_read(adapter: st
 
 
 async def _asgi_post(app: Any, path: str, body: Chunks) -> tuple[int, str]:
-    """POST ``body`` to an ASGI app chunk by chunk, as a server streams it in."""
+    """POST ``body`` to an ASGI app chunk by chunk: the status and the error code."""
+    start, content = await _asgi_stream(app, path, body)
+    return start["status"], json.loads(content)["error"]["code"]
+
+
+async def _asgi_stream(app: Any, path: str, body: Chunks) -> tuple[dict[str, Any], bytes]:
+    """POST ``body`` to an ASGI app chunk by chunk, as a server streams it in:
+    the ``http.response.start`` message and the answer's body."""
     chunks = iter(body)
     scope = http_scope(
         "POST",
@@ -69,9 +76,9 @@ async def _asgi_post(app: Any, path: str, body: Chunks) -> tuple[int, str]:
         sent.append(message)
 
     await app(scope, receive, send)
-    status = next(m["status"] for m in sent if m["type"] == "http.response.start")
+    start = next(m for m in sent if m["type"] == "http.response.start")
     content = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
-    return status, json.loads(content)["error"]["code"]
+    return start, content
 
 
 def _wsgi_post(app: Any, path: str, body: Chunks) -> tuple[int, str]:
@@ -110,3 +117,50 @@ class _Stream:
 
     def readline(self, size: int = -1) -> bytes:
         return self.read(size)
+
+
+# -- routes mounted outside init_app's prefix -----------------------------------------------
+
+
+def _own_app_with_rbac_at(prefix: str) -> Any:
+    """An app of one's own: ``init_app`` with its default prefix (``/api/v1``) and
+    the rbac profile's router mounted elsewhere, as docs/profiles.md allows."""
+    from fastapi import FastAPI
+
+    from usercore.web.fastapi import create_router, init_app
+
+    core = make_core()
+    app = FastAPI()
+    init_app(app, core)
+    app.include_router(create_router(core, prefix=prefix, profile="rbac"))
+    return app
+
+
+def test_a_usercore_route_outside_the_guarded_prefix_keeps_the_cap_and_headers() -> None:
+    """The guard covered only paths under init_app's prefix: the rbac router at
+    /api took a 5 MB body whole and answered without the security headers
+    (OWASP ASVS 4.0.3 V12.1.1, V14.4)."""
+    from fastapi.testclient import TestClient
+
+    client = TestClient(_own_app_with_rbac_at("/api"))
+    body = b'{"username": "' + b"a" * 5_000_000 + b'", "password": "x"}'
+    reply = client.post(
+        "/api/auth/login", content=body, headers={"Content-Type": "application/json"}
+    )
+    assert (413, {"message": "The request body is too large"}) == (reply.status_code, reply.json())
+    assert "DENY" == reply.headers["x-frame-options"]
+    answered = client.post("/api/auth/login", json={"username": "ada", "password": "x" * 20})
+    assert 401 == answered.status_code
+    assert {"nosniff", "DENY"} <= {
+        answered.headers["x-content-type-options"],
+        answered.headers["x-frame-options"],
+    }
+
+
+def test_a_chunked_body_to_a_route_outside_the_guarded_prefix_is_cut_off() -> None:
+    app = _own_app_with_rbac_at("/api")
+    body = Chunks()
+    start, _ = asyncio.run(_asgi_stream(app, "/api/auth/login", body))
+    assert 413 == start["status"]
+    assert (b"x-frame-options", b"DENY") in [tuple(pair) for pair in start["headers"]]
+    assert body.sent < FIFTY_MB_CHUNKS // 10

@@ -40,7 +40,13 @@ from usercore.services.sessions import EMAIL_VERIFICATION, PASSWORD_RESET, unver
 from usercore.settings import Settings
 from usercore.tokens import new_opaque_token, token_digest
 
-__all__ = ["VERIFICATION_RESEND_INTERVAL", "AuthService", "Lockout", "lockout_duration"]
+__all__ = [
+    "RESET_REQUEST_INTERVAL",
+    "VERIFICATION_RESEND_INTERVAL",
+    "AuthService",
+    "Lockout",
+    "lockout_duration",
+]
 
 # Identifiers longer than any valid email (RFC 5321: 254) cannot match an
 # account; the bound is checked on the raw text, before NFKC and case folding.
@@ -48,6 +54,11 @@ MAX_IDENTIFIER_LENGTH = 320
 
 # At most one verification mail per account per interval from refused logins.
 VERIFICATION_RESEND_INTERVAL = timedelta(minutes=5)
+
+# At most one password-reset token per address per interval: a request needs
+# no account, and each one mailed the address and voided the token before it
+# (OWASP Forgot Password Cheat Sheet, "rate-limiting on a per-account basis").
+RESET_REQUEST_INTERVAL = timedelta(minutes=5)
 
 # The label that derives the login-attempts key from the secret (an HKDF-style
 # "info": one secret, one purpose per derived key, NIST SP 800-108).
@@ -245,16 +256,21 @@ class Lockout:
         """Whether ``label`` may happen now, at most once per ``interval`` across
         processes (a ``login_attempts`` row locked for ``interval``, forgotten by
         ``purge_expired``); claims the slot when it may."""
+        with self._ctx.store.transaction() as tx:
+            return self.claim(tx, label, interval)
+
+    def claim(self, tx: UnitOfWork, label: str, interval: timedelta) -> bool:
+        """:meth:`once_per` in the caller's write transaction ``tx``: one read and
+        one write whether or not the slot is free (a refused claim writes its
+        row back unchanged), so the time taken does not tell which it was."""
         key = self._hmac(f"once\x00{label}")
         now = self._ctx.clock()
-        with self._ctx.store.transaction() as tx:
-            entry = tx.login_attempts.get(key)
-            if entry is not None and entry.locked_until is not None and now < entry.locked_until:
-                return False
-            tx.login_attempts.put(
-                LoginAttempts(key=key, failures=0, locked_until=now + interval, updated_at=now)
-            )
-        return True
+        entry = tx.login_attempts.get(key)
+        taken = entry is not None and entry.locked_until is not None and now < entry.locked_until
+        if entry is None or not taken:
+            entry = LoginAttempts(key=key, failures=0, locked_until=now + interval, updated_at=now)
+        tx.login_attempts.put(entry)
+        return not taken
 
     def decoy_key(self, key: str) -> str:
         """The key of the throwaway row a request for an unknown account writes."""
@@ -489,12 +505,28 @@ class AuthService:
 
     def request_password_reset(self, email: str) -> str | None:
         """A password-reset token to send to ``email``, or ``None`` when no active
-        account has it — after the same work, so callers answer both alike."""
+        account has it — after the same work, so callers answer both alike.
+
+        At most one token per address per ``RESET_REQUEST_INTERVAL``: a request
+        within it also gets ``None`` (the token sent before stays valid), after
+        the work of an unknown address, so the limit tells nothing about which
+        addresses have accounts.  The request needs no account; without the
+        limit a loop mailed the address without end and voided each token the
+        owner received (OWASP Forgot Password Cheat Sheet, "rate-limiting on a
+        per-account basis"; OWASP ASVS 4.0.3 V11.1.4).
+        """
         ctx = self._ctx
         kind, key = _identifier_key(email)
         with ctx.store.transaction() as tx:
+            # Claimed for unknown addresses too: the same work on every path.
+            first = self._lockout.claim(
+                tx, f"password-reset\x00{kind}:{key}", RESET_REQUEST_INTERVAL
+            )
             user = tx.users.get_by_email(key) if kind == "email" and key else None
-            if user is None or not user.is_active:
+            known = user is not None and user.is_active
+            if first and user is not None and known:
+                token: str | None = ctx.sessions.issue_one_time(tx, user, PASSWORD_RESET)
+            else:
                 # The known path's store work, step for step (a lookup, a
                 # delete, an insert), so timing does not tell the two apart
                 # (OWASP ASVS 4.0.3 V2.5.1 / Forgot Password Cheat Sheet:
@@ -512,12 +544,10 @@ class AuthService:
                     )
                 )
                 token = None
-            else:
-                token = ctx.sessions.issue_one_time(tx, user, PASSWORD_RESET)
         ctx.events.emit(
             "password.reset_requested",
-            user_id=None if token is None or user is None else user.id,
-            known=token is not None,
+            user_id=user.id if user is not None and known else None,
+            known=known,
         )
         return token
 

@@ -98,7 +98,8 @@ class RoleService:
         inherits: Iterable[str] = (),
         description: str = "",
     ) -> Role:
-        """Create a role (``roles:create``); ``ConflictError`` if the name exists.
+        """Create a role (``roles:create``); ``ConflictError`` if the name exists,
+        ``ValidationError`` on ``name`` once :data:`~usercore.policy.MAX_ROLES` exist.
 
         ``PermissionDenied`` when the role would grant, itself or through the
         roles it inherits, anything the actor does not hold (delegation rule).
@@ -113,6 +114,8 @@ class RoleService:
         with self._ctx.store.transaction() as tx:
             table = role_table(tx)
             self._check(tx, role)
+            if len(table.roles) >= _policy.MAX_ROLES:
+                raise ValidationError.single("name", f"at most {_policy.MAX_ROLES} roles may exist")
             grants = role.permissions | table.effective_permissions(role.inherits)
             require_delegation(table, actor, grants=grants)
             created = tx.roles.add(role)

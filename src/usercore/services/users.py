@@ -51,6 +51,7 @@ from usercore.services._fresh import require_fresh_auth
 from usercore.services._lookup import check_id, found, in_id_range
 from usercore.services.auth import Lockout
 from usercore.services.sessions import INVITATION
+from usercore.settings import Settings
 from usercore.storage._schema import conflict, custom_conflict
 from usercore.tokens import _reject
 
@@ -58,7 +59,7 @@ if TYPE_CHECKING:
     # typing.Unpack is Python 3.11+; it appears in annotations only.
     from typing_extensions import Unpack
 
-__all__ = ["ImportReport", "UserChanges", "UserService"]
+__all__ = ["ImportReport", "UserChanges", "UserService", "registration_allowed"]
 
 MAX_PER_PAGE = 100
 UPDATABLE_FIELDS = frozenset(
@@ -130,6 +131,14 @@ def _status(value: object) -> UserStatus:
         raise ValidationError.single("status", "must be 'active' or 'inactive'") from None
 
 
+def registration_allowed(settings: Settings, invitation: object) -> bool:
+    """Whether ``Settings.registration`` lets a self-registration through: always
+    when ``"open"``, with an ``invitation`` (not yet checked) when ``"invite"``,
+    never when ``"closed"``."""
+    mode = settings.registration
+    return mode == "open" or (mode == "invite" and invitation is not None)
+
+
 def unknown_roles(tx: UnitOfWork, roles: Iterable[str]) -> list[str]:
     return sorted(name for name in roles if tx.roles.get(name) is None)
 
@@ -184,8 +193,8 @@ class UserService:
         spent) for an unknown, spent, expired or voided invitation, or one for
         another address.
         """
-        mode = self._ctx.settings.registration
-        if mode == "closed" or (mode == "invite" and invitation is None):
+        if not registration_allowed(self._ctx.settings, invitation):
+            mode = self._ctx.settings.registration
             self._ctx.events.emit("user.registration_refused", mode=mode)
             raise RegistrationClosed(
                 "Registration is by invitation only." if mode == "invite" else None

@@ -432,7 +432,15 @@ def reset_password(call: Call, _: Principal | None, body: s.PasswordResetConfirm
 
 def request_email_verification(call: Call, actor: Principal, _: Any) -> dict[str, str]:
     assert actor.user_id is not None
-    send_verification(call, actor, actor.user_id)
+    core = call.core
+    # The policy first: a refused request must not use up the account's resend.
+    core.policy.require(actor, "users:update", owner_id=actor.user_id)
+    # The resend limit of refused logins (one mail per account per few minutes):
+    # whoever registered somebody else's address must not flood it from here
+    # either (OWASP ASVS 4.0.3 V11.1.4).  Within the limit the token mailed
+    # before stays valid.
+    if core.auth.may_resend_verification(actor.user_id):
+        send_verification(call, actor, actor.user_id)
     return VERIFICATION_ACCEPTED
 
 

@@ -25,6 +25,7 @@ from usercore.errors import (
     UsercoreError,
     ValidationError,
 )
+from usercore.services.users import registration_allowed
 from usercore.web import _schemas as s
 from usercore.web._core import HttpResponse, error_response
 from usercore.web._operations import OPERATIONS, V1_ROUTES, Answer, Call, Operation, render
@@ -161,7 +162,12 @@ def _checked(base: Operation, required: Sequence[str], register_tokens: bool) ->
     def handler(call: Call, principal: Any, value: Any, **path: Any) -> Any:
         given = value.given() if value is not None else {}
         missing = [field for field in required if given.get(field) in (None, "")]
-        if missing:
+        # A refused registration is refused before any rule, the document's too:
+        # the same answer whatever the input (docs/registration.md).
+        refused = base.name == "register" and not registration_allowed(
+            call.core.settings, getattr(value, "invitation", None)
+        )
+        if missing and not refused:
             raise ValidationError({field: ["is required"] for field in missing})
         result = base.handler(call, principal, value, **path)
         if register_tokens and isinstance(result, User):

@@ -124,6 +124,8 @@ _PRINCIPAL = "usercore_principal"
 _CREDENTIAL = "usercore_credential"
 _DIRECT = "usercore_direct"
 _SHED = "usercore_shed"
+# Set on the scope by the guard: the request has the body cap and the headers.
+_GUARDED = "usercore_guarded"
 # A refused client also gives its connection back: a flood of keep-alive
 # connections asking again at once would otherwise keep the event loop busy.
 _SHED_HEADERS = {"Connection": "close"}
@@ -418,6 +420,31 @@ def _install_error_handlers(app: FastAPI, format_all_errors: bool) -> None:
 
 # The only request headers the guard looks at.
 _GUARD_READS = frozenset({b"content-length", b"origin", b"access-control-request-method"})
+_SECURITY_RAW = [
+    (key.lower().encode("latin-1"), value.encode("latin-1"))
+    for key, value in SECURITY_HEADERS.items()
+]
+
+
+def _declares_too_long(length: str) -> bool:
+    """Whether a ``Content-Length`` value announces a body over the cap."""
+    return length.isdigit() and int(length) > MAX_BODY_BYTES
+
+
+def _capped(receive: Receive) -> Receive:
+    """``receive``, refusing (413) a body once more than the cap has streamed in."""
+    received = 0
+
+    async def capped_receive() -> Message:
+        nonlocal received
+        message = await receive()
+        if message["type"] == "http.request":
+            received += len(message.get("body", b""))
+            if received > MAX_BODY_BYTES:
+                raise HTTPException(413)
+        return message
+
+    return capped_receive
 
 
 def _with_headers(send: Send, raw_extra: list[tuple[bytes, bytes]]) -> Send:
@@ -465,6 +492,7 @@ class _Guard:
         ):
             await self.app(scope, receive, send)
             return
+        scope[_GUARDED] = True
         headers = {
             key.decode("latin-1"): value.decode("latin-1")
             for key, value in scope["headers"]
@@ -476,8 +504,7 @@ class _Guard:
                 await _Guard._send(send, preflight)
                 return
         extra = answer_headers(self.cors, headers)
-        length = headers.get("content-length", "")
-        if length.isdigit() and int(length) > MAX_BODY_BYTES:
+        if _declares_too_long(headers.get("content-length", "")):
             await _Guard._send(send, http_error_response(413), extra)
             return
         raw_extra = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in extra.items()]
@@ -485,18 +512,7 @@ class _Guard:
         if shed is not None and shed[0].full:
             await shed[1](scope, receive, _with_headers(send, raw_extra))
             return
-        received = 0
-
-        async def capped_receive() -> Message:
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > MAX_BODY_BYTES:
-                    raise HTTPException(413)
-            return message
-
-        await self.app(scope, capped_receive, _with_headers(send, raw_extra))
+        await self.app(scope, _capped(receive), _with_headers(send, raw_extra))
 
     @staticmethod
     async def _send(send: Send, response: HttpResponse, extra: Mapping[str, str] = {}) -> None:
@@ -670,8 +686,19 @@ class _Route(APIRoute):
     def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
         super().__init__(path, endpoint, **kwargs)
         self.shed: tuple[HashAdmission, Response] | None = getattr(endpoint, _SHED, None)
+        profile = getattr(endpoint, _PROFILE, V1)
+        self.too_large = _response(profile.reshape(http_error_response(413)), SECURITY_HEADERS)
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if not scope.get(_GUARDED):
+            # Mounted outside init_app's prefix: the guard did not see this
+            # request, yet a usercore route never takes a body over the cap
+            # nor answers without the security headers (ASVS 4.0.3 V12.1.1, V14.4).
+            length = next((v for k, v in scope["headers"] if k == b"content-length"), b"")
+            if _declares_too_long(length.decode("latin-1")):
+                await self.too_large(scope, receive, send)
+                return
+            receive, send = _capped(receive), _with_headers(send, _SECURITY_RAW)
         if self.shed is not None and self.shed[0].full and scope["method"] in (self.methods or ()):
             await self.shed[1](scope, receive, send)
             return
