@@ -277,6 +277,9 @@ def load_declaration(spec: str) -> tuple[CustomField, ...]:
             value = getattr(value, part)
     except (ImportError, AttributeError) as exc:
         raise ValueError(str(exc)) from None
+    except (Exception, SystemExit) as exc:  # the application's module failed to import
+        problem = " ".join(f"{type(exc).__name__}: {exc}".split())
+        raise ValueError(f"cannot load it: {problem}") from None
     fields = value.custom_fields if isinstance(value, Settings) else value
     try:
         return check_declaration(fields)
