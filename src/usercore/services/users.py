@@ -654,6 +654,7 @@ class UserService:
         user_id: int,
         *,
         current_password: str | None = None,
+        client: str | None = None,
         **changes: Unpack[UserChanges],
     ) -> User:
         """Change some of ``email``, ``username``, ``name``, ``roles``, ``status``,
@@ -666,7 +667,9 @@ class UserService:
 
         Changing one's own email, and anyone else's roles, needs fresh
         authentication: a login within ``Settings.fresh_auth_window`` or the
-        actor's ``current_password`` (``ReauthenticationRequired`` otherwise).
+        actor's ``current_password`` (``ReauthenticationRequired`` otherwise);
+        a wrong one counts as a failed login from ``client`` (the requester's
+        address, as :meth:`usercore.services.auth.AuthService.login` takes it).
         The delegation rules apply (``PermissionDenied``): no roles granting
         what the actor does not hold, no change to a more privileged account;
         and the last active account holding ``*`` keeps it (``ConflictError``).
@@ -733,7 +736,7 @@ class UserService:
         )
         fresh = new_email or (roles is not None and not oneself) or (new_password and oneself)
         if fresh:
-            require_fresh_auth(self._ctx, actor, current_password)
+            require_fresh_auth(self._ctx, actor, current_password, client=client)
         with self._ctx.store.transaction() as tx:
             current = found(tx.users.get(user_id) if in_id_range(user_id) else None, "User")
             table = self._require_grantable(tx, actor, roles or (), target=current)
@@ -891,13 +894,16 @@ class UserService:
         roles: Iterable[str],
         *,
         current_password: str | None = None,
+        client: str | None = None,
     ) -> User:
         """Replace a user's roles (``users:update`` and ``roles:assign``).
 
         Unknown roles are a ``ValidationError``; the delegation and
-        fresh-authentication rules of :meth:`update` apply.
+        fresh-authentication rules of :meth:`update` apply (``client`` too).
         """
-        return self.update(actor, user_id, roles=roles, current_password=current_password)
+        return self.update(
+            actor, user_id, roles=roles, current_password=current_password, client=client
+        )
 
     def delete(self, actor: Principal, user_id: int) -> None:
         """Delete an account (``users:delete``, or oneself); revokes its tokens and keys.
