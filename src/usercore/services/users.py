@@ -323,7 +323,7 @@ class UserService:
                     password_hash=password_hash,
                     status=UserStatus.ACTIVE,
                     email_verified=True,
-                    custom_fields={**pending.custom_fields, **custom},
+                    custom_fields=pending.custom_fields.changed(custom),
                     updated_at=ctx.clock(),
                 )
             )
@@ -754,7 +754,7 @@ class UserService:
                 updated = attrs.evolve(updated, roles=roles)
             if custom:
                 self._require_custom_editable(actor, current, custom)
-                updated = attrs.evolve(updated, custom_fields={**updated.custom_fields, **custom})
+                updated = attrs.evolve(updated, custom_fields=updated.custom_fields.changed(custom))
             if status is not None and status is not current.status:
                 updated = attrs.evolve(updated, status=status)
                 if status is UserStatus.INACTIVE:
