@@ -49,6 +49,7 @@ def test_settings_refuse_something_else_than_a_declaration() -> None:
         {"max_length": 0},
         {"min_length": 5, "max_length": 4},
         {"required": True},  # neither registrable nor defaulted: register could never work
+        {"unique": True, "default": "x"},  # every account without a value would share it
     ],
 )
 def test_an_inconsistent_declaration_is_refused(options: dict[str, Any]) -> None:

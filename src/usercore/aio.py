@@ -230,13 +230,19 @@ class AsyncUserService(_AsyncService[UserService]):
         user_id: int,
         *,
         current_password: str | None = None,
+        client: str | None = None,
         **changes: Unpack[UserChanges],
     ) -> User:
         # Spelled out: with ``**changes`` and a ``self`` that is not
         # positional-only, mypy cannot split ``self`` off with Concatenate.
         # The twin test fails when this drifts from UserService.update.
         return await self._pool.run(
-            self.sync.update, actor, user_id, current_password=current_password, **changes
+            self.sync.update,
+            actor,
+            user_id,
+            current_password=current_password,
+            client=client,
+            **changes,
         )
 
     update.__doc__ = UserService.update.__doc__

@@ -431,6 +431,8 @@ def read_permissions(path: str) -> tuple[tuple[str, str], ...]:
         refuse(f"cannot read it: {exc.strerror}")
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         refuse(f"not valid JSON: {exc}")
+    except RecursionError:
+        refuse("not valid JSON: nested too deeply")
     if isinstance(data, list) and all(isinstance(name, str) for name in data):
         pairs = [(name, "") for name in data]
     elif isinstance(data, dict) and all(isinstance(text, str) for text in data.values()):
@@ -507,6 +509,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     try:
         # Once, here, before any worker starts: the workers read them from the store.
         added = _server.register_permissions(core, permissions)
+    except ValidationError as error:  # the store's registry is full (MAX_REGISTERED_PERMISSIONS)
+        core.close()
+        _usage(f"--permissions {args.permissions}: {_reasons(error)}")
     except BaseException:
         core.close()
         raise

@@ -17,11 +17,11 @@ import keyword
 import math
 import re
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import attrs
 
-from usercore.domain import User
+from usercore.domain import CustomFieldValues, User
 
 __all__ = [
     "CUSTOM_FIELD_NAME",
@@ -31,6 +31,7 @@ __all__ = [
     "check_declaration",
     "from_stored",
     "load_declaration",
+    "read_value",
     "same_value",
 ]
 
@@ -88,7 +89,11 @@ class CustomField:
       is accepted for a ``float`` field.
     - ``required``: register and create refuse an account without it (after
       ``default``); an update cannot unset it.
-    - ``default``: the value a new account gets when none is given.
+    - ``default``: the value of an account that has none stored: a new
+      account without one, one created before the field was declared, one
+      whose value was cleared.  It reads as the default everywhere (the user,
+      its JSON, exports) and filters by the default match it.  Not with
+      ``unique`` (every such account would share it).
     - ``choices``: the only values allowed.
     - ``max_length`` (default 255), ``min_length``, ``pattern`` (a regular
       expression the whole normalized string must match): for strings.
@@ -128,6 +133,7 @@ class CustomField:
     indexed: bool = False
     description: str = ""
     _compiled: re.Pattern[str] | None = attrs.field(init=False, repr=False, eq=False)
+    _unset_value: Any = attrs.field(init=False, repr=False, eq=False)
 
     def __attrs_post_init__(self) -> None:
         name = self.name
@@ -165,8 +171,13 @@ class CustomField:
                     raise ValueError(
                         f"CustomField {name!r}: choice {choice!r} is not a valid {self.type_name}"
                     )
-        if self.default is not None and self.problems(self.default)[1]:
+        unset_value, problems = self.problems(self.default)
+        if problems:
             raise ValueError(f"CustomField {name!r}: the default is not a valid value")
+        if self.unique and unset_value is not None:
+            # Every account without a value reads as the default: they would all share it.
+            raise ValueError(f"CustomField {name!r}: a unique field cannot have a default")
+        object.__setattr__(self, "_unset_value", unset_value)
         if self.required and self.default is None and not self.registrable:
             # Register could never succeed; say so now rather than at run time.
             raise ValueError(
@@ -176,6 +187,17 @@ class CustomField:
     @property
     def type_name(self) -> str:
         return _TYPE_NAMES[self.type].split(" ", 1)[1]
+
+    @property
+    def unset_value(self) -> Any:
+        """What an account without a stored value reads as: the default,
+        normalized (``None`` when the field has none)."""
+        return self._unset_value
+
+    def matches_unset(self, value: object) -> bool:
+        """Whether a filter for ``value`` (normalized) also keeps the accounts
+        without a stored value, which read as the default."""
+        return self._unset_value is not None and same_value(self._unset_value, value)
 
     @property
     def is_indexed(self) -> bool:
@@ -277,6 +299,9 @@ def load_declaration(spec: str) -> tuple[CustomField, ...]:
             value = getattr(value, part)
     except (ImportError, AttributeError) as exc:
         raise ValueError(str(exc)) from None
+    except (Exception, SystemExit) as exc:  # the application's module failed to import
+        problem = " ".join(f"{type(exc).__name__}: {exc}".split())
+        raise ValueError(f"cannot load it: {problem}") from None
     fields = value.custom_fields if isinstance(value, Settings) else value
     try:
         return check_declaration(fields)
@@ -284,18 +309,28 @@ def load_declaration(spec: str) -> tuple[CustomField, ...]:
         raise ValueError(str(exc)) from None
 
 
-def from_stored(declared: Iterable[CustomField], stored: Mapping[str, Any]) -> dict[str, Any]:
+def from_stored(declared: Iterable[CustomField], stored: Mapping[str, Any]) -> CustomFieldValues:
     """The custom field values of an account as read from a store: every declared
-    field (``None`` when unset), keys no longer declared dropped, and a value of
-    another type (written under an older declaration) read as unset."""
+    field, keys no longer declared dropped.  A field without a stored value,
+    or with one of another type (written under an older declaration), reads as
+    its default (``None`` without one); those read so are the values'
+    ``defaulted`` names, which a store does not write back."""
     values: dict[str, Any] = {}
+    defaulted: list[str] = []
     for field in declared:
         value = stored.get(field.name)
-        if value is not None and field.accepts_stored(value):
-            values[field.name] = float(value) if field.type is float else value
-        else:
-            values[field.name] = None
-    return values
+        values[field.name] = read_value(field, value)
+        if field.unset_value is not None and (value is None or not field.accepts_stored(value)):
+            defaulted.append(field.name)
+    return CustomFieldValues(values, defaulted=defaulted)
+
+
+def read_value(field: CustomField, stored: object) -> Any:
+    """How ``field`` reads the value ``stored`` for it (``None``: nothing
+    stored): itself when it has the field's type, the default otherwise."""
+    if stored is not None and field.accepts_stored(stored):
+        return float(cast(float, stored)) if field.type is float else stored
+    return field.unset_value
 
 
 def same_value(left: object, right: object) -> bool:

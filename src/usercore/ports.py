@@ -103,8 +103,9 @@ def _custom_pairs(
 class UserFilter:
     """Filters of a user listing; ``search`` matches a substring of email, username or
     name, case-insensitively; ``custom_fields`` (name, value) pairs match custom
-    fields by exact, type-exact value (names of declared fields only, values not
-    ``None``)."""
+    fields by exact, type-exact value as the declaration reads them (an unset
+    field reads as its default); names of declared fields only, values not
+    ``None``."""
 
     role: str | None = None
     status: UserStatus | None = None
@@ -387,11 +388,15 @@ class Store(Protocol):
     def declare_custom_fields(self, fields: Sequence[CustomField]) -> None:
         """Adopt the application's custom field declaration (``Settings.custom_fields``).
 
-        Users read back carry every declared field (``None`` when unset; keys
-        no longer declared are dropped, a value of another type reads as
-        unset).  Unique fields are kept unique (``ConflictError(field=name)``)
-        and indexed ones indexed, by indexes created here, idempotently, and
-        dropped once no longer declared: adding a field needs no migration.
+        Users read back carry every declared field (keys no longer declared
+        are dropped; a field with no stored value, or one of another type,
+        reads as its default, ``None`` without one, and is written back as
+        unset: the default is never stored by a write that did not set it).
+        A listing filter by a field's default also keeps the users that read
+        as the default, so filters agree with what is read.  Unique fields
+        are kept unique (``ConflictError(field=name)``) and indexed ones
+        indexed, by indexes created here, idempotently, and dropped once no
+        longer declared: adding a field needs no migration.
         Raises ``ConflictError`` when stored accounts already share a value of
         a field newly declared unique.  :class:`~usercore.UserCore` calls it.
         """

@@ -842,7 +842,7 @@ def check_custom_fields(
             problems[key] = messages
     for field in declared:
         if new and normalized.get(field.name) is None and field.name not in problems:
-            normalized[field.name] = field.default
+            normalized[field.name] = field.unset_value
         if (
             field.required
             and field.name not in problems

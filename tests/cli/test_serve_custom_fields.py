@@ -4,6 +4,7 @@ application's custom fields (validated, stored, answered, filterable)."""
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -83,4 +84,27 @@ def test_a_bad_custom_field_declaration_stops_serve_with_one_line(
     assert 2 == status
     assert "--custom-fields nosuchmod:X" in err
     assert 1 == len(err.strip().splitlines())
+    assert not (tmp_path / "u.db").exists()
+
+
+@pytest.mark.parametrize(
+    ("module", "problem"),
+    [
+        ("x = (\n", "SyntaxError: '(' was never closed"),
+        ("raise RuntimeError('the config needs DATABASE_URL')", "RuntimeError: the config needs"),
+        ("import sys\nsys.exit(3)", "SystemExit: 3"),
+    ],
+)
+def test_a_declaration_module_that_fails_to_import_stops_serve_with_one_line(
+    run: Runner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, module: str, problem: str
+) -> None:
+    """The application's own import error is named, not shown as a traceback."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "brokenapp.py").write_text(module, encoding="utf-8")
+    monkeypatch.delitem(sys.modules, "brokenapp", raising=False)
+    status, _, err = run("serve", "--db", str(tmp_path / "u.db"), "--custom-fields", "brokenapp:X")
+    assert 2 == status
+    [line] = err.strip().splitlines()
+    assert line.startswith("usercore: error: --custom-fields brokenapp:X: cannot load it: "), line
+    assert problem in line
     assert not (tmp_path / "u.db").exists()

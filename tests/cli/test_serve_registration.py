@@ -97,6 +97,9 @@ def test_serve_registers_the_permissions_of_the_file(
         ('["*"]', "'*': name: register a concrete resource:action, not a wildcard"),
         ('["reports:read:own"]', "'reports:read:own': name: register resource:action"),
         ('["Reports"]', "'Reports': name: must look like resource:action"),
+        ('{"reports": {"read": 1}}', "must be a JSON list of names or an object"),
+        ('[["reports:read"]]', "must be a JSON list of names or an object"),
+        ("[" * 100_000 + "]" * 100_000, "not valid JSON: nested too deeply"),
     ],
 )
 def test_a_bad_permissions_file_is_one_line_and_exit_2_before_serving(
@@ -228,4 +231,27 @@ def test_a_description_the_registry_refuses_stops_serve_in_one_line(
     status, _, err = run("serve", "--db", str(admin_db), "--permissions", str(path))
     assert cli.EXIT_USAGE == status
     assert "'reports:read': description: must be at most 500 characters" in err
+    assert [] == served
+
+
+def test_a_file_the_stores_registry_has_no_room_for_stops_serve_in_one_line(
+    run: Runner,
+    admin_db: Path,
+    tmp_path: Path,
+    serve_and: Callable[..., list[Any]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Every name is valid, but the store's registry is bounded: exit 2, no traceback."""
+    from usercore import policy
+
+    monkeypatch.setattr(policy, "MAX_REGISTERED_PERMISSIONS", len(policy.BUILTIN_PERMISSIONS) + 1)
+    path = tmp_path / "permissions.json"
+    path.write_text(json.dumps(["reports:read", "reports:export"]), encoding="utf-8")
+    served = serve_and(permission_names)
+    status, out, err = run("serve", "--db", str(admin_db), "--permissions", str(path))
+    assert (cli.EXIT_USAGE, "") == (status, out)
+    assert [
+        f"usercore: error: --permissions {path}: name: the registry holds at most "
+        f"{policy.MAX_REGISTERED_PERMISSIONS} permissions"
+    ] == err.strip().splitlines()
     assert [] == served

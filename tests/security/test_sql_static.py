@@ -12,8 +12,8 @@ an f-string or ``+`` that produces SQL may only interpolate
 - integers formatted with ``:d``,
 - ``", ".join("?" * n)`` placeholder lists,
 - a dialect's ``contains(...)``/``prepare(...)``/``search_condition(...)`` called
-  with a string literal, and its ``custom_field(...)``/``custom_condition(...)``
-  called with a string literal or a gated identifier,
+  with a string literal, and its ``custom_field(...)``/``custom_condition(...)``/
+  ``custom_type(...)`` called with a string literal or a gated identifier,
 - ``sql_identifier(...)``: a name that passed the one identifier gate
   (``[a-z][a-z0-9_]*``, else ``ValueError``), used for custom field and index
   names, which come from the application's declaration,
@@ -41,7 +41,7 @@ SQL = re.compile(
 )
 CONSTANT_NAME = re.compile(r"_?[A-Z][A-Z0-9_]*")
 SAFE_METHODS = frozenset(
-    {"contains", "prepare", "search_condition", "custom_field", "custom_condition"}
+    {"contains", "prepare", "search_condition", "custom_field", "custom_condition", "custom_type"}
 )
 IDENTIFIER_GATE = "sql_identifier"
 

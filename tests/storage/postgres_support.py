@@ -5,32 +5,41 @@ tests try ``postgresql://postgres@127.0.0.1:5432/postgres``.  When no server
 answers there (or psycopg is not installed), every PostgreSQL test is skipped
 with the reason, never failed.
 
-Each store gets a schema of its own (``CREATE SCHEMA`` is far cheaper than
+The tests never work in that database itself: each test process creates a
+scratch database beside it once (``usercore_test_<hex>``) and drops it when
+the process exits, so nothing is left behind on a shared server, not even
+the database-wide ``pg_trgm`` extension a store's migration creates in
+``public`` (docs/storage.md).  A role that may not create databases runs the
+tests in the configured database, which then keeps that extension.  Each
+store gets a schema of its own in it (``CREATE SCHEMA`` is far cheaper than
 ``CREATE DATABASE``), selected through the ``options`` of its URL and dropped
 afterwards.
 """
 
 from __future__ import annotations
 
+import atexit
 import functools
 import os
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import pytest
 
 __all__ = [
     "DEFAULT_URL",
     "SchemaPerStore",
+    "configured_url",
     "create_schema",
     "drop_schema",
     "dump_postgres",
     "postgres_schema",
     "require_server",
     "schema_url",
+    "scratch_database",
     "server_url",
     "skip_reason",
 ]
@@ -39,14 +48,69 @@ DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 ENV = "USERCORE_TEST_POSTGRES_URL"
 
 
-def server_url() -> str:
+def configured_url() -> str:
+    """The database ``USERCORE_TEST_POSTGRES_URL`` names (it may be shared)."""
     return os.environ.get(ENV) or DEFAULT_URL
+
+
+def database_url(url: str, database: str) -> str:
+    """``url`` naming ``database`` instead of its own."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"/{database}"))
+
+
+def create_database() -> str | None:
+    """A new empty database on the configured server (its name), or ``None``
+    when this role may not create one."""
+    import psycopg
+
+    name = f"usercore_test_{uuid.uuid4().hex[:16]}"
+    try:
+        with psycopg.connect(configured_url(), autocommit=True) as connection:
+            connection.execute(f"CREATE DATABASE {name}")
+    except psycopg.errors.InsufficientPrivilege:
+        return None
+    return name
+
+
+def drop_database(name: str) -> None:
+    """Drop ``name``, ending any session still on it (a store a test leaked)."""
+    import psycopg
+
+    with psycopg.connect(configured_url(), autocommit=True) as connection:
+        connection.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@contextmanager
+def scratch_database() -> Iterator[str]:
+    """The URL of a new database, dropped on exit; skips when none can be made."""
+    require_server()
+    name = create_database()
+    if name is None:
+        pytest.skip("this role may not create databases")
+    try:
+        yield database_url(configured_url(), name)
+    finally:
+        drop_database(name)
+
+
+@functools.cache
+def server_url() -> str:
+    """The database the tests work in: this process's scratch database,
+    dropped when it exits (the configured one when none can be created)."""
+    if skip_reason() is not None:
+        return configured_url()
+    name = create_database()
+    if name is None:
+        return configured_url()
+    atexit.register(drop_database, name)
+    return database_url(configured_url(), name)
 
 
 @functools.cache
 def skip_reason() -> str | None:
     """Why the PostgreSQL tests cannot run here, or ``None`` when they can."""
-    url = server_url()
+    url = configured_url()
     try:
         import psycopg
     except ImportError:

@@ -19,6 +19,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import Any, cast
 
 import attrs
@@ -31,9 +32,11 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant
 
 from tests.storage.postgres_support import (
     SchemaPerStore,
+    configured_url,
     create_schema,
     drop_schema,
     schema_url,
+    scratch_database,
     server_url,
     skip_reason,
 )
@@ -362,6 +365,49 @@ def test_a_role_without_rights_on_the_schema_gets_the_reason(schemas: Schemas) -
         finally:
             admin.execute(f"DROP OWNED BY {role}")
             admin.execute(f"DROP ROLE {role}")
+
+
+def test_a_database_without_a_public_schema_migrates_and_searches_by_scanning() -> None:
+    """pg_trgm goes to ``public``; where a DBA dropped it, search scans."""
+    with scratch_database() as url:
+        with raw(url) as admin:
+            admin.execute("DROP SCHEMA public CASCADE")
+            admin.execute("CREATE SCHEMA app")
+        store = PostgresStore(schema_url(url, "app"))
+        try:
+            assert not store._dialects[0].indexed_search
+            with store.transaction() as tx:
+                tx.users.add(a_user("ada@example.com"))
+            with store.transaction(readonly=True) as tx:
+                found = tx.users.list(after=None, limit=5, filter=UserFilter(search="ada@"))
+            assert ["ada@example.com"] == [user.email for user in found]
+        finally:
+            store.close()
+
+
+def test_the_tests_work_in_a_scratch_database_dropped_when_their_process_exits() -> None:
+    """Nothing stays behind on a shared server: not the schemas, not pg_trgm
+    (created by the first migration, database-wide)."""
+    with scratch_database():
+        pass  # skips when this role may not create databases
+    program = (
+        "from tests.storage.postgres_support import create_schema, server_url\n"
+        "from usercore.storage.postgres import PostgresStore\n"
+        "_, url = create_schema()\n"
+        "PostgresStore(url).close()\n"
+        "print(server_url())\n"
+    )
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run(
+        [sys.executable, "-c", program], cwd=root, capture_output=True, text=True, check=True
+    )
+    used = done.stdout.strip()
+    database = used.rsplit("/", 1)[1]
+    assert database != configured_url().rsplit("/", 1)[1]
+    assert database.startswith("usercore_test_")
+    with raw(configured_url()) as connection:
+        left = connection.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,))
+        assert left.fetchone() is None
 
 
 def test_a_malformed_url_is_a_value_error() -> None:

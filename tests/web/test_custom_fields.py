@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import argon2
+import attrs
 import pytest
 
 from usercore import SYSTEM, CustomField, Settings, UserCore
@@ -255,3 +256,33 @@ def test_every_profile_serves_the_declared_fields(profile: str) -> None:
         registered = reply.json()
         user = registered.get("user", registered)
         assert user["tenant_id"] == "acme"
+
+
+@pytest.mark.parametrize("adapter", ADAPTERS)
+def test_accounts_made_before_a_defaulted_field_read_as_its_default_in_json_filters_and_exports(
+    adapter: str, tmp_path: Path
+) -> None:
+    """A field with a default added to a database that already holds users:
+    /auth/me, GET /users, ``?plan=free`` and ``usercore export`` agree."""
+    from usercore.cli import export_record
+
+    url = f"sqlite:///{tmp_path / 'users.db'}"
+    bare = attrs.evolve(SETTINGS, custom_fields=())
+    with UserCore.open(url, settings=bare) as core:
+        core.users.create(SYSTEM, email=ADMIN_EMAIL, password=ADMIN_PASSWORD, roles=["admin"])
+        core.users.create(SYSTEM, email="ada@example.com", password=PASSWORD)
+    plan = CustomField(name="plan", choices=("free", "team"), default="free")
+    with UserCore.open(url, settings=attrs.evolve(bare, custom_fields=(plan,))) as core:
+        core.users.create(
+            SYSTEM, email="team@example.com", password=PASSWORD, custom_fields={"plan": "team"}
+        )
+        client = Client(adapter, core, Outbox())
+        admin = client.login(ADMIN_EMAIL, ADMIN_PASSWORD)
+        me = client.get("/auth/me", token=client.login("ada@example.com")).body
+        assert "free" == me["plan"]
+        listed = client.get("/users", token=admin).body["items"]
+        assert ["free", "free", "team"] == [user["plan"] for user in listed]
+        free = client.get("/users?plan=free", token=admin).body["items"]
+        assert [ADMIN_EMAIL, "ada@example.com"] == [user["email"] for user in free]
+        exported = [export_record(user) for user in core.users.iter_all(SYSTEM)]
+        assert ["free", "free", "team"] == [record["plan"] for record in exported]

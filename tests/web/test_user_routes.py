@@ -309,6 +309,37 @@ def test_users_change_their_password_with_the_current_one(client: Client, ada: A
     assert client.login(ada.email, new)
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("PATCH", "/users/{id}", {"email": "ada.new@example.com"}),
+        ("PUT", "/users/{id}/password", {"new_password": "another long passphrase"}),
+        ("POST", "/users/{id}/api-keys", {"name": "ci"}),
+    ],
+)
+def test_wrong_current_passwords_lock_logins_from_that_client_like_failed_logins(
+    client: Client, ada: Account, method: str, path: str, body: dict[str, str]
+) -> None:
+    """A fresh-authentication guess is a login guess from the same client: the
+    same per-client counter and lockout (OWASP ASVS 4.0.3 V2.2.1)."""
+    for _ in range(client.core.settings.lockout_threshold):
+        wrong = client.request(
+            method,
+            path.format(id=ada.id),
+            json={**body, "current_password": "not it at all"},
+            token=ada.token,
+        )
+        assert wrong.status == 400
+        assert set(wrong.details) == {"current_password"}
+    login = client.post("/auth/login", json={"email": ada.email, "password": PASSWORD})
+    assert login.status == 429
+    assert login.code == "account_locked"
+    again = client.request(
+        method, path.format(id=ada.id), json={**body, "current_password": PASSWORD}, token=ada.token
+    )
+    assert again.status == 429
+
+
 def test_administrators_set_passwords_without_the_current_one(
     client: Client, admin: str, ada: Account
 ) -> None:

@@ -87,12 +87,31 @@ def _optional_frozenset(value: Iterable[str] | None) -> frozenset[str] | None:
 class CustomFieldValues(Mapping[str, Any]):
     """A user's custom field values (``docs/custom-fields.md``): read-only,
     name to JSON scalar (``None`` when unset); change them with
-    ``attrs.evolve(user, custom_fields={...})``."""
+    ``attrs.evolve(user, custom_fields=values.changed({...}))``.
 
-    __slots__ = ("_values",)
+    ``defaulted`` names the fields that hold no stored value and read as
+    their declared default: a store writes them back as unset, so the
+    default stays a reading, never copied into the account by an unrelated
+    write.  It takes no part in equality.
+    """
 
-    def __init__(self, values: Mapping[str, Any] | Iterable[tuple[str, Any]] = ()) -> None:
+    __slots__ = ("_values", "defaulted")
+
+    def __init__(
+        self,
+        values: Mapping[str, Any] | Iterable[tuple[str, Any]] = (),
+        *,
+        defaulted: Iterable[str] = (),
+    ) -> None:
         self._values = dict(values)
+        self.defaulted = frozenset(defaulted)
+
+    def changed(self, changes: Mapping[str, Any]) -> CustomFieldValues:
+        """These values with ``changes`` applied; a changed field is no longer
+        ``defaulted`` (setting the default itself stores it)."""
+        return CustomFieldValues(
+            {**self._values, **changes}, defaulted=self.defaulted.difference(changes)
+        )
 
     def __getitem__(self, name: str) -> Any:
         return self._values[name]
@@ -116,6 +135,12 @@ class CustomFieldValues(Mapping[str, Any]):
 
     def __repr__(self) -> str:
         return f"CustomFieldValues({self._values!r})"
+
+    def stored(self) -> dict[str, Any]:
+        """The values as a store writes them: the ``defaulted`` ones unset (``None``)."""
+        return {
+            name: None if name in self.defaulted else value for name, value in self._values.items()
+        }
 
 
 _NO_CUSTOM_VALUES = CustomFieldValues()

@@ -30,13 +30,17 @@ def is_fresh(ctx: Context, actor: Principal) -> bool:
     return -ctx.settings.token_leeway <= age <= ctx.settings.fresh_auth_window
 
 
-def require_fresh_auth(ctx: Context, actor: Principal, current_password: object = None) -> None:
+def require_fresh_auth(
+    ctx: Context, actor: Principal, current_password: object = None, *, client: str | None = None
+) -> None:
     """Return when ``actor`` is freshly authenticated or ``current_password`` is its
     password; raise ``ReauthenticationRequired`` otherwise.
 
     A wrong password is a ``ValidationError`` on ``current_password`` and
-    counts as a failed login (the same counter and lockout), so the check is
-    no unlimited guessing oracle for a stolen token; ``AccountLocked`` while a
+    counts as a failed login from ``client`` (the requester's address, as
+    ``core.auth.login`` takes it: the same per-client and per-account
+    counters and lockout, OWASP ASVS 4.0.3 V2.2.1), so the check is no
+    unlimited guessing oracle for a stolen token; ``AccountLocked`` while a
     lock is in force.  API-key principals are never fresh, password or not.
     """
     if current_password is None:
@@ -53,7 +57,7 @@ def require_fresh_auth(ctx: Context, actor: Principal, current_password: object 
         user = found(tx.users.get(actor.user_id), "User")
     # Charged to the lockout before it is checked, like a login (raises
     # AccountLocked while a lock is in force).
-    if Lockout(ctx).check_password(user, current_password):
+    if Lockout(ctx).check_password(user, current_password, client=client):
         return
     ctx.events.emit("auth.reauthentication_failed", user_id=user.id, actor=actor)
     raise ValidationError.single("current_password", "is incorrect")

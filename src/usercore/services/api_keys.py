@@ -89,6 +89,7 @@ class ApiKeyService:
         scopes: Iterable[str] | None = None,
         expires_in: timedelta | int | None = None,
         current_password: str | None = None,
+        client: str | None = None,
     ) -> tuple[ApiKey, str]:
         """Create a key for ``user_id`` (``apikeys:create``, or for oneself).
 
@@ -97,10 +98,12 @@ class ApiKeyService:
 
         A key is a long-lived credential, so creating one needs fresh
         authentication: a login within ``Settings.fresh_auth_window`` or the
-        actor's ``current_password`` (``ReauthenticationRequired``).  An API
-        key is never fresh, so keys cannot mint keys.  The delegation rules
-        apply (``PermissionDenied``): every scope must be one the actor holds,
-        and the user must not be more privileged than the actor.  While
+        actor's ``current_password`` (``ReauthenticationRequired``; a wrong
+        one counts as a failed login from ``client``, the requester's
+        address, as ``core.auth.login`` takes it).  An API key is never
+        fresh, so keys cannot mint keys.  The delegation rules apply
+        (``PermissionDenied``): every scope must be one the actor holds, and
+        the user must not be more privileged than the actor.  While
         ``Settings.require_verified_email`` holds, an account whose email is
         not verified cannot create itself a key (``EmailNotVerified``), as it
         cannot refresh its session.
@@ -127,7 +130,7 @@ class ApiKeyService:
         if scope_set is None and actor.scopes is not None:
             # A scoped principal's key is bounded by its own scopes, never unrestricted.
             scope_set = actor.scopes
-        require_fresh_auth(self._ctx, actor, current_password)
+        require_fresh_auth(self._ctx, actor, current_password, client=client)
         expires_at = None if lifetime is None else self._ctx.clock() + lifetime
         with self._ctx.store.transaction() as tx:
             user = found(tx.users.get(user_id) if in_id_range(user_id) else None, "User")

@@ -332,7 +332,7 @@ class UserService:
                     password_hash=password_hash,
                     status=UserStatus.ACTIVE,
                     email_verified=True,
-                    custom_fields={**pending.custom_fields, **custom},
+                    custom_fields=pending.custom_fields.changed(custom),
                     updated_at=ctx.clock(),
                 )
             )
@@ -663,6 +663,7 @@ class UserService:
         user_id: int,
         *,
         current_password: str | None = None,
+        client: str | None = None,
         **changes: Unpack[UserChanges],
     ) -> User:
         """Change some of ``email``, ``username``, ``name``, ``roles``, ``status``,
@@ -675,7 +676,9 @@ class UserService:
 
         Changing one's own email, and anyone else's roles, needs fresh
         authentication: a login within ``Settings.fresh_auth_window`` or the
-        actor's ``current_password`` (``ReauthenticationRequired`` otherwise).
+        actor's ``current_password`` (``ReauthenticationRequired`` otherwise);
+        a wrong one counts as a failed login from ``client`` (the requester's
+        address, as :meth:`usercore.services.auth.AuthService.login` takes it).
         The delegation rules apply (``PermissionDenied``): no roles granting
         what the actor does not hold, no change to a more privileged account;
         and the last active account holding ``*`` keeps it (``ConflictError``).
@@ -742,7 +745,7 @@ class UserService:
         )
         fresh = new_email or (roles is not None and not oneself) or (new_password and oneself)
         if fresh:
-            require_fresh_auth(self._ctx, actor, current_password)
+            require_fresh_auth(self._ctx, actor, current_password, client=client)
         with self._ctx.store.transaction() as tx:
             current = found(tx.users.get(user_id) if in_id_range(user_id) else None, "User")
             table = self._require_grantable(tx, actor, roles or (), target=current)
@@ -760,7 +763,7 @@ class UserService:
                 updated = attrs.evolve(updated, roles=roles)
             if custom:
                 self._require_custom_editable(actor, current, custom)
-                updated = attrs.evolve(updated, custom_fields={**updated.custom_fields, **custom})
+                updated = attrs.evolve(updated, custom_fields=updated.custom_fields.changed(custom))
             if status is not None and status is not current.status:
                 updated = attrs.evolve(updated, status=status)
                 if status is UserStatus.INACTIVE:
@@ -900,13 +903,16 @@ class UserService:
         roles: Iterable[str],
         *,
         current_password: str | None = None,
+        client: str | None = None,
     ) -> User:
         """Replace a user's roles (``users:update`` and ``roles:assign``).
 
         Unknown roles are a ``ValidationError``; the delegation and
-        fresh-authentication rules of :meth:`update` apply.
+        fresh-authentication rules of :meth:`update` apply (``client`` too).
         """
-        return self.update(actor, user_id, roles=roles, current_password=current_password)
+        return self.update(
+            actor, user_id, roles=roles, current_password=current_password, client=client
+        )
 
     def delete(self, actor: Principal, user_id: int) -> None:
         """Delete an account (``users:delete``, or oneself); revokes its tokens and keys.

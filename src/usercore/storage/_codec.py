@@ -17,7 +17,7 @@ from typing import Any, TypeVar, cast
 import attrs
 
 from usercore.custom_fields import CustomField, from_stored
-from usercore.domain import ApiKey, OneTimeToken, Permission, RefreshToken, User
+from usercore.domain import ApiKey, CustomFieldValues, OneTimeToken, Permission, RefreshToken, User
 from usercore.errors import ValidationError
 
 __all__ = [
@@ -158,6 +158,8 @@ def custom_fields_to_db(values: Mapping[str, Any], *, patch: bool = False) -> st
 
     Raises ``ValidationError`` naming each field whose text a store cannot hold.
     """
+    if isinstance(values, CustomFieldValues):
+        values = values.stored()  # a default read is not a value to write back
     stored = {name: value for name, value in values.items() if patch or value is not None}
     problems = {
         name: [UNSTORABLE_TEXT]
@@ -173,7 +175,7 @@ def custom_fields_to_db(values: Mapping[str, Any], *, patch: bool = False) -> st
 
 def custom_fields_from_db(
     value: str | Mapping[str, Any] | None, declared: Sequence[CustomField]
-) -> dict[str, Any]:
+) -> Mapping[str, Any]:
     """The values of the ``custom_fields`` column (JSON text, or a mapping from
     a JSONB driver) as the declaration reads them (see ``from_stored``)."""
     if not declared:

@@ -262,7 +262,7 @@ _V2 = (
         CREATE EXTENSION IF NOT EXISTS pg_trgm SCHEMA public;
     EXCEPTION
         WHEN insufficient_privilege OR undefined_file OR unique_violation
-            OR duplicate_object OR feature_not_supported THEN
+            OR duplicate_object OR feature_not_supported OR invalid_schema_name THEN
             RAISE NOTICE 'pg_trgm unavailable (%): user search will scan', SQLERRM;
     END
     $$

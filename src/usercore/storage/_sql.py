@@ -276,7 +276,9 @@ class Dialect:
         self.role_walk = _ROLE_JOIN
         """The ``FROM`` of a page of users filtered by role, walked in ``r.user_id`` order."""
         self.statements = Statements().translated(self.prepare)
-        self._user_queries: dict[tuple[str, bool, bool, bool, str, tuple[str, ...]], str] = {}
+        self._user_queries: dict[
+            tuple[str, bool, bool, bool, str, tuple[tuple[str, bool], ...]], str
+        ] = {}
 
     def prepare(self, sql: str) -> str:
         """Convert ``?`` placeholders to this dialect's style."""
@@ -327,6 +329,11 @@ class Dialect:
         """The parameters of :meth:`custom_condition` for ``value``."""
         raise NotImplementedError
 
+    def custom_type(self, name: str) -> str:
+        """The SQL expression naming the JSON type of custom field ``name``'s
+        stored value as :data:`STORED_TYPES` does (``'null'`` when unset)."""
+        raise NotImplementedError
+
     def custom_index(self, field: CustomField) -> str:
         """The statement creating the index of ``field`` when missing."""
         unique = "UNIQUE " if field.unique else ""
@@ -365,15 +372,26 @@ class Dialect:
     def schema_version(self, uow: SqlUnitOfWork) -> int:
         raise NotImplementedError
 
-    def user_query(self, kind: Literal["list", "count"], *, after: bool, filter: UserFilter) -> str:
+    def user_query(
+        self,
+        kind: Literal["list", "count"],
+        *,
+        after: bool,
+        filter: UserFilter,
+        declared: Sequence[CustomField] = (),
+    ) -> str:
         """The listing statement ``kind`` (``list`` or ``count``) for a filter shape.
+
+        ``declared``: the custom field declaration, by which a filter for a
+        field's default also keeps the accounts with no value of its type.
 
         Built from constant fragments only and cached per shape; its parameters
         come from :func:`user_query_params`, in the same order.
         """
         role, status = filter.role is not None, filter.status is not None
         search = self.search_method(search_key(filter.search)) if filter.search else ""
-        custom = tuple(_declared_name(name) for name, _ in filter.custom_fields)
+        unset = _unset_matches(filter, declared)
+        custom = tuple((_declared_name(name), name in unset) for name, _ in filter.custom_fields)
         shape = (kind, after, role, status, search, custom)
         sql = self._user_queries.get(shape)
         if sql is None:
@@ -382,7 +400,13 @@ class Dialect:
         return sql
 
     def _build_user_query(
-        self, kind: str, after: bool, role: bool, status: bool, search: str, custom: tuple[str, ...]
+        self,
+        kind: str,
+        after: bool,
+        role: bool,
+        status: bool,
+        search: str,
+        custom: tuple[tuple[str, bool], ...],
     ) -> str:
         # With a role filter the walk is driven by the user_roles (role, user_id)
         # index, in id order; without one by the users primary key (or the
@@ -402,13 +426,20 @@ class Dialect:
                 if search == "index"
                 else self.search_condition("scan")
             )
-        conditions.extend(self.custom_condition(sql_identifier(name)) for name in custom)
+        for name, or_unset in custom:
+            condition = self.custom_condition(sql_identifier(name))
+            if or_unset:  # an account without a value of the field's type reads as the default
+                unset = f"{self.custom_type(sql_identifier(name))} NOT IN (?, ?)"
+                condition = f"({condition} OR {unset})"
+            conditions.append(condition)
         where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
         if kind == "count":
             return f"SELECT count(*) FROM {source}{where}"
         return f"SELECT {_USER_COLUMNS} FROM {source}{where} ORDER BY {order} LIMIT ? OFFSET ?"
 
-    def user_query_params(self, after: int | None, filter: UserFilter) -> list[Any]:
+    def user_query_params(
+        self, after: int | None, filter: UserFilter, declared: Sequence[CustomField] = ()
+    ) -> list[Any]:
         """Parameters for :meth:`user_query`, in its placeholder order."""
         params: list[Any] = []
         if filter.role is not None:
@@ -420,8 +451,11 @@ class Dialect:
         if filter.search:
             needle = search_key(filter.search)
             params += self.search_params(self.search_method(needle), needle)
-        for _, value in filter.custom_fields:
+        unset = _unset_matches(filter, declared)
+        for name, value in filter.custom_fields:
             params += self.custom_params(value)
+            if name in unset:
+                params += STORED_TYPES[unset[name].type]
         return params
 
     def counter_keys(self, filter: UserFilter) -> tuple[str, str] | None:
@@ -454,6 +488,27 @@ def _matches_nothing(filter: UserFilter) -> bool:
             for _, value in filter.custom_fields
         )
     )
+
+
+STORED_TYPES: dict[type, tuple[str, str]] = {
+    str: ("text", "text"),
+    int: ("integer", "integer"),
+    float: ("integer", "real"),
+    bool: ("true", "false"),
+}
+"""The JSON types (SQLite's ``json_type`` names) a field of each type reads
+(``CustomField.accepts_stored``); any other stored value reads as unset."""
+
+
+def _unset_matches(filter: UserFilter, declared: Sequence[CustomField]) -> dict[str, CustomField]:
+    """The fields of ``filter`` whose value is their default: such a filter also
+    keeps the accounts that read as the default (``CustomField.matches_unset``)."""
+    by_name = {field.name: field for field in declared}
+    return {
+        name: by_name[name]
+        for name, value in filter.custom_fields
+        if name in by_name and by_name[name].matches_unset(value)
+    }
 
 
 def _declared_name(name: str) -> str:
@@ -871,8 +926,9 @@ class SqlUserRepository(_Repository):
         if _matches_nothing(filter):
             return []
         dialect = self._uow.dialect
-        sql = dialect.user_query("list", after=after is not None, filter=filter)
-        params = dialect.user_query_params(after, filter)
+        declared = self._uow.custom_fields
+        sql = dialect.user_query("list", after=after is not None, filter=filter, declared=declared)
+        params = dialect.user_query_params(after, filter, declared)
         params += (limit, offset)
         return [
             user_from_row(row, self._uow.custom_fields) for row in execute(sql, params).fetchall()
@@ -886,8 +942,9 @@ class SqlUserRepository(_Repository):
         keys = dialect.counter_keys(filter)
         if keys is not None:
             return int(execute(self._sql.user_counts_sum, keys).fetchone()[0])
-        sql = dialect.user_query("count", after=False, filter=filter)
-        return int(execute(sql, dialect.user_query_params(None, filter)).fetchone()[0])
+        declared = self._uow.custom_fields
+        sql = dialect.user_query("count", after=False, filter=filter, declared=declared)
+        return int(execute(sql, dialect.user_query_params(None, filter, declared)).fetchone()[0])
 
     def count_with_role(self, role: str) -> int:
         return self.count(filter=UserFilter(role=role))

@@ -30,7 +30,13 @@ from typing import Any, TypeVar, cast
 
 import attrs
 
-from usercore.custom_fields import CUSTOM_FIELD_NAME, CustomField, from_stored, same_value
+from usercore.custom_fields import (
+    CUSTOM_FIELD_NAME,
+    CustomField,
+    from_stored,
+    read_value,
+    same_value,
+)
 from usercore.domain import (
     ApiKey,
     OneTimeToken,
@@ -331,11 +337,17 @@ def _visible(user: User, declared: Sequence[CustomField]) -> User:
     return attrs.evolve(user, custom_fields=from_stored(declared, user.custom_fields))
 
 
+def _read(field: CustomField | None, stored: object) -> object:
+    """A stored value as a filter compares it: as the declaration reads it (no
+    stored value is the default), or as stored for an undeclared name."""
+    return stored if field is None else read_value(field, stored)
+
+
 def _kept(user: User, before: Mapping[str, Any] | None = None) -> User:
     """``user`` (read through the declaration) as stored: its set custom values
     merged into ``before`` (what was stored), unset ones removed."""
     merged = dict(before or {})
-    for name, value in user.custom_fields.items():
+    for name, value in user.custom_fields.stored().items():
         if value is None:
             merged.pop(name, None)
         else:
@@ -501,6 +513,7 @@ class _Users(_Repository):
         for name, _ in custom:
             if not CUSTOM_FIELD_NAME.fullmatch(name):
                 raise ValueError(f"{name!r} is not a custom field name")
+        declared = {field.name: field for field in s._custom_fields}
         for index in range(start, len(ids)):
             user = s._users[ids[index]]
             if role is not None and role not in user.roles:
@@ -510,7 +523,8 @@ class _Users(_Repository):
             if needle is not None and not _matches(user, needle):
                 continue
             if custom and not all(
-                same_value(user.custom_fields.get(name), value) for name, value in custom
+                same_value(_read(declared.get(name), user.custom_fields.get(name)), value)
+                for name, value in custom
             ):
                 continue
             yield user

@@ -268,6 +268,19 @@ class PostgresDialect(Dialect):
     def custom_condition(self, name: str) -> str:
         return f"{self.custom_field(name)} = ?::jsonb"
 
+    def custom_type(self, name: str) -> str:
+        # SQLite's json_type names (STORED_TYPES); jsonb keeps a number's
+        # text, so 2.0 is real as in SQLite and as Python's json reads it.
+        value = self.custom_field(name)
+        return (
+            f"CASE jsonb_typeof({value}) "
+            f"WHEN 'string' THEN 'text' "
+            f"WHEN 'boolean' THEN {value}::text "
+            f"WHEN 'number' THEN CASE WHEN {value}::text ~ '^[-0-9]+$' "
+            f"THEN 'integer' ELSE 'real' END "
+            f"ELSE 'null' END"
+        )
+
     def translate(self, exc: Exception) -> Exception | None:
         if isinstance(exc, pg_errors.UniqueViolation):
             constraint = exc.diag.constraint_name or ""

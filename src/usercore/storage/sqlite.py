@@ -150,6 +150,9 @@ class SQLiteDialect(Dialect):
     def custom_params(self, value: Any) -> list[Any]:
         return [value, _json_type(value)]
 
+    def custom_type(self, name: str) -> str:
+        return f"coalesce(json_type(u.custom_fields, '$.{sql_identifier(name)}'), 'null')"
+
     def translate(self, exc: Exception) -> Exception | None:
         message = str(exc)
         if message.startswith("UNIQUE constraint failed: "):

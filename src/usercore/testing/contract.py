@@ -1556,6 +1556,81 @@ class StoreContract:
         stored = self.read(store, lambda tx: present(tx.users.get(user.id)))
         assert dict(stored.custom_fields) == {"seats": None}
 
+    PLAN = CustomField(name="plan", default="free")
+    SEATS = CustomField(name="seats", type=int, default=1, indexed=True)
+
+    def emails_where(self, store: Store, **values: Any) -> list[str | None]:
+        """The emails of the users a filter by ``values`` keeps, and its count."""
+        filter = UserFilter(custom_fields=values)
+        listed = [user.email for user in self.all_users(store, filter)]
+        assert len(listed) == self.read(store, lambda tx: tx.users.count(filter=filter))
+        return listed
+
+    def test_accounts_without_a_stored_value_read_as_the_default_and_filters_agree(
+        self, store: Store
+    ) -> None:
+        """A field with a default added over existing accounts: they read as the
+        default, and a filter by the default keeps them (listing and count)."""
+        old = self.add_user(store, "old@example.com")
+        other = self.add_user(store, "other@example.com", custom_fields={"seats": "three"})
+        store.declare_custom_fields((self.PLAN, self.SEATS))
+        team = self.add_user(store, "team@example.com", custom_fields={"plan": "team", "seats": 4})
+        for user_id in (old.id, other.id):  # nothing stored; a value of another type
+            with store.transaction(readonly=True) as tx:
+                read = present(tx.users.get(user_id))
+            assert dict(read.custom_fields) == {"plan": "free", "seats": 1}
+            assert {"plan": "free", "seats": 1}.items() <= read.to_public().items()
+        assert dict(self.read(store, lambda tx: present(tx.users.get(team.id))).custom_fields) == {
+            "plan": "team",
+            "seats": 4,
+        }
+        assert self.emails_where(store, plan="free") == ["old@example.com", "other@example.com"]
+        assert self.emails_where(store, seats=1) == ["old@example.com", "other@example.com"]
+        assert self.emails_where(store, plan="team", seats=4) == ["team@example.com"]
+        assert self.emails_where(store, plan="team", seats=1) == []
+        assert self.emails_where(store, seats=True) == []  # type-exact, as ever
+
+    def test_the_default_is_read_not_written_back_so_a_process_with_another_one_reads_its_own(
+        self, store: Store
+    ) -> None:
+        """Writing an account that reads as the default does not store the
+        default: two processes whose declarations differ (one without the
+        field, or with another default) each read, and filter, by their own."""
+        user = self.add_user(store, "ada@example.com")
+        store.declare_custom_fields((self.PLAN,))
+        with store.transaction() as tx:
+            tx.users.update(attrs.evolve(present(tx.users.get(user.id)), name="Ada"))
+        store.declare_custom_fields((attrs.evolve(self.PLAN, default="team"),))
+        stored = self.read(store, lambda tx: present(tx.users.get(user.id)))
+        assert (stored.name, stored.custom_fields["plan"]) == ("Ada", "team")
+        assert self.emails_where(store, plan="team") == ["ada@example.com"]
+        assert self.emails_where(store, plan="free") == []
+
+    def test_a_default_set_explicitly_is_stored_and_a_cleared_value_reads_as_the_default(
+        self, store: Store
+    ) -> None:
+        store.declare_custom_fields((self.PLAN,))
+        user = self.add_user(store, "ada@example.com")
+        with store.transaction() as tx:
+            current = present(tx.users.get(user.id))
+            tx.users.update(
+                attrs.evolve(current, custom_fields=current.custom_fields.changed({"plan": "free"}))
+            )
+        store.declare_custom_fields((attrs.evolve(self.PLAN, default="team"),))
+        assert (
+            self.read(store, lambda tx: present(tx.users.get(user.id))).custom_fields["plan"]
+            == "free"
+        )
+        assert self.emails_where(store, plan="free") == ["ada@example.com"]
+        with store.transaction() as tx:
+            current = present(tx.users.get(user.id))
+            tx.users.update(
+                attrs.evolve(current, custom_fields=current.custom_fields.changed({"plan": None}))
+            )
+        stored = self.read(store, lambda tx: present(tx.users.get(user.id)))
+        assert stored.custom_fields["plan"] == "team"
+        assert self.emails_where(store, plan="team") == ["ada@example.com"]
+
     def test_declaring_unique_over_duplicates_is_a_conflict(self, store: Store) -> None:
         store.declare_custom_fields((CustomField(name="employee_no"),))
         for email in ("a@example.com", "b@example.com"):

@@ -511,7 +511,7 @@ def update_user(call: Call, actor: Principal, body: s.UserUpdate, user_id: int) 
     custom = s.custom_values(body)
     if custom:
         changes["custom_fields"] = custom
-    return call.core.users.update(actor, user_id, **changes)
+    return call.core.users.update(actor, user_id, client=call.client, **changes)
 
 
 def delete_user(call: Call, actor: Principal, _: None, user_id: int) -> None:
@@ -520,7 +520,7 @@ def delete_user(call: Call, actor: Principal, _: None, user_id: int) -> None:
 
 def set_user_roles(call: Call, actor: Principal, body: s.RolesBody, user_id: int) -> User:
     return call.core.users.assign_roles(
-        actor, user_id, body.roles, current_password=body.current_password
+        actor, user_id, body.roles, current_password=body.current_password, client=call.client
     )
 
 
@@ -548,6 +548,7 @@ def create_api_key(
         scopes=body.scopes,
         expires_in=body.expires_in,
         current_password=body.current_password,
+        client=call.client,
     )
     return {"api_key": record.to_public(), "key": key}
 
