@@ -69,6 +69,7 @@ URL_SCHEMES = ("sqlite:///", "postgresql://", "postgres://", "memory://")
 MEMORY_URL = "memory://"
 IMPORT_FIELDS = (
     "email",
+    "email_verified",
     "username",
     "name",
     "roles",
@@ -928,7 +929,11 @@ def cmd_purge(args: argparse.Namespace) -> int:
 
 def export_record(user: User) -> dict[str, Any]:
     """What ``import`` needs to recreate ``user``, with its password hash."""
-    record: dict[str, Any] = {"email": user.email}
+    record: dict[str, Any] = {}
+    if user.email is not None:  # an account known by its username alone has none
+        record["email"] = user.email
+        if user.email_verified:
+            record["email_verified"] = True
     if user.username is not None:
         record["username"] = user.username
     if user.name is not None:
@@ -1030,6 +1035,12 @@ def _duration(seconds: float) -> str:
     return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
 
 
+def _csv_boolean(cell: str) -> bool | str:
+    """``true``/``false`` (any case) as a boolean; other text stays text, which
+    the import then reports for its record."""
+    return {"true": True, "false": False}.get(cell.strip().lower(), cell)
+
+
 def _custom_cell(field: CustomField, cell: str) -> Any:
     """A CSV cell as the value of a custom field of ``field.type``; text that is
     not one stays text, which the import then reports for its record."""
@@ -1037,7 +1048,7 @@ def _custom_cell(field: CustomField, cell: str) -> Any:
         return cell
     text = cell.strip()
     if field.type is bool:
-        return {"true": True, "false": False}.get(text.lower(), cell)
+        return _csv_boolean(cell)
     try:
         return int(text) if field.type is int else float(text)
     except ValueError:
@@ -1110,10 +1121,11 @@ class Source:
             columns = [column.strip() for column in header]
             known = (*IMPORT_FIELDS, *self.custom_fields)
             unknown = sorted(set(columns) - set(known))
-            if unknown or "email" not in columns or len(set(columns)) != len(columns):
+            identified = "email" in columns or "username" in columns
+            if unknown or not identified or len(set(columns)) != len(columns):
                 _usage(
                     "the CSV header must name distinct columns among "
-                    f"{', '.join(known)}, including email"
+                    f"{', '.join(known)}, including email or username"
                     + (f" (unknown: {', '.join(unknown)})" if unknown else "")
                 )
             for row in reader:
@@ -1129,6 +1141,8 @@ class Source:
                         continue
                     if column == "roles":
                         record[column] = [r for r in re.split(r"[;,\s]+", cell) if r]
+                    elif column == "email_verified":
+                        record[column] = _csv_boolean(cell)
                     elif column in self.custom_fields:
                         record[column] = _custom_cell(self.custom_fields[column], cell)
                     else:
@@ -1175,8 +1189,9 @@ def _hash_passwords(records: list[dict[str, Any]]) -> list[str | None]:
     hashes: list[str | None] = []
     for record in records:
         try:
+            email = record.get("email")
             fields = _validation.validate_user_fields(
-                email=record.get("email"),
+                email=_validation.NOT_GIVEN if email is None else email,
                 username=record.get("username"),
                 name=record.get("name"),
                 password=record["password"],

@@ -8,6 +8,7 @@ import sqlite3
 import stat
 from pathlib import Path
 
+import attrs
 import pytest
 
 from usercore import SYSTEM, CustomField, Settings, UserCore, UserStatus, cli
@@ -56,6 +57,75 @@ def test_export_round_trips_through_import(run: Runner, db: Path, tmp_path: Path
     status, _, err = run("export", "--output", str(dump), "--db", str(db))
     assert status == cli.EXIT_USAGE
     assert "must not exist" in err
+
+
+def test_accounts_without_an_email_and_verified_addresses_survive_the_round_trip(
+    run: Runner, db: Path, tmp_path: Path
+) -> None:
+    """An account known by its username alone and a verified address come back
+    as they were (before, the first was refused by import and every address
+    came back unverified)."""
+    with open_db(db) as core:
+        core.users.create(SYSTEM, username="nomail", password=PASSWORD)
+        ada = core.users.get_by_email(SYSTEM, "ada@example.com")
+        with core.store.transaction() as tx:
+            tx.users.update(attrs.evolve(tx.users.get(ada.id), email_verified=True))
+    dump = tmp_path / "users.jsonl"
+    assert run("export", "--output", str(dump), "--db", str(db))[0] == 0
+    records = [json.loads(line) for line in dump.read_text().splitlines()]
+    assert records[1]["email_verified"] is True
+    assert "email_verified" not in records[0]
+    assert "email" not in records[3]
+    assert records[3]["username"] == "nomail"
+    copy = tmp_path / "copy.db"
+    status, out, _ = run("import", str(dump), "--db", str(copy))
+    assert (status, out) == (0, "created 4, skipped 0 (already exist), failed 0\n")
+    with open_db(db) as original, open_db(copy) as imported:
+        fields = ("email", "email_verified", "username", "name", "roles", "status")
+        fields += ("password_hash",)
+        before = [[getattr(u, f) for f in fields] for u in original.users.iter_all(SYSTEM)]
+        after = [[getattr(u, f) for f in fields] for u in imported.users.iter_all(SYSTEM)]
+        assert after == before
+        assert imported.auth.login("nomail", PASSWORD).token_type == "bearer"
+
+
+@pytest.mark.parametrize(
+    ("record", "field", "message"),
+    [
+        ({"name": "Nobody"}, "email", "is required"),
+        ({"email": "a@example.com", "email_verified": "yes"}, "email_verified", "true or false"),
+        ({"username": "solo", "email_verified": True}, "email_verified", "needs an email"),
+    ],
+)
+def test_import_refuses_an_unidentified_record_and_a_bad_verified_flag(
+    record: dict[str, object], field: str, message: str
+) -> None:
+    with UserCore.open("memory://") as core:
+        report = core.users.import_users(SYSTEM, [record])
+        assert report.created == 0
+        ((index, error),) = report.errors
+        assert index == 0
+        assert message in " ".join(error.errors[field])
+        assert list(core.users.iter_all(SYSTEM)) == []
+
+
+def test_a_csv_import_may_name_accounts_by_username_and_carry_verified_flags(
+    run: Runner, tmp_path: Path
+) -> None:
+    source = tmp_path / "users.csv"
+    source.write_text(
+        "username,email,email_verified,password\n"
+        f"solo,,,{PASSWORD}\n"
+        f"ada,ada@example.com,TRUE,{PASSWORD}\n"
+        f"bob,bob@example.com,false,{PASSWORD}\n"
+    )
+    copy = tmp_path / "copy.db"
+    status, out, _ = run("import", str(source), "--db", str(copy), "--jobs", "1")
+    assert (status, out) == (0, "created 3, skipped 0 (already exist), failed 0\n")
+    with open_db(copy) as core:
+        users = {u.username: u for u in core.users.iter_all(SYSTEM)}
+        assert users["solo"].email is None
+        assert (users["ada"].email_verified, users["bob"].email_verified) == (True, False)
 
 
 WEAK = "password"

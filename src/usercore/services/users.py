@@ -943,9 +943,11 @@ class UserService:
     ) -> ImportReport:
         """Create many users, keeping supported legacy password hashes as they are.
 
-        Each record has ``email`` and optional ``username``, ``name``,
-        ``roles``, ``status``, and ``password`` (plain) or ``password_hash``
-        (a format :mod:`usercore.passwords` verifies; upgraded on first login).
+        Each record has ``email`` or ``username`` (or both) and optional
+        ``name``, ``roles``, ``status``, ``email_verified`` (a boolean: the
+        address was verified where the record comes from, as ``usercore
+        export`` writes it), and ``password`` (plain) or ``password_hash`` (a
+        format :mod:`usercore.passwords` verifies; upgraded on first login).
         Invalid records are reported, duplicates skipped; each batch is one
         transaction, so a batch is written whole or not at all.  Needs
         ``users:create`` and ``roles:assign``.
@@ -992,6 +994,7 @@ class UserService:
             raise ValidationError.single("record", "must be a mapping")
         allowed = {
             "email",
+            "email_verified",
             "username",
             "name",
             "roles",
@@ -1031,9 +1034,16 @@ class UserService:
                 status = _status(record["status"])
         except ValidationError as exc:
             problems.update(exc.errors)
+        verified = record.get("email_verified", False)
+        if not isinstance(verified, bool):
+            problems["email_verified"] = ["must be true or false"]
+        elif verified and record.get("email") is None:
+            problems["email_verified"] = ["needs an email"]
+        email = record.get("email")
         try:
             fields = validation.validate_user_fields(
-                email=record.get("email"),
+                # No email: an account identified by its username alone.
+                email=validation.NOT_GIVEN if email is None else email,
                 username=record.get("username"),
                 name=record.get("name"),
                 password=record["password"]
@@ -1050,11 +1060,15 @@ class UserService:
         )
         for field, messages in custom_problems.items():
             problems.setdefault(field, []).extend(messages)
+        if email is None and record.get("username") is None:
+            # One of the two identifies the account; the email is the usual one.
+            problems.setdefault("email", []).append("is required")
         if problems:
             raise ValidationError(problems)
         if fields.password is not None:
             password_hash = self._ctx.hasher.hash(fields.password)
-        return self._new_user(fields, roles, status, password_hash, custom)
+        user = self._new_user(fields, roles, status, password_hash, custom)
+        return attrs.evolve(user, email_verified=True) if verified else user
 
     def _write_batch(
         self, actor: Principal, batch: Sequence[tuple[int, User]]
