@@ -82,9 +82,9 @@ T = TypeVar("T")
 BATCH_SIZE = 1000
 """Rows per ``executemany`` call and per keyset batch of internal scans."""
 _KEYS_PER_LOOKUP = 500
-# Bound parameters per multi-row INSERT: SQLite's lowest limit
-# (SQLITE_MAX_VARIABLE_NUMBER was 999 before 3.32).
 _PARAMETERS_PER_STATEMENT = 999
+"""Bound parameters per multi-row INSERT unless a dialect knows better: SQLite's
+lowest limit (SQLITE_MAX_VARIABLE_NUMBER was 999 before 3.32)."""
 
 
 class Cursor(Protocol):
@@ -271,6 +271,8 @@ class Dialect:
     """Insert a ``(jti, expires_at)``; on a duplicate keep the later expiry."""
     counters: bool = False
     """The schema keeps ``user_counts`` (users per status and per role) up to date."""
+    parameters_per_statement: int = _PARAMETERS_PER_STATEMENT
+    """Bound parameters one multi-row INSERT may hold (:meth:`SqlUnitOfWork.write_rows`)."""
 
     def __init__(self) -> None:
         self.role_walk = _ROLE_JOIN
@@ -529,12 +531,13 @@ class SqlUnitOfWork(UnitOfWorkState):
         and FTS5 flushes its pending index data to a new segment at the end of
         every statement, so a bulk insert wrote one tiny segment of the search
         index per user (and merged them again later): several times the cost
-        of the rows themselves.
+        of the rows themselves.  As many rows as the dialect's
+        ``parameters_per_statement`` allows: fewer, larger segments.
         """
         self.writing()
         if not rows:
             return
-        per_statement = max(1, _PARAMETERS_PER_STATEMENT // len(rows[0]))
+        per_statement = max(1, self.dialect.parameters_per_statement // len(rows[0]))
         for start in range(0, len(rows), per_statement):
             batch = rows[start : start + per_statement]
             try:
