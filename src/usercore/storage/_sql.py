@@ -85,6 +85,8 @@ _KEYS_PER_LOOKUP = 500
 _PARAMETERS_PER_STATEMENT = 999
 """Bound parameters per multi-row INSERT unless a dialect knows better: SQLite's
 lowest limit (SQLITE_MAX_VARIABLE_NUMBER was 999 before 3.32)."""
+_ROWS_PER_STATEMENT = 512
+"""Rows per multi-row INSERT at most (see :func:`_statement_sizes`)."""
 
 
 class Cursor(Protocol):
@@ -531,15 +533,17 @@ class SqlUnitOfWork(UnitOfWorkState):
         and FTS5 flushes its pending index data to a new segment at the end of
         every statement, so a bulk insert wrote one tiny segment of the search
         index per user (and merged them again later): several times the cost
-        of the rows themselves.  As many rows as the dialect's
-        ``parameters_per_statement`` allows: fewer, larger segments.
+        of the rows themselves.  Up to ``_ROWS_PER_STATEMENT`` rows, as the
+        dialect's ``parameters_per_statement`` allows: fewer, larger segments.
         """
         self.writing()
         if not rows:
             return
-        per_statement = max(1, self.dialect.parameters_per_statement // len(rows[0]))
-        for start in range(0, len(rows), per_statement):
-            batch = rows[start : start + per_statement]
+        most = min(_ROWS_PER_STATEMENT, self.dialect.parameters_per_statement // len(rows[0]))
+        start = 0
+        for size in _statement_sizes(len(rows), max(1, most)):
+            batch = rows[start : start + size]
+            start += size
             try:
                 self.execute(
                     self.dialect.prepare(insert(len(batch))), [v for row in batch for v in row]
@@ -596,6 +600,22 @@ def user_roles_insert_rows(count: int) -> str:
     """The ``INSERT`` of ``count`` ``(user_id, role)`` rows (``?`` placeholders)."""
     rows = ", ".join(_ROLE_ROW for _ in range(count))
     return f"INSERT INTO user_roles (user_id, role) VALUES {rows}"
+
+
+def _statement_sizes(count: int, most: int) -> Iterator[int]:
+    """Rows per statement for ``count`` rows: ``most`` at a time, then the
+    rest as powers of two, largest first (``1100, 512`` -> ``512, 512, 64, 8, 4``).
+
+    So few statement shapes ever exist: the driver caches each prepared
+    statement, and a multi-row INSERT of 512 users takes close to a megabyte
+    in SQLite's statement cache; one shape per remainder would let the cache
+    grow to hundreds of megabytes per connection."""
+    full, rest = divmod(count, most)
+    yield from itertools.repeat(most, full)
+    while rest:
+        size = 1 << (rest.bit_length() - 1)
+        yield size
+        rest -= size
 
 
 def _batches(rows: Iterable[T], size: int) -> Iterator[list[T]]:
