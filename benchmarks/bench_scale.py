@@ -33,7 +33,7 @@ load from other processes falls on all of them alike); the median is printed.
 
 ``--cache DIR`` keeps each freshly loaded file in ``DIR`` (``scale-<size>.db``)
 and later runs start from a copy of it instead of loading again (1M users
-take about two minutes to load); delete the files after a schema change.
+take a minute or two to load); delete the files after a schema change.
 
 The last table prints each operation's growth factor from the smallest size
 to the largest and the verdict: no operation may grow more than 1.5x, except
