@@ -82,9 +82,11 @@ T = TypeVar("T")
 BATCH_SIZE = 1000
 """Rows per ``executemany`` call and per keyset batch of internal scans."""
 _KEYS_PER_LOOKUP = 500
-# Bound parameters per multi-row INSERT: SQLite's lowest limit
-# (SQLITE_MAX_VARIABLE_NUMBER was 999 before 3.32).
 _PARAMETERS_PER_STATEMENT = 999
+"""Bound parameters per multi-row INSERT unless a dialect knows better: SQLite's
+lowest limit (SQLITE_MAX_VARIABLE_NUMBER was 999 before 3.32)."""
+_ROWS_PER_STATEMENT = 512
+"""Rows per multi-row INSERT at most (see :func:`_statement_sizes`)."""
 
 
 class Cursor(Protocol):
@@ -271,6 +273,8 @@ class Dialect:
     """Insert a ``(jti, expires_at)``; on a duplicate keep the later expiry."""
     counters: bool = False
     """The schema keeps ``user_counts`` (users per status and per role) up to date."""
+    parameters_per_statement: int = _PARAMETERS_PER_STATEMENT
+    """Bound parameters one multi-row INSERT may hold (:meth:`SqlUnitOfWork.write_rows`)."""
 
     def __init__(self) -> None:
         self.role_walk = _ROLE_JOIN
@@ -584,14 +588,17 @@ class SqlUnitOfWork(UnitOfWorkState):
         and FTS5 flushes its pending index data to a new segment at the end of
         every statement, so a bulk insert wrote one tiny segment of the search
         index per user (and merged them again later): several times the cost
-        of the rows themselves.
+        of the rows themselves.  Up to ``_ROWS_PER_STATEMENT`` rows, as the
+        dialect's ``parameters_per_statement`` allows: fewer, larger segments.
         """
         self.writing()
         if not rows:
             return
-        per_statement = max(1, _PARAMETERS_PER_STATEMENT // len(rows[0]))
-        for start in range(0, len(rows), per_statement):
-            batch = rows[start : start + per_statement]
+        most = min(_ROWS_PER_STATEMENT, self.dialect.parameters_per_statement // len(rows[0]))
+        start = 0
+        for size in _statement_sizes(len(rows), max(1, most)):
+            batch = rows[start : start + size]
+            start += size
             try:
                 self.execute(
                     self.dialect.prepare(insert(len(batch))), [v for row in batch for v in row]
@@ -648,6 +655,22 @@ def user_roles_insert_rows(count: int) -> str:
     """The ``INSERT`` of ``count`` ``(user_id, role)`` rows (``?`` placeholders)."""
     rows = ", ".join(_ROLE_ROW for _ in range(count))
     return f"INSERT INTO user_roles (user_id, role) VALUES {rows}"
+
+
+def _statement_sizes(count: int, most: int) -> Iterator[int]:
+    """Rows per statement for ``count`` rows: ``most`` at a time, then the
+    rest as powers of two, largest first (``1100, 512`` -> ``512, 512, 64, 8, 4``).
+
+    So few statement shapes ever exist: the driver caches each prepared
+    statement, and a multi-row INSERT of 512 users takes close to a megabyte
+    in SQLite's statement cache; one shape per remainder would let the cache
+    grow to hundreds of megabytes per connection."""
+    full, rest = divmod(count, most)
+    yield from itertools.repeat(most, full)
+    while rest:
+        size = 1 << (rest.bit_length() - 1)
+        yield size
+        rest -= size
 
 
 def _batches(rows: Iterable[T], size: int) -> Iterator[list[T]]:

@@ -90,12 +90,30 @@ def _json_type(value: Any) -> str:
     return "real" if isinstance(value, float) else "text"
 
 
+def _parameters_per_statement() -> int:
+    """The bound parameters one statement may hold in the linked SQLite (32,766
+    by default since 3.32; builds may set another limit), or 999 where Python
+    (< 3.11) cannot ask."""
+    limit = getattr(sqlite3, "SQLITE_LIMIT_VARIABLE_NUMBER", None)  # Python 3.11+
+    if limit is None:
+        return Dialect.parameters_per_statement
+    probe = sqlite3.connect(":memory:")
+    try:
+        return int(probe.getlimit(limit))  # type: ignore[attr-defined,unused-ignore]
+    finally:
+        probe.close()
+
+
 class SQLiteDialect(Dialect):
     """``indexed_search``: the file has the trigram index (``SEARCH_INDEX``);
     needles of three or more characters use it, shorter ones scan."""
 
     integrity_error = sqlite3.IntegrityError
     counters = True
+    # A multi-row INSERT holds as many rows as SQLite allows (up to 512): FTS5
+    # writes one search index segment per statement, and every segment is one
+    # more b-tree a search probes per trigram until FTS5's merges fold it in.
+    parameters_per_statement = _parameters_per_statement()
     revoked_upsert = (
         "INSERT INTO revoked_tokens (jti, expires_at) VALUES (?, ?) "
         "ON CONFLICT (jti) DO UPDATE SET expires_at = max(expires_at, excluded.expires_at)"
