@@ -27,6 +27,7 @@ from tests.storage.test_postgres import schemas as schemas  # the fixtures
 from tests.storage.test_postgres import store as store
 from tests.storage.test_postgres_outage import Cluster, when_back
 from tests.storage.test_postgres_outage import cluster as cluster
+from usercore.custom_fields import CustomField
 from usercore.errors import StoreUnavailable
 from usercore.ports import AwaitedTokenReads
 from usercore.storage.postgres import PostgresStore
@@ -64,6 +65,14 @@ def test_the_awaited_read_answers_what_get_for_token_answers(store: PostgresStor
         assert expected == read(store, user_id, jti), (user_id, jti)
     assert read(store, user.id, "live-jti") == (user, False)
     assert read(store, user.id, "revoked-jti") == (user, True)
+
+
+def test_the_awaited_read_gives_the_declared_custom_fields(store: PostgresStore) -> None:
+    declared = [CustomField(name="team", type=str), CustomField(name="level", type=int)]
+    store.declare_custom_fields(declared)
+    user = _add(store, "ada@example.com", custom_fields={"team": "core", "level": 3})
+    assert user.custom_fields == {"team": "core", "level": 3}
+    assert read(store, user.id, "jti") == (user, False)
 
 
 def test_the_awaited_read_is_one_statement_outside_any_transaction(

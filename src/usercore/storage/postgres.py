@@ -64,6 +64,7 @@ try:
     from psycopg.conninfo import conninfo_to_dict
     from psycopg.pq import TransactionStatus
     from psycopg.rows import TupleRow
+    from psycopg.types.string import TextLoader
     from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
 except ImportError as exc:  # pragma: no cover - exercised without the extra installed
     raise ImportError(
@@ -737,6 +738,9 @@ class _AwaitedReads:
             else:
                 raise
             raise store._incidents.unavailable(reason, exc) from exc
+        # The custom fields (jsonb) as text: a user read decodes them only when
+        # fields are declared (``custom_fields_from_db``), not in the driver.
+        connection.adapters.register_loader("jsonb", TextLoader)
         return connection, connection.cursor()
 
     def _give_back(
