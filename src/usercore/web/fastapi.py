@@ -21,8 +21,9 @@ schemes and its answers.  The core is synchronous; an endpoint runs it where it
 costs least (docs/http.md, "Where requests run"): on the event loop for a
 credential check and one in-process read (``GET /auth/me`` on memory or
 SQLite), on a bounded pool of its own for an operation that hashes a password
-(refused at once with 503 when that pool is full), in FastAPI's thread pool
-otherwise.
+(refused at once with 503 when that pool is full), on a read pool of its own
+for that check and read over the network (``GET /auth/me`` on PostgreSQL), in
+FastAPI's thread pool otherwise.
 """
 
 import asyncio
