@@ -121,8 +121,8 @@ class Api:
     @property
     def reads(self) -> ThreadPoolExecutor:
         """The threads of the ``inline`` operations on a store that reads over
-        the network (``GET /auth/me`` on PostgreSQL): made on first use, at
-        most :data:`READ_THREADS`."""
+        the network (``GET /auth/me`` on PostgreSQL): at most
+        :data:`READ_THREADS`, each started when a call finds none idle."""
         if self._reads is None:
             with self._lock:
                 if self._reads is None:
