@@ -295,8 +295,8 @@ def serve_me(url: str, port: int, token_file: Path) -> None:
 
 
 @contextlib.contextmanager
-def me_server(src: Path, url: str, workdir: Path) -> Iterator[tuple[int, str]]:
-    """A server on a fresh schema with ``src`` first on its path: ``(port, token)``."""
+def me_server(src: Path, url: str, workdir: Path) -> Iterator[tuple[int, str, int]]:
+    """A server on a fresh schema with ``src`` first on its path: ``(port, token, pid)``."""
     from bench_http import free_port, get_status
 
     port = free_port()
@@ -327,7 +327,7 @@ def me_server(src: Path, url: str, workdir: Path) -> Iterator[tuple[int, str]]:
                 starting()
         if status != 200:
             raise RuntimeError(f"GET {ME} answered {status}; see {log.name}")
-        yield port, token
+        yield port, token, process.pid
     finally:
         process.terminate()
         with contextlib.suppress(subprocess.TimeoutExpired):
@@ -345,9 +345,24 @@ def load_me(port: int, token: str, seconds: float, connections: int) -> float:
     return load(port, ME, token, seconds, connections)
 
 
-def bench_me_http(url: str, trees: dict[str, Path], args: argparse.Namespace) -> dict[str, float]:
-    """Median requests/s per tree, each on its own fresh schema, measured in alternation."""
-    samples: dict[str, list[float]] = {name: [] for name in trees}
+def cpu_seconds(pid: int) -> float | None:
+    """CPU time (user + system, every thread) of process ``pid`` so far; ``None``
+    where ``/proc`` does not tell (not Linux)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def bench_me_http(
+    url: str, trees: dict[str, Path], args: argparse.Namespace
+) -> dict[str, tuple[float, float | None]]:
+    """Per tree, each on its own fresh schema, measured in alternation: the
+    median requests/s and the median server CPU seconds per request (``None``
+    without ``/proc``), which the other processes on the machine move less."""
+    rates: dict[str, list[float]] = {name: [] for name in trees}
+    costs: dict[str, list[float]] = {name: [] for name in trees}
     with (
         tempfile.TemporaryDirectory(prefix="usercore-bench-") as tmp,
         contextlib.ExitStack() as stack,
@@ -356,12 +371,21 @@ def bench_me_http(url: str, trees: dict[str, Path], args: argparse.Namespace) ->
         for name, src in trees.items():
             schema_url = stack.enter_context(fresh_schema(url))
             servers[name] = stack.enter_context(me_server(src, schema_url, Path(tmp)))
-        for port, token in servers.values():  # warm up
+        for port, token, _ in servers.values():  # warm up
             load_me(port, token, 1.0, args.connections)
         for _ in range(args.rounds):
-            for name, (port, token) in servers.items():
-                samples[name].append(load_me(port, token, args.seconds, args.connections))
-    return {name: statistics.median(values) for name, values in samples.items()}
+            for name, (port, token, pid) in servers.items():
+                before, start = cpu_seconds(pid), time.monotonic()
+                rate = load_me(port, token, args.seconds, args.connections)
+                after, elapsed = cpu_seconds(pid), time.monotonic() - start
+                rates[name].append(rate)
+                if before is not None and after is not None and rate > 0:
+                    costs[name].append((after - before) / (rate * elapsed))
+    medians: dict[str, tuple[float, float | None]] = {}
+    for name in trees:
+        cost = statistics.median(costs[name]) if costs[name] else None
+        medians[name] = (statistics.median(rates[name]), cost)
+    return medians
 
 
 def server_facts(url: str) -> str:
@@ -460,17 +484,23 @@ def http_comparison(url: str, args: argparse.Namespace) -> int:
     trees = {"this checkout": here}
     if args.baseline_src is not None:
         trees["baseline"] = args.baseline_src.resolve()
-    rates = bench_me_http(url, trees, args)
+    measured = bench_me_http(url, trees, args)
     print()
     print(
         f"GET {ME} on PostgreSQL: uvicorn, 1 worker, {args.connections} connections, "
-        f"{args.seconds:g} s per server, median of {args.rounds} alternating rounds"
+        f"{args.seconds:g} s per server, median of {args.rounds} alternating rounds; "
+        f"load average {os.getloadavg()[0]:.1f} after"
     )
     for name, src in trees.items():
-        print(f"  {name:<14} {rates[name]:8,.0f} req/s   ({src})")
-    if "baseline" not in rates:
+        rate, cost = measured[name]
+        cpu = "" if cost is None else f"  {micros(cost):>8} server CPU per request"
+        print(f"  {name:<14} {rate:8,.0f} req/s{cpu}   ({src})")
+    if "baseline" not in measured:
         return 0
-    ratio = rates["this checkout"] / rates["baseline"]
+    (rate, cost), (base_rate, base_cost) = measured["this checkout"], measured["baseline"]
+    if cost is not None and base_cost is not None:
+        print(f"  server CPU per request, baseline / this checkout: {base_cost / cost:.2f}×")
+    ratio = rate / base_rate
     verdict = "PASS" if ratio >= args.target else "MISS"
     print(f"  this checkout / baseline: {ratio:.2f}×  target ≥ {args.target:g}×  {verdict}")
     return 0 if ratio >= args.target else 1

@@ -6,7 +6,8 @@
   thread of FastAPI's pool and before its body is read.
 * ``GET /auth/me`` on an in-process store (memory, SQLite) is answered on the
   event loop: it is answered while every hashing slot is busy and needs no
-  thread; on a store that reads over the network it still uses the pool.
+  thread; on a store that reads over the network it runs on the read pool
+  (a cheaper hop than FastAPI's thread pool).
 * A client that has gone away before its hash starts is not worked for.
 
 Every test orders events (a slow hasher blocks until released); none times anything.
@@ -172,19 +173,31 @@ def test_a_login_admitted_with_room_left_is_answered(
     assert no_thread_pool == []
 
 
-def test_me_uses_the_thread_pool_on_a_store_that_reads_over_the_network(
+def test_me_runs_on_the_read_pool_on_a_store_that_reads_over_the_network(
     core: UserCore, no_thread_pool: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     token = core.auth.login(EMAIL, PASSWORD).access_token
     monkeypatch.setattr(core.store, "inline_reads", False)
     assert not inline_reads(core)
+    threads: list[str] = []
+    authenticate = core.auth.authenticate
+
+    def recording(access_token: str) -> Any:
+        threads.append(threading.current_thread().name)
+        return authenticate(access_token)
+
+    monkeypatch.setattr(core.auth, "authenticate", recording)
     app = create_app(core)
 
     async def scenario(client: httpx.AsyncClient) -> None:
         me = await client.get(ME, headers={"Authorization": f"Bearer {token}"})
         assert me.status_code == 200
+        users = await client.get("/api/v1/users", headers={"Authorization": f"Bearer {token}"})
+        assert users.status_code == 403  # not an inline operation: FastAPI's pool
 
     run(scenario, app)
+    assert len(threads) == 2
+    assert threads[0].startswith("usercore-read")  # not the loop, not FastAPI's pool
     assert no_thread_pool == ["run"]
 
 

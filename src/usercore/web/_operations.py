@@ -12,7 +12,9 @@ data over the same operations.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal
 
 import attrs
@@ -81,6 +83,13 @@ PATH_PARAMS: Mapping[str, tuple[type, str]] = {
 """Every path parameter of the API: its type and description."""
 
 
+READ_THREADS = 40
+"""Threads for the ``inline`` operations on a store that reads over the network:
+as many as FastAPI's thread pool allows (anyio's default limit), so while the
+store is down as many of them wait for a connection (each at most the store's
+``timeout``) as did in that pool."""
+
+
 class Api:
     """The operations bound to a facade and the hooks that deliver one-time tokens.
 
@@ -106,6 +115,21 @@ class Api:
         self.on_invitation = on_invitation
         #: Admits the requests that may hash a password (see :class:`HashAdmission`).
         self.admission = HashAdmission.of(core)
+        self._lock = threading.Lock()
+        self._reads: ThreadPoolExecutor | None = None
+
+    @property
+    def reads(self) -> ThreadPoolExecutor:
+        """The threads of the ``inline`` operations on a store that reads over
+        the network (``GET /auth/me`` on PostgreSQL): at most
+        :data:`READ_THREADS`, each started when a call finds none idle."""
+        if self._reads is None:
+            with self._lock:
+                if self._reads is None:
+                    self._reads = ThreadPoolExecutor(
+                        READ_THREADS, thread_name_prefix="usercore-read"
+                    )
+        return self._reads
 
     def deliver(self, what: str, hook: Callable[..., object] | None, *args: Any) -> None:
         """Hand a one-time token to its hook; a missing or failing hook is only logged."""

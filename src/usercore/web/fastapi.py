@@ -21,8 +21,9 @@ schemes and its answers.  The core is synchronous; an endpoint runs it where it
 costs least (docs/http.md, "Where requests run"): on the event loop for a
 credential check and one in-process read (``GET /auth/me`` on memory or
 SQLite), on a bounded pool of its own for an operation that hashes a password
-(refused at once with 503 when that pool is full), in FastAPI's thread pool
-otherwise.
+(refused at once with 503 when that pool is full), on a read pool of its own
+for that check and read over the network (``GET /auth/me`` on PostgreSQL), in
+FastAPI's thread pool otherwise.
 """
 
 import asyncio
@@ -612,8 +613,12 @@ def _endpoint(
 
     # Where the work runs: on the event loop when it is a credential check and
     # one in-process read (microseconds); on the hashing pool, admitted or
-    # refused at once, when it may hash a password; else in the thread pool.
+    # refused at once, when it may hash a password; else in a thread: that
+    # check and read over the network on the read pool (a cheaper hop than
+    # FastAPI's pool, which adds a capacity limiter and a cancel scope to
+    # each call), everything else in FastAPI's pool.
     inline = operation.inline and inline_reads(api.core)
+    reads = api.reads if operation.inline and not inline else None
 
     async def endpoint(**kwargs: Any) -> Response:
         request: Request = kwargs.pop("request")
@@ -625,6 +630,10 @@ def _endpoint(
             return await _hashing(
                 api.admission, request, partial(run, request, credential, value, kwargs), profile
             )
+        if reads is not None:
+            context = contextvars.copy_context()
+            work = partial(context.run, run, request, credential, value, kwargs)
+            return await asyncio.get_running_loop().run_in_executor(reads, work)
         return await run_in_threadpool(run, request, credential, value, kwargs)
 
     if model is None and not operation.path:
