@@ -437,6 +437,24 @@ def test_another_process_change_is_seen_within_the_refresh_interval() -> None:
     assert 1 == store.probes, "one probe per interval, however many checks"
 
 
+def test_refresh_due_tells_whether_a_check_would_read_the_store_first() -> None:
+    store, clock = FakeRoleStore(EDITORIAL), FakeMonotonic()
+    policy = policy_over(store, clock, seconds=1.0)
+    assert policy.refresh_due()  # never loaded
+    policy.is_allowed(principal("viewer"), "posts:read")
+    assert not policy.refresh_due()
+    clock.now += 0.9
+    assert not policy.refresh_due(within=0.05)
+    assert policy.refresh_due(within=0.1)  # the probe falls due within 0.1 s
+    assert (1, 0) == (store.loads, store.probes), "asking reads nothing"
+    clock.now += 0.1
+    assert policy.refresh_due()
+    policy.is_allowed(principal("viewer"), "posts:read")
+    assert not policy.refresh_due()
+    policy.invalidate()
+    assert policy.refresh_due()
+
+
 def test_an_unchanged_version_is_not_reloaded() -> None:
     store, clock = FakeRoleStore(EDITORIAL), FakeMonotonic()
     policy = policy_over(store, clock)

@@ -608,6 +608,15 @@ class Policy:
             self._dirty = True
             self._next_probe = -math.inf
 
+    def refresh_due(self, within: float = 0.0) -> bool:
+        """Whether a check made in the next ``within`` seconds may read the store
+        first (a probe falls due, or :meth:`invalidate` asked for a reload).
+
+        Between probes a check reads no store: an async server runs one on its
+        event loop only while this is false, else in a worker thread.
+        """
+        return self._monotonic() + within >= self._next_probe
+
     @property
     def compiled(self) -> CompiledPolicy:
         """The current compiled table (refreshed first if a refresh is due)."""

@@ -62,6 +62,7 @@ from usercore.domain import (
 
 __all__ = [
     "ApiKeyRepository",
+    "AwaitedTokenReads",
     "Clock",
     "LoginAttemptRepository",
     "LoginAttempts",
@@ -403,3 +404,15 @@ class Store(Protocol):
 
     def close(self) -> None:
         """Release connections; the store is unusable afterwards."""
+
+
+class AwaitedTokenReads(Protocol):
+    """What a store behind a network socket may add (PostgreSQL does): the read
+    that authenticates an access token, awaited on the running event loop, so
+    that an async server checks a token without a worker thread."""
+
+    async def read_for_token(self, user_id: int, jti: str) -> tuple[User | None, bool]:
+        """``UserRepository.get_for_token`` as a single read: the user
+        (``None`` when none) and whether ``jti`` is revoked, in one statement,
+        with the store's fault handling (``StoreUnavailable``)."""
+        ...

@@ -632,6 +632,7 @@ def test_every_public_facade_method_is_covered(world: World) -> None:
         "policy.effective_permissions",
         "policy.from_roles",
         "policy.invalidate",
+        "policy.refresh_due",
     }
     assert public - extras == set(CALLS)
 

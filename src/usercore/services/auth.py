@@ -32,7 +32,7 @@ from usercore.errors import (
     TokenError,
     ValidationError,
 )
-from usercore.ports import LoginAttempts, UnitOfWork
+from usercore.ports import AwaitedTokenReads, LoginAttempts, UnitOfWork
 from usercore.services._context import Context
 from usercore.services._delegation import require_delegation, role_table
 from usercore.services._lookup import check_id, found, in_id_range
@@ -464,6 +464,12 @@ class AuthService:
     def authenticate(self, access_token: str) -> Principal:
         """The principal of a valid access token; ``TokenError`` otherwise."""
         return self._ctx.sessions.authenticate(access_token)
+
+    async def _authenticate_awaited(self, access_token: str, reads: AwaitedTokenReads) -> Principal:
+        # For the web adapters (usercore.web._core.principal_awaited): authenticate,
+        # the store read awaited on the event loop through ``reads`` (the store).
+        # Not public: AsyncUserCore's twins run the sync methods in its pool.
+        return await self._ctx.sessions.authenticate_awaited(access_token, reads)
 
     def authenticate_api_key(self, key: str) -> Principal:
         """The principal of a valid API key (limited to its scopes); ``TokenError`` otherwise."""

@@ -22,7 +22,7 @@ from usercore import validation
 from usercore.domain import ApiKey, OneTimeToken, Principal, RefreshToken, TokenPair, User
 from usercore.errors import EmailNotVerified, StoreUnavailable
 from usercore.passwords import PasswordHasher
-from usercore.ports import Clock, Store, UnitOfWork
+from usercore.ports import AwaitedTokenReads, Clock, Store, UnitOfWork
 from usercore.settings import Settings
 from usercore.tokens import (
     JTI_BYTES,
@@ -78,6 +78,20 @@ def unverified(settings: Settings, user: User) -> bool:
 
 def _is_plausible_opaque(token: object) -> bool:
     return isinstance(token, str) and 0 < len(token) <= MAX_OPAQUE_TOKEN_LENGTH
+
+
+def _session_user(claims: AccessClaims, user: User | None, revoked: bool) -> User:
+    """The user an access token's verified ``claims`` stand for, from the store's
+    read (``users.get_for_token``); ``TokenError`` when the session has ended."""
+    if revoked:
+        raise _reject("revoked jti")
+    if user is None:
+        raise _reject("unknown user")
+    if not user.is_active:
+        raise _reject("inactive user")
+    if user.token_version != claims.token_version:
+        raise _reject("old token version")
+    return user
 
 
 class SessionService:
@@ -154,19 +168,21 @@ class SessionService:
         claims = self.codec.verify(access_token)
         with self._store.transaction(single_read=True) as tx:
             user, revoked = tx.users.get_for_token(claims.user_id, claims.jti)
-        if revoked:
-            raise _reject("revoked jti")
-        if user is None:
-            raise _reject("unknown user")
-        if not user.is_active:
-            raise _reject("inactive user")
-        if user.token_version != claims.token_version:
-            raise _reject("old token version")
-        return claims, user
+        return claims, _session_user(claims, user, revoked)
 
     def authenticate(self, access_token: object) -> Principal:
         """The principal an access token stands for; ``TokenError`` otherwise."""
-        claims, user = self._session(access_token)
+        return self._principal(*self._session(access_token))
+
+    async def authenticate_awaited(
+        self, access_token: object, reads: AwaitedTokenReads
+    ) -> Principal:
+        """:meth:`authenticate`, its store read awaited through ``reads`` (the store)."""
+        claims = self.codec.verify(access_token)
+        user, revoked = await reads.read_for_token(claims.user_id, claims.jti)
+        return self._principal(claims, _session_user(claims, user, revoked))
+
+    def _principal(self, claims: AccessClaims, user: User) -> Principal:
         roles = (
             claims.roles
             if self._settings.trust_token_roles and claims.roles is not None

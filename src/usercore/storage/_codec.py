@@ -87,7 +87,9 @@ def _frozenset_to_db(values: frozenset[str]) -> str:
     return json.dumps(sorted(values), ensure_ascii=False, separators=(",", ":"))
 
 
+@functools.lru_cache(maxsize=256)
 def set_from_db(text: str) -> frozenset[str]:
+    # Memoized: every user read decodes one of the same few role sets.
     return frozenset(json.loads(text))
 
 

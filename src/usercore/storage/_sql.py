@@ -142,6 +142,10 @@ class Statements:
         "SELECT EXISTS (SELECT 1 FROM revoked_tokens WHERE jti = ?), "
         f"{_USER_COLUMNS} FROM (SELECT 1) AS one LEFT JOIN users u ON u.id = ?"
     )
+    # The same row for a jti no row can hold (see ``storable``): never revoked.
+    user_for_token_unstorable: str = (
+        f"SELECT false, {_USER_COLUMNS} FROM (SELECT 1) AS one LEFT JOIN users u ON u.id = ?"
+    )
     user_counts_sum: str = "SELECT coalesce(sum(n), 0) FROM user_counts WHERE key IN (?, ?)"
     user_version_roles: str = "SELECT version, roles FROM users WHERE id = ?"
     user_update: str = f"UPDATE users SET {_USER_SET} WHERE id = ? AND version = ?"
@@ -831,6 +835,19 @@ def one_time_from_row(row: Sequence[Any]) -> OneTimeToken:
     )
 
 
+def token_statement(sql: Statements, user_id: int, jti: str) -> tuple[str, tuple[Any, ...]]:
+    """The one statement of ``users.get_for_token`` and its parameters: one row,
+    whether ``jti`` is revoked, then the user's columns (``NULL`` when none)."""
+    if not storable(jti):
+        return sql.user_for_token_unstorable, (user_id,)
+    return sql.user_for_token, (jti, user_id)
+
+
+def token_result(row: Sequence[Any], declared: Sequence[CustomField]) -> tuple[User | None, bool]:
+    """``users.get_for_token``'s answer from the row of :func:`token_statement`."""
+    return (None if row[1] is None else user_from_row(row[1:], declared)), bool(row[0])
+
+
 # -- repositories --------------------------------------------------------------
 
 
@@ -877,12 +894,8 @@ class SqlUserRepository(_Repository):
 
     def get_for_token(self, user_id: int, jti: str) -> tuple[User | None, bool]:
         execute = self._uow.reading()
-        if not storable(jti):
-            return self.get(user_id), False
-        row = execute(self._sql.user_for_token, (jti, user_id)).fetchone()
-        return (None if row[1] is None else user_from_row(row[1:], self._uow.custom_fields)), bool(
-            row[0]
-        )
+        row = execute(*token_statement(self._sql, user_id, jti)).fetchone()
+        return token_result(row, self._uow.custom_fields)
 
     def get_by_email(self, email_key: str) -> User | None:
         if not storable(email_key):

@@ -45,6 +45,7 @@ timeout or a lost connection rolls the unit of work back and raises
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
@@ -63,6 +64,7 @@ try:
     from psycopg.conninfo import conninfo_to_dict
     from psycopg.pq import TransactionStatus
     from psycopg.rows import TupleRow
+    from psycopg.types.string import TextLoader
     from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
 except ImportError as exc:  # pragma: no cover - exercised without the extra installed
     raise ImportError(
@@ -99,6 +101,8 @@ from usercore.storage._sql import (
     SqlRoleRepository,
     SqlUnitOfWork,
     ensure_custom_indexes,
+    token_result,
+    token_statement,
     user_params,
 )
 from usercore.storage._transaction import Transaction, TransactionHooks
@@ -569,7 +573,9 @@ _UNAVAILABLE = (
 )
 
 
-def _unavailable_reason(exc: BaseException, connection: psycopg.Connection[Any]) -> str | None:
+def _unavailable_reason(
+    exc: BaseException, connection: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]
+) -> str | None:
     """Why ``exc`` means the store is unavailable (a transient fault), or ``None``."""
     if isinstance(exc, psycopg.OperationalError) and connection.broken:
         return "the connection to PostgreSQL was lost"
@@ -660,6 +666,119 @@ def _single_read_on(
     return uow
 
 
+class _AwaitedReads:
+    """The connections of the single reads awaited on an event loop
+    (:meth:`PostgresStore.read_for_token`): psycopg ``AsyncConnection`` objects,
+    at most ``max_size`` of them, each idle between two reads.
+
+    Not psycopg-pool's ``AsyncConnectionPool``: it runs tasks on the event loop
+    that opened it, and a store serves any loop (a server's, each test
+    client's); an idle connection here belongs to none.  When every connection
+    is busy, :meth:`fetch_one` answers ``None`` and the caller reads through
+    the blocking pool, whose wait is bounded by the store's ``timeout``.
+    """
+
+    __slots__ = ("_idle", "_lock", "_max_size", "_open", "_store")
+
+    def __init__(self, store: PostgresStore, max_size: int) -> None:
+        self._store = store
+        self._max_size = max_size
+        self._lock = threading.Lock()  # several loops (threads) may share the store
+        self._idle: list[tuple[psycopg.AsyncConnection[TupleRow], psycopg.AsyncCursor[TupleRow]]]
+        self._idle = []
+        self._open = 0
+        """Connections that exist or are being made, idle or in use."""
+
+    async def fetch_one(self, sql: str, params: Sequence[Any]) -> Sequence[Any] | None:
+        """The first row of ``sql``, run in autocommit; ``None`` when every
+        connection is busy (nothing was run).
+
+        A connection the server or the network dropped while it was idle fails
+        here: it is discarded and the statement runs once more on a fresh one
+        (it only reads).  A lost server raises ``StoreUnavailable``.
+        """
+        with self._lock:
+            if self._idle:
+                taken = self._idle.pop()
+            elif self._open < self._max_size:
+                taken = None
+                self._open += 1
+            else:
+                return None
+        store = self._store
+        for retry in (False, True):
+            if taken is None:
+                taken = await self._connect()
+            connection, cursor = taken
+            try:
+                await cursor.execute(sql, params)
+                row = await cursor.fetchone()
+            except BaseException as exc:
+                # Cancelled, or failed: whatever the connection is doing, it goes.
+                self._discard(connection)
+                reason = _unavailable_reason(exc, connection)
+                if reason is None:
+                    raise
+                if not retry and connection.broken:
+                    logger.warning("discarding a dropped PostgreSQL connection: %s", exc)
+                    with self._lock:
+                        self._open += 1
+                    taken = None
+                    continue
+                raise store._incidents.unavailable(reason, exc) from exc
+            store._incidents.recovered()
+            self._give_back(connection, cursor)
+            return row
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _connect(
+        self,
+    ) -> tuple[psycopg.AsyncConnection[TupleRow], psycopg.AsyncCursor[TupleRow]]:
+        """A new connection, within the store's ``timeout``; its slot is taken."""
+        store = self._store
+        try:
+            connection = await asyncio.wait_for(
+                psycopg.AsyncConnection.connect(store._url, **store._connect_kwargs),
+                store._timeout,
+            )
+        except BaseException as exc:
+            with self._lock:
+                self._open -= 1
+            if isinstance(exc, asyncio.TimeoutError):
+                reason = f"no connection was made within {store._timeout:g} s"
+            elif isinstance(exc, psycopg.OperationalError):
+                reason = "cannot connect to PostgreSQL"
+            else:
+                raise
+            raise store._incidents.unavailable(reason, exc) from exc
+        # The custom fields (jsonb) as text: a user read decodes them only when
+        # fields are declared (``custom_fields_from_db``), not in the driver.
+        connection.adapters.register_loader("jsonb", TextLoader)
+        return connection, connection.cursor()
+
+    def _give_back(
+        self, connection: psycopg.AsyncConnection[TupleRow], cursor: psycopg.AsyncCursor[TupleRow]
+    ) -> None:
+        with self._lock:
+            if not self._store._closed:
+                self._idle.append((connection, cursor))
+                return
+        self._discard(connection)  # the store closed during the read
+
+    def _discard(self, connection: psycopg.AsyncConnection[TupleRow]) -> None:
+        with self._lock:
+            self._open -= 1
+        # AsyncConnection.close() only calls this: no await, so no loop needed.
+        connection.pgconn.finish()
+
+    def close(self) -> None:
+        """Close the idle connections (those in use close when their read ends)."""
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for connection, _ in idle:
+            self._discard(connection)
+
+
 class PostgresStore:
     """A :class:`usercore.ports.Store` in a PostgreSQL database, shared by any
     number of processes and servers.
@@ -716,6 +835,7 @@ class PostgresStore:
         }
         self._incidents = Incidents(logger, self._where)
         self._transactions = _PostgresTransactions(self)
+        self._awaited = _AwaitedReads(self, max_size)
         self._local = threading.local()
         self._closed = False
         self._dialects = _DIALECTS[False]
@@ -753,6 +873,30 @@ class PostgresStore:
         """
         return Transaction(self._transactions, readonly, single_read)
 
+    async def read_for_token(self, user_id: int, jti: str) -> tuple[User | None, bool]:
+        """``users.get_for_token`` as a single read awaited on the running event
+        loop: the user and whether ``jti`` is revoked, in one statement on an
+        ``AsyncConnection``, with no worker thread (see the module notes).
+
+        What a blocking single read promises, it promises: a dropped idle
+        connection is replaced and the statement run once more; a lost or
+        unreachable server raises ``StoreUnavailable`` within ``timeout``.
+        When ``max_size`` awaited reads already run, it reads through the
+        blocking pool in a worker thread.  ``RuntimeError`` once closed.
+        """
+        if self._closed:
+            raise RuntimeError("the store is closed")
+        row = await self._awaited.fetch_one(
+            *token_statement(self._dialects[0].statements, user_id, jti)
+        )
+        if row is None:  # every awaited connection is busy
+            return await asyncio.to_thread(self._read_for_token, user_id, jti)
+        return token_result(row, self._custom_fields)
+
+    def _read_for_token(self, user_id: int, jti: str) -> tuple[User | None, bool]:
+        with self.transaction(single_read=True) as tx:
+            return tx.users.get_for_token(user_id, jti)
+
     def declare_custom_fields(self, fields: Sequence[CustomField]) -> None:
         """Adopt the custom field declaration (see
         :meth:`usercore.ports.Store.declare_custom_fields`): expression indexes
@@ -768,6 +912,7 @@ class PostgresStore:
         """
         self._closed = True
         self._pool.close()
+        self._awaited.close()
 
     def __enter__(self) -> PostgresStore:
         return self

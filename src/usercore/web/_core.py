@@ -21,7 +21,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from email.message import Message
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, cast
 
 import attrs
 
@@ -34,6 +34,7 @@ from usercore.errors import (
     TokenError,
     UsercoreError,
 )
+from usercore.ports import AwaitedTokenReads
 from usercore.services import UserCore
 
 __all__ = [
@@ -52,6 +53,7 @@ __all__ = [
     "HttpResponse",
     "answer_headers",
     "authenticate",
+    "awaited_reads",
     "bearer_token",
     "credential_of",
     "encode_json",
@@ -62,6 +64,7 @@ __all__ = [
     "internal_error_response",
     "is_json_media_type",
     "media_type",
+    "principal_awaited",
     "principal_of",
     "request_id_of",
 ]
@@ -430,9 +433,38 @@ def principal_of(
     """The principal of ``credential`` (see :func:`authenticate`)."""
     if credential.source == "api_key":
         return core.auth.authenticate_api_key(credential.token)
+    _check_cookie(credential, headers, cookies, method=method, sessions=sessions)
+    return core.auth.authenticate(credential.token)
+
+
+async def principal_awaited(
+    core: UserCore,
+    reads: AwaitedTokenReads,
+    credential: Credential,
+    headers: HeaderLookup,
+    cookies: CookieLookup | None,
+    *,
+    method: str,
+    sessions: CookieSessions | None,
+) -> Principal:
+    """:func:`principal_of` for an access token (not an API key), its store
+    read awaited on the event loop through ``reads`` (see :func:`awaited_reads`)."""
+    if credential.source == "api_key":
+        raise ValueError("an API key is authenticated by principal_of")
+    _check_cookie(credential, headers, cookies, method=method, sessions=sessions)
+    return await core.auth._authenticate_awaited(credential.token, reads)
+
+
+def _check_cookie(
+    credential: Credential,
+    headers: HeaderLookup,
+    cookies: CookieLookup | None,
+    *,
+    method: str,
+    sessions: CookieSessions | None,
+) -> None:
     if credential.source == "cookie" and sessions is not None and cookies is not None:
         sessions.check_csrf(method, headers, cookies)
-    return core.auth.authenticate(credential.token)
 
 
 # -- scheduling ------------------------------------------------------------------
@@ -443,6 +475,15 @@ def inline_reads(core: UserCore) -> bool:
     check and one indexed read then take microseconds and may run on an event
     loop; a store behind a network socket (PostgreSQL) says ``False``."""
     return getattr(core.store, "inline_reads", False) is True
+
+
+def awaited_reads(core: UserCore) -> AwaitedTokenReads | None:
+    """``core``'s store when it can await a token check's read on the event loop
+    (:class:`~usercore.ports.AwaitedTokenReads`: PostgreSQL), else ``None``."""
+    store = core.store
+    if callable(getattr(store, "read_for_token", None)):
+        return cast(AwaitedTokenReads, store)
+    return None
 
 
 # How much less CPU priority the hashing threads get than the event loop: a

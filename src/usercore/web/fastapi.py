@@ -66,12 +66,14 @@ from usercore.web._core import (
     HashAdmission,
     HttpResponse,
     answer_headers,
+    awaited_reads,
     credential_of,
     http_error_response,
     identify,
     inline_reads,
     internal_error_response,
     is_unexpected,
+    principal_awaited,
     principal_of,
     request_id_of,
 )
@@ -117,6 +119,12 @@ __all__ = [
 ]
 
 logger = logging.getLogger("usercore.web")
+
+# How long before the policy's next store probe an operation stops running on
+# the event loop after an awaited token check (seconds): more than the few
+# hundred microseconds between the check of Policy.refresh_due and the
+# operation's permission check, however the loop's thread is scheduled.
+_POLICY_PROBE_MARGIN = 0.02
 
 DEFAULT_PREFIX = "/api/v1"
 _OPERATION = "usercore_operation"
@@ -572,12 +580,18 @@ def _endpoint(
         )
     secret_headers = NO_STORE_HEADERS if operation.issues_secrets else {}
 
-    def run(request: Request, credential: Credential | None, value: Any, path: Any) -> Response:
+    def run(
+        request: Request,
+        credential: Credential | None,
+        value: Any,
+        path: Any,
+        principal: Principal | None = None,
+    ) -> Response:
+        """The operation's answer; ``principal`` is ``credential``'s when already known."""
         if ignores_credential(operation, credential):
             credential = None
         try:
-            principal = None
-            if credential is not None:
+            if credential is not None and principal is None:
                 principal = principal_of(
                     api.core,
                     credential,
@@ -603,21 +617,25 @@ def _endpoint(
                     sessions, operation, result, prefix, request.headers, request.cookies
                 ),
             )
-        except UsercoreError as exc:
-            if is_unexpected(exc):
-                return _unexpected(request, exc)
-            answer = profile.error(exc, operation.name)
         except Exception as exc:
-            return _unexpected(request, exc)
+            return failed(request, exc)
         return _response(answer)
 
+    def failed(request: Request, exc: Exception) -> Response:
+        if isinstance(exc, UsercoreError) and not is_unexpected(exc):
+            return _response(profile.error(exc, operation.name))
+        return _unexpected(request, exc)
+
     # Where the work runs: on the event loop when it is a credential check and
-    # one in-process read (microseconds); on the hashing pool, admitted or
-    # refused at once, when it may hash a password; else in a thread: that
-    # check and read over the network on the read pool (a cheaper hop than
-    # FastAPI's pool, which adds a capacity limiter and a cancel scope to
-    # each call), everything else in FastAPI's pool.
+    # one in-process read (microseconds), or when that read is awaited there
+    # (an access token on PostgreSQL: a socket the loop waits on, no thread);
+    # on the hashing pool, admitted or refused at once, when it may hash a
+    # password; else in a thread: a check and read over the network that is
+    # not awaited (an API key) on the read pool (a cheaper hop than FastAPI's
+    # pool, which adds a capacity limiter and a cancel scope to each call),
+    # everything else in FastAPI's pool.
     inline = operation.inline and inline_reads(api.core)
+    awaited = awaited_reads(api.core) if operation.inline and not inline else None
     reads = api.reads if operation.inline and not inline else None
 
     async def endpoint(**kwargs: Any) -> Response:
@@ -626,6 +644,28 @@ def _endpoint(
         value = kwargs.pop("value", None)
         if inline:
             return run(request, credential, value, kwargs)
+        if (
+            awaited is not None
+            and credential is not None
+            and credential.source != "api_key"
+            and not ignores_credential(operation, credential)
+        ):
+            try:
+                principal = await principal_awaited(
+                    api.core,
+                    awaited,
+                    credential,
+                    request.headers,
+                    request.cookies,
+                    method=request.method,
+                    sessions=sessions,
+                )
+            except Exception as exc:
+                return failed(request, exc)
+            if not api.core.policy.refresh_due(within=_POLICY_PROBE_MARGIN):
+                return run(request, credential, value, kwargs, principal)
+            # The permission check would read the store first: not on the loop.
+            return await run_in_threadpool(run, request, credential, value, kwargs, principal)
         if operation.may_hash(value):
             return await _hashing(
                 api.admission, request, partial(run, request, credential, value, kwargs), profile

@@ -1,0 +1,160 @@
+"""The token check's read awaited on an event loop: ``PostgresStore.read_for_token``.
+
+What the blocking single read promises, the awaited one promises: one
+statement in autocommit, the same answer as ``users.get_for_token``, a
+dropped idle connection replaced and the read run once more, a lost server
+``StoreUnavailable`` (503); and the store's ``close`` closes its connections.
+"""
+
+# The imports after importorskip need psycopg, so they come after it.
+# ruff: noqa: E402
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+psycopg = pytest.importorskip("psycopg", reason="the postgres extra is not installed")
+
+from tests.storage.postgres_support import server_url, skip_reason
+from tests.storage.test_postgres import Schemas, _add, raw, terminate_backends
+from tests.storage.test_postgres import schemas as schemas  # the fixtures
+from tests.storage.test_postgres import store as store
+from tests.storage.test_postgres_outage import Cluster, when_back
+from tests.storage.test_postgres_outage import cluster as cluster
+from usercore.custom_fields import CustomField
+from usercore.errors import StoreUnavailable
+from usercore.ports import AwaitedTokenReads
+from usercore.storage.postgres import PostgresStore
+
+pytestmark = pytest.mark.skipif(skip_reason() is not None, reason=skip_reason() or "")
+
+
+def read(store: AwaitedTokenReads, user_id: int, jti: str) -> Any:
+    return asyncio.run(store.read_for_token(user_id, jti))
+
+
+def backends(application_name: str) -> int:
+    with raw(server_url()) as connection:
+        row = connection.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s",
+            (application_name,),
+        ).fetchone()
+    return int(row[0])
+
+
+def test_the_awaited_read_answers_what_get_for_token_answers(store: PostgresStore) -> None:
+    user = _add(store, "ada@example.com")
+    with store.transaction() as tx:
+        tx.revoked_tokens.add("revoked-jti", user.created_at + timedelta(hours=1))
+    cases = [
+        (user.id, "live-jti"),
+        (user.id, "revoked-jti"),
+        (user.id + 1, "live-jti"),
+        (user.id + 1, "revoked-jti"),
+        (user.id, "nul\x00jti"),  # no row can hold it: not revoked, not an error
+    ]
+    for user_id, jti in cases:
+        with store.transaction(single_read=True) as tx:
+            expected = tx.users.get_for_token(user_id, jti)
+        assert expected == read(store, user_id, jti), (user_id, jti)
+    assert read(store, user.id, "live-jti") == (user, False)
+    assert read(store, user.id, "revoked-jti") == (user, True)
+
+
+def test_the_awaited_read_gives_the_declared_custom_fields(store: PostgresStore) -> None:
+    declared = [CustomField(name="team", type=str), CustomField(name="level", type=int)]
+    store.declare_custom_fields(declared)
+    user = _add(store, "ada@example.com", custom_fields={"team": "core", "level": 3})
+    assert user.custom_fields == {"team": "core", "level": 3}
+    assert read(store, user.id, "jti") == (user, False)
+
+
+def test_the_awaited_read_is_one_statement_outside_any_transaction(
+    store: PostgresStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    user = _add(store, "ada@example.com")
+    sent: list[str] = []
+    execute = psycopg.AsyncCursor.execute
+
+    async def counting(self: Any, query: Any, *args: Any, **kwargs: Any) -> Any:
+        sent.append(str(query))
+        return await execute(self, query, *args, **kwargs)
+
+    monkeypatch.setattr(psycopg.AsyncCursor, "execute", counting)
+
+    async def twice() -> None:
+        for _ in range(2):  # a new connection, then the idle one again
+            assert (user, False) == await store.read_for_token(user.id, "jti")
+
+    asyncio.run(twice())
+    assert [statement.split()[0] for statement in sent] == ["SELECT", "SELECT"]
+
+
+def test_the_awaited_connections_serve_any_event_loop(store: PostgresStore) -> None:
+    user = _add(store, "ada@example.com")
+    assert read(store, user.id, "jti") == (user, False)
+    assert read(store, user.id, "jti") == (user, False)  # another loop, the idle connection
+    answers: list[Any] = []
+    thread = threading.Thread(target=lambda: answers.append(read(store, user.id, "jti")))
+    thread.start()
+    thread.join()
+    assert answers == [(user, False)]
+
+
+def test_reads_beyond_max_size_at_once_go_through_the_pool(schemas: Schemas) -> None:
+    store = schemas.open(min_size=1, max_size=1)
+    user = _add(store, "ada@example.com")
+
+    async def together() -> list[Any]:
+        return list(await asyncio.gather(*(store.read_for_token(user.id, "j") for _ in range(4))))
+
+    assert asyncio.run(together()) == [(user, False)] * 4
+
+
+def test_a_dropped_awaited_connection_is_replaced_and_the_read_runs_again(
+    schemas: Schemas,
+) -> None:
+    name = f"usercore_awaited_{time.monotonic_ns()}"
+    store = schemas.open(schemas.fresh_url(application_name=name), min_size=1, max_size=2)
+    user = _add(store, "ada@example.com")
+    assert read(store, user.id, "jti") == (user, False)
+    assert terminate_backends(name) == 2  # the pooled one and the awaited one
+    assert read(store, user.id, "jti") == (user, False)
+
+
+def test_closing_the_store_closes_its_awaited_connections(schemas: Schemas) -> None:
+    name = f"usercore_awaited_{time.monotonic_ns()}"
+    store = schemas.open(schemas.fresh_url(application_name=name), min_size=1, max_size=2)
+    user = _add(store, "ada@example.com")
+    assert read(store, user.id, "jti") == (user, False)
+    assert backends(name) == 2
+    store.close()
+    deadline = time.monotonic() + 10
+    while backends(name) and time.monotonic() < deadline:
+        time.sleep(0.05)  # the server notices the closed sockets
+    assert backends(name) == 0
+    with pytest.raises(RuntimeError, match="closed"):
+        read(store, user.id, "jti")
+
+
+@pytest.mark.slow
+def test_a_stopped_server_is_store_unavailable_and_awaited_reads_recover(
+    cluster: Cluster,
+) -> None:
+    with PostgresStore(cluster.url, min_size=1, max_size=2, timeout=1.0) as store:
+        user = _add(store, "ada@example.com")
+        assert read(store, user.id, "jti") == (user, False)  # an idle awaited connection
+        cluster.stop()
+        for _ in range(2):  # the dropped idle connection, then a refused connect
+            with pytest.raises(StoreUnavailable) as caught:
+                read(store, user.id, "jti")
+            assert caught.value.http_status == 503
+            assert caught.value.__cause__ is not None
+        cluster.start()
+        assert (user, False) == when_back(lambda: read(store, user.id, "jti"))
