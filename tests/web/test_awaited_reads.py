@@ -9,6 +9,7 @@ check in a thread whenever that check would read the store first.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
@@ -105,9 +106,21 @@ def test_a_store_fault_in_the_awaited_token_check_is_503_with_retry_after(
     assert answer.json()["error"]["code"] == "store_unavailable"
 
 
-def test_an_api_key_is_still_checked_in_a_thread(core: UserCore, no_thread_pool: list[str]) -> None:
+def test_an_api_key_is_still_checked_in_a_thread_of_the_read_pool(
+    core: UserCore, no_thread_pool: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     user = core.users.get_by_email(SYSTEM, EMAIL)
     _, key = core.api_keys.create(SYSTEM, user.id, name="cli", scopes=["users:read"])
+    threads: list[str] = []
+    authenticate = core.auth.authenticate_api_key
+
+    def recording(raw: str, **kwargs: Any) -> Any:
+        threads.append(threading.current_thread().name)
+        return authenticate(raw, **kwargs)
+
+    monkeypatch.setattr(core.auth, "authenticate_api_key", recording)
     [answer] = me(create_app(core), {"X-API-Key": key})
     assert answer.status_code == 200
-    assert no_thread_pool == ["run"]
+    assert len(threads) == 1
+    assert threads[0].startswith("usercore-read")  # not the loop, not FastAPI's pool
+    assert no_thread_pool == []
