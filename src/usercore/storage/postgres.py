@@ -23,6 +23,9 @@ PostgreSQL needs:
   ``BEGIN``/``COMMIT``, one round trip instead of three.  One statement sees
   one snapshot (``READ COMMITTED`` takes it per statement), which is all one
   read needs.  A second statement in it is refused (``RuntimeError``).
+  The token check's read can also be awaited on an event loop
+  (:meth:`PostgresStore.read_for_token`, on ``AsyncConnection`` objects of
+  the store's own, apart from the pool).
 - PostgreSQL aborts the whole transaction on a failed statement, so every
   statement that can violate a constraint runs inside a savepoint: a
   ``ConflictError`` leaves the unit of work usable, as the ports promise.
@@ -800,8 +803,9 @@ class PostgresStore:
     not use UTF-8.
     """
 
-    #: Reads are network round trips: the web adapters run every request that
-    #: reads in a worker thread, never on the event loop.
+    #: Reads are network round trips: the web adapters run a request that
+    #: reads in a worker thread, never blocking the event loop; a token check
+    #: awaits :meth:`read_for_token` on the loop instead.
     inline_reads = False
 
     def __init__(
