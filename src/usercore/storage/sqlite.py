@@ -650,6 +650,11 @@ class _SQLiteTransactions(TransactionHooks[SqlUnitOfWork]):
     def begin(self, readonly: bool, single_read: bool = False) -> SqlUnitOfWork:
         store = self._store
         entry = store._thread_connection_or_unavailable()
+        if single_read:
+            # Its one statement runs in autocommit: SQLite gives a statement a
+            # read snapshot of its own, so BEGIN and COMMIT would add two
+            # statements (and, in a threaded server, two more GIL hand-offs).
+            return entry.uow
         if readonly:
             entry = store._begin_read(entry)
         else:
@@ -661,7 +666,9 @@ class _SQLiteTransactions(TransactionHooks[SqlUnitOfWork]):
         entry: _Connection = store._local.entry
         writer, entry.writer = entry.writer, None
         try:
-            if exc is None:
+            if exc is None and uow.single_read:
+                store._incidents.recovered()  # autocommit: nothing to commit
+            elif exc is None:
                 try:
                     entry.connection.execute("COMMIT")
                 except BaseException as failure:
