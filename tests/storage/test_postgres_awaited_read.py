@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
 
@@ -158,3 +159,34 @@ def test_a_stopped_server_is_store_unavailable_and_awaited_reads_recover(
             assert caught.value.__cause__ is not None
         cluster.start()
         assert (user, False) == when_back(lambda: read(store, user.id, "jti"))
+
+
+def test_reads_beyond_max_size_still_fail_within_timeout_while_every_read_is_stuck(
+    schemas: Schemas,
+) -> None:
+    """The overflow of the awaited reads waits for a pooled connection at most
+    ``timeout`` even when the loop's default executor is no bigger than the
+    pool and every pooled connection is stuck (a lock here; a network hang
+    does the same): never queued behind the stuck reads."""
+    url = schemas.fresh_url()
+    store = schemas.open(url, min_size=1, max_size=1, timeout=0.5)
+    user = _add(store, "ada@example.com")
+    with raw(url) as locker:
+        locker.execute("BEGIN")
+        locker.execute("LOCK TABLE users IN ACCESS EXCLUSIVE MODE")  # every read waits
+
+        async def scenario() -> Any:
+            loop = asyncio.get_running_loop()
+            loop.set_default_executor(ThreadPoolExecutor(max_workers=1))
+            awaited = asyncio.create_task(store.read_for_token(user.id, "j"))
+            pooled = asyncio.create_task(store.read_for_token(user.id, "j"))
+            await asyncio.sleep(0.2)  # both stuck: the awaited one, the pooled one
+            try:
+                # A guard against a hang, not a measurement.
+                with pytest.raises(StoreUnavailable):
+                    await asyncio.wait_for(store.read_for_token(user.id, "j"), 30)
+            finally:
+                locker.execute("ROLLBACK")
+            return await asyncio.gather(awaited, pooled)
+
+        assert asyncio.run(scenario()) == [(user, False)] * 2

@@ -56,6 +56,7 @@ import random
 import threading
 import time
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
 from typing import Any, cast
 
@@ -678,7 +679,8 @@ class _AwaitedReads:
     that opened it, and a store serves any loop (a server's, each test
     client's); an idle connection here belongs to none.  When every connection
     is busy, :meth:`fetch_one` answers ``None`` and the caller reads through
-    the blocking pool, whose wait is bounded by the store's ``timeout``.
+    the blocking pool (in a thread of the store's own), whose wait is bounded
+    by the store's ``timeout``.
     """
 
     __slots__ = ("_idle", "_lock", "_max_size", "_open", "_store")
@@ -840,6 +842,12 @@ class PostgresStore:
         self._incidents = Incidents(logger, self._where)
         self._transactions = _PostgresTransactions(self)
         self._awaited = _AwaitedReads(self, max_size)
+        # The awaited reads' overflow, in threads of the store's own (made as
+        # needed), not the loop's default executor: at most max_size of them
+        # can hold a pooled connection (a stuck read holds its thread), so
+        # the others always wait at most ``timeout`` for one, whatever the
+        # size of the loop's executor (on two cores: six threads).
+        self._overflow = ThreadPoolExecutor(2 * max_size, thread_name_prefix="usercore-pg-read")
         self._local = threading.local()
         self._closed = False
         self._dialects = _DIALECTS[False]
@@ -886,7 +894,10 @@ class PostgresStore:
         connection is replaced and the statement run once more; a lost or
         unreachable server raises ``StoreUnavailable`` within ``timeout``.
         When ``max_size`` awaited reads already run, it reads through the
-        blocking pool in a worker thread.  ``RuntimeError`` once closed.
+        blocking pool in a worker thread of the store's own (up to twice
+        ``max_size``: more than the pool's connections, so a read waits at
+        most ``timeout`` for one even while every pooled connection is
+        stuck).  ``RuntimeError`` once closed.
         """
         if self._closed:
             raise RuntimeError("the store is closed")
@@ -894,7 +905,9 @@ class PostgresStore:
             *token_statement(self._dialects[0].statements, user_id, jti)
         )
         if row is None:  # every awaited connection is busy
-            return await asyncio.to_thread(self._read_for_token, user_id, jti)
+            return await asyncio.get_running_loop().run_in_executor(
+                self._overflow, self._read_for_token, user_id, jti
+            )
         return token_result(row, self._custom_fields)
 
     def _read_for_token(self, user_id: int, jti: str) -> tuple[User | None, bool]:
@@ -917,6 +930,7 @@ class PostgresStore:
         self._closed = True
         self._pool.close()
         self._awaited.close()
+        self._overflow.shutdown(wait=False)
 
     def __enter__(self) -> PostgresStore:
         return self
