@@ -891,8 +891,12 @@ class PostgresStore:
         ``AsyncConnection``, with no worker thread (see the module notes).
 
         What a blocking single read promises, it promises: a dropped idle
-        connection is replaced and the statement run once more; a lost or
-        unreachable server raises ``StoreUnavailable`` within ``timeout``.
+        connection is replaced and the statement run once more; a server that
+        is lost (the connection reset or closed) or unreachable raises
+        ``StoreUnavailable``, a new connection within ``timeout``.  Nor does
+        it promise more: a statement sent to a server that then stops
+        answering (a network hang, no reset) waits like a blocking read's,
+        until the operating system reports the connection lost.
         When ``max_size`` awaited reads already run, it reads through the
         blocking pool in a worker thread of the store's own (up to twice
         ``max_size``: more than the pool's connections, so a read waits at
