@@ -190,3 +190,52 @@ def test_reads_beyond_max_size_still_fail_within_timeout_while_every_read_is_stu
             return await asyncio.gather(awaited, pooled)
 
         assert asyncio.run(scenario()) == [(user, False)] * 2
+
+
+def test_a_cancelled_awaited_read_closes_its_connection_and_frees_its_place(
+    schemas: Schemas, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A read cancelled mid-statement (a client gone, a server shutting down)
+    closes its connection, and the next read is awaited again: no place of
+    the ``max_size`` is lost, which would send every later read to a thread."""
+    name = f"usercore_awaited_{time.monotonic_ns()}"
+    url = schemas.fresh_url(application_name=name)
+    store = schemas.open(url, min_size=1, max_size=1)
+    user = _add(store, "ada@example.com")
+    assert read(store, user.id, "jti") == (user, False)
+    assert backends(name) == 2  # the pooled connection and the awaited one
+
+    async def cancelled() -> None:
+        with raw(url) as locker:
+            locker.execute("BEGIN")
+            locker.execute("LOCK TABLE users IN ACCESS EXCLUSIVE MODE")  # the read waits
+            stuck = asyncio.create_task(store.read_for_token(user.id, "jti"))
+            while not _waiting(name):
+                await asyncio.sleep(0.01)
+            stuck.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await stuck
+            locker.execute("ROLLBACK")
+
+    asyncio.run(cancelled())
+
+    def no_thread(*args: Any) -> Any:
+        raise AssertionError("an awaited read went to a thread")
+
+    monkeypatch.setattr(store, "_read_for_token", no_thread)
+    assert read(store, user.id, "jti") == (user, False)
+    deadline = time.monotonic() + 10
+    while backends(name) > 2 and time.monotonic() < deadline:
+        time.sleep(0.05)  # the server notices the closed socket
+    assert backends(name) == 2  # the cancelled read's connection was closed
+
+
+def _waiting(application_name: str) -> bool:
+    """Whether a backend of ``application_name`` waits for a lock."""
+    with raw(server_url()) as connection:
+        row = connection.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s "
+            "AND wait_event_type = 'Lock'",
+            (application_name,),
+        ).fetchone()
+    return bool(row[0])
