@@ -29,7 +29,7 @@ from tests.storage.test_postgres import store as store
 from tests.storage.test_postgres_outage import Cluster, when_back
 from tests.storage.test_postgres_outage import cluster as cluster
 from usercore.custom_fields import CustomField
-from usercore.errors import StoreUnavailable
+from usercore.errors import StoreUnavailable, UsercoreError
 from usercore.ports import AwaitedTokenReads
 from usercore.storage.postgres import PostgresStore
 
@@ -239,3 +239,30 @@ def _waiting(application_name: str) -> bool:
             (application_name,),
         ).fetchone()
     return bool(row[0])
+
+
+@pytest.mark.parametrize("setting", ["statement_timeout", "lock_timeout"])
+def test_a_statement_the_server_cancels_fails_as_the_blocking_read_fails(
+    schemas: Schemas, setting: str
+) -> None:
+    """A read the server ends on a healthy connection (a statement or lock
+    timeout: no lost connection) is the blocking single read's error, not a
+    lost connection (``StoreUnavailable``) after running the statement twice."""
+    url = schemas.fresh_url(**{setting: "300"})
+    store = schemas.open(url, min_size=1, max_size=1)
+    user = _add(store, "ada@example.com")
+    assert read(store, user.id, "jti") == (user, False)  # an idle awaited connection
+    with raw(url) as locker:
+        locker.execute("BEGIN")
+        locker.execute("LOCK TABLE users IN ACCESS EXCLUSIVE MODE")  # the reads wait
+        with pytest.raises((psycopg.Error, UsercoreError)) as blocking:
+            store._read_for_token(user.id, "jti")
+        with pytest.raises((psycopg.Error, UsercoreError)) as awaited:
+            read(store, user.id, "jti")
+        locker.execute("ROLLBACK")
+    assert type(blocking.value) is not StoreUnavailable
+    assert (type(blocking.value), str(blocking.value)) == (
+        type(awaited.value),
+        str(awaited.value),
+    )
+    assert read(store, user.id, "jti") == (user, False)

@@ -555,7 +555,10 @@ def _where(url: str) -> str:
     return f"{host}:{port}/{dbname}"
 
 
-def _is_transient(exc: BaseException, connection: psycopg.Connection[Any]) -> bool:
+_AnyConnection = psycopg.Connection[Any] | psycopg.AsyncConnection[Any]
+
+
+def _is_transient(exc: BaseException, connection: _AnyConnection) -> bool:
     """Whether running the same unit of work again may well succeed."""
     if isinstance(
         exc,
@@ -577,9 +580,7 @@ _UNAVAILABLE = (
 )
 
 
-def _unavailable_reason(
-    exc: BaseException, connection: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]
-) -> str | None:
+def _unavailable_reason(exc: BaseException, connection: _AnyConnection) -> str | None:
     """Why ``exc`` means the store is unavailable (a transient fault), or ``None``."""
     if isinstance(exc, psycopg.OperationalError) and connection.broken:
         return "the connection to PostgreSQL was lost"
@@ -590,6 +591,30 @@ def _unavailable_reason(
 
 def _retryable(message: str) -> UsercoreError:
     return UsercoreError(message, details={"retryable": True})
+
+
+def _is_dropped(exc: BaseException, connection: _AnyConnection) -> bool:
+    """Whether ``exc`` says the server or the network dropped ``connection``
+    (a statement on another connection may well succeed)."""
+    return connection.broken and _unavailable_reason(exc, connection) is not None
+
+
+def _failure(
+    incidents: Incidents, exc: BaseException, connection: _AnyConnection
+) -> UsercoreError | None:
+    """What a failed unit of work or single read raises for ``exc``: a
+    transient fault is ``StoreUnavailable`` (a new incident logged), an aborted
+    transaction a retryable ``UsercoreError``; ``None``: ``exc`` itself.
+    Judged on ``connection`` as the failure left it."""
+    reason = _unavailable_reason(exc, connection)
+    if reason is not None:
+        return incidents.unavailable(reason, exc)
+    if _is_transient(exc, connection):
+        return _retryable(
+            f"PostgreSQL aborted a transaction ({type(exc).__name__}); it was "
+            "rolled back, the operation may be retried"
+        )
+    return None
 
 
 class _PostgresTransactions(TransactionHooks[_PostgresUnitOfWork]):
@@ -719,18 +744,21 @@ class _AwaitedReads:
                 await cursor.execute(sql, params)
                 row = await cursor.fetchone()
             except BaseException as exc:
+                # Judged before the discard below, which leaves any connection
+                # broken: a statement the server cancelled is no lost connection.
+                replay = not retry and _is_dropped(exc, connection)
+                failure = None if replay else _failure(store._incidents, exc, connection)
                 # Cancelled, or failed: whatever the connection is doing, it goes.
                 self._discard(connection)
-                reason = _unavailable_reason(exc, connection)
-                if reason is None:
-                    raise
-                if not retry and connection.broken:
+                if replay:
                     logger.warning("discarding a dropped PostgreSQL connection: %s", exc)
                     with self._lock:
                         self._open += 1
                     taken = None
                     continue
-                raise store._incidents.unavailable(reason, exc) from exc
+                if failure is None:
+                    raise
+                raise failure from exc
             store._incidents.recovered()
             self._give_back(connection, cursor)
             return row
@@ -1004,14 +1032,9 @@ class PostgresStore:
             else:
                 if not uow.single_read:
                     self._rollback(connection)
-                reason = _unavailable_reason(exc, connection)
-                if reason is not None:
-                    raise self._incidents.unavailable(reason, exc) from exc
-                if _is_transient(exc, connection):
-                    raise _retryable(
-                        f"PostgreSQL aborted a transaction ({type(exc).__name__}); it was "
-                        "rolled back, the operation may be retried"
-                    ) from exc
+                failure = _failure(self._incidents, exc, connection)
+                if failure is not None:
+                    raise failure from exc
         finally:
             if not uow.kept:
                 uow.close()
