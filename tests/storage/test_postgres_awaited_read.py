@@ -40,10 +40,11 @@ def read(store: AwaitedTokenReads, user_id: int, jti: str) -> Any:
     return asyncio.run(store.read_for_token(user_id, jti))
 
 
-def backends(application_name: str) -> int:
+def backends(application_name: str, *, waiting_for_a_lock: bool = False) -> int:
+    waiting = " AND wait_event_type = 'Lock'" if waiting_for_a_lock else ""
     with raw(server_url()) as connection:
         row = connection.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s",
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s" + waiting,
             (application_name,),
         ).fetchone()
     return int(row[0])
@@ -210,7 +211,7 @@ def test_a_cancelled_awaited_read_closes_its_connection_and_frees_its_place(
             locker.execute("BEGIN")
             locker.execute("LOCK TABLE users IN ACCESS EXCLUSIVE MODE")  # the read waits
             stuck = asyncio.create_task(store.read_for_token(user.id, "jti"))
-            while not _waiting(name):
+            while not backends(name, waiting_for_a_lock=True):
                 await asyncio.sleep(0.01)
             stuck.cancel()
             with pytest.raises(asyncio.CancelledError):
@@ -228,17 +229,6 @@ def test_a_cancelled_awaited_read_closes_its_connection_and_frees_its_place(
     while backends(name) > 2 and time.monotonic() < deadline:
         time.sleep(0.05)  # the server notices the closed socket
     assert backends(name) == 2  # the cancelled read's connection was closed
-
-
-def _waiting(application_name: str) -> bool:
-    """Whether a backend of ``application_name`` waits for a lock."""
-    with raw(server_url()) as connection:
-        row = connection.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s "
-            "AND wait_event_type = 'Lock'",
-            (application_name,),
-        ).fetchone()
-    return bool(row[0])
 
 
 @pytest.mark.parametrize("setting", ["statement_timeout", "lock_timeout"])
