@@ -56,6 +56,7 @@ import random
 import threading
 import time
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
 from typing import Any, cast
 
@@ -554,7 +555,10 @@ def _where(url: str) -> str:
     return f"{host}:{port}/{dbname}"
 
 
-def _is_transient(exc: BaseException, connection: psycopg.Connection[Any]) -> bool:
+_AnyConnection = psycopg.Connection[Any] | psycopg.AsyncConnection[Any]
+
+
+def _is_transient(exc: BaseException, connection: _AnyConnection) -> bool:
     """Whether running the same unit of work again may well succeed."""
     if isinstance(
         exc,
@@ -576,9 +580,7 @@ _UNAVAILABLE = (
 )
 
 
-def _unavailable_reason(
-    exc: BaseException, connection: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]
-) -> str | None:
+def _unavailable_reason(exc: BaseException, connection: _AnyConnection) -> str | None:
     """Why ``exc`` means the store is unavailable (a transient fault), or ``None``."""
     if isinstance(exc, psycopg.OperationalError) and connection.broken:
         return "the connection to PostgreSQL was lost"
@@ -589,6 +591,30 @@ def _unavailable_reason(
 
 def _retryable(message: str) -> UsercoreError:
     return UsercoreError(message, details={"retryable": True})
+
+
+def _is_dropped(exc: BaseException, connection: _AnyConnection) -> bool:
+    """Whether ``exc`` says the server or the network dropped ``connection``
+    (a statement on another connection may well succeed)."""
+    return connection.broken and _unavailable_reason(exc, connection) is not None
+
+
+def _failure(
+    incidents: Incidents, exc: BaseException, connection: _AnyConnection
+) -> UsercoreError | None:
+    """What a failed unit of work or single read raises for ``exc``: a
+    transient fault is ``StoreUnavailable`` (a new incident logged), an aborted
+    transaction a retryable ``UsercoreError``; ``None``: ``exc`` itself.
+    Judged on ``connection`` as the failure left it."""
+    reason = _unavailable_reason(exc, connection)
+    if reason is not None:
+        return incidents.unavailable(reason, exc)
+    if _is_transient(exc, connection):
+        return _retryable(
+            f"PostgreSQL aborted a transaction ({type(exc).__name__}); it was "
+            "rolled back, the operation may be retried"
+        )
+    return None
 
 
 class _PostgresTransactions(TransactionHooks[_PostgresUnitOfWork]):
@@ -678,7 +704,8 @@ class _AwaitedReads:
     that opened it, and a store serves any loop (a server's, each test
     client's); an idle connection here belongs to none.  When every connection
     is busy, :meth:`fetch_one` answers ``None`` and the caller reads through
-    the blocking pool, whose wait is bounded by the store's ``timeout``.
+    the blocking pool (in a thread of the store's own), whose wait is bounded
+    by the store's ``timeout``.
     """
 
     __slots__ = ("_idle", "_lock", "_max_size", "_open", "_store")
@@ -717,18 +744,21 @@ class _AwaitedReads:
                 await cursor.execute(sql, params)
                 row = await cursor.fetchone()
             except BaseException as exc:
+                # Judged before the discard below, which leaves any connection
+                # broken: a statement the server cancelled is no lost connection.
+                replay = not retry and _is_dropped(exc, connection)
+                failure = None if replay else _failure(store._incidents, exc, connection)
                 # Cancelled, or failed: whatever the connection is doing, it goes.
                 self._discard(connection)
-                reason = _unavailable_reason(exc, connection)
-                if reason is None:
-                    raise
-                if not retry and connection.broken:
+                if replay:
                     logger.warning("discarding a dropped PostgreSQL connection: %s", exc)
                     with self._lock:
                         self._open += 1
                     taken = None
                     continue
-                raise store._incidents.unavailable(reason, exc) from exc
+                if failure is None:
+                    raise
+                raise failure from exc
             store._incidents.recovered()
             self._give_back(connection, cursor)
             return row
@@ -840,6 +870,12 @@ class PostgresStore:
         self._incidents = Incidents(logger, self._where)
         self._transactions = _PostgresTransactions(self)
         self._awaited = _AwaitedReads(self, max_size)
+        # The awaited reads' overflow, in threads of the store's own (made as
+        # needed), not the loop's default executor: at most max_size of them
+        # can hold a pooled connection (a stuck read holds its thread), so
+        # the others always wait at most ``timeout`` for one, whatever the
+        # size of the loop's executor (on two cores: six threads).
+        self._overflow = ThreadPoolExecutor(2 * max_size, thread_name_prefix="usercore-pg-read")
         self._local = threading.local()
         self._closed = False
         self._dialects = _DIALECTS[False]
@@ -883,10 +919,17 @@ class PostgresStore:
         ``AsyncConnection``, with no worker thread (see the module notes).
 
         What a blocking single read promises, it promises: a dropped idle
-        connection is replaced and the statement run once more; a lost or
-        unreachable server raises ``StoreUnavailable`` within ``timeout``.
+        connection is replaced and the statement run once more; a server that
+        is lost (the connection reset or closed) or unreachable raises
+        ``StoreUnavailable``, a new connection within ``timeout``.  Nor does
+        it promise more: a statement sent to a server that then stops
+        answering (a network hang, no reset) waits like a blocking read's,
+        until the operating system reports the connection lost.
         When ``max_size`` awaited reads already run, it reads through the
-        blocking pool in a worker thread.  ``RuntimeError`` once closed.
+        blocking pool in a worker thread of the store's own (up to twice
+        ``max_size``: more than the pool's connections, so a read waits at
+        most ``timeout`` for one even while every pooled connection is
+        stuck).  ``RuntimeError`` once closed.
         """
         if self._closed:
             raise RuntimeError("the store is closed")
@@ -894,7 +937,9 @@ class PostgresStore:
             *token_statement(self._dialects[0].statements, user_id, jti)
         )
         if row is None:  # every awaited connection is busy
-            return await asyncio.to_thread(self._read_for_token, user_id, jti)
+            return await asyncio.get_running_loop().run_in_executor(
+                self._overflow, self._read_for_token, user_id, jti
+            )
         return token_result(row, self._custom_fields)
 
     def _read_for_token(self, user_id: int, jti: str) -> tuple[User | None, bool]:
@@ -917,6 +962,7 @@ class PostgresStore:
         self._closed = True
         self._pool.close()
         self._awaited.close()
+        self._overflow.shutdown(wait=False)
 
     def __enter__(self) -> PostgresStore:
         return self
@@ -986,14 +1032,9 @@ class PostgresStore:
             else:
                 if not uow.single_read:
                     self._rollback(connection)
-                reason = _unavailable_reason(exc, connection)
-                if reason is not None:
-                    raise self._incidents.unavailable(reason, exc) from exc
-                if _is_transient(exc, connection):
-                    raise _retryable(
-                        f"PostgreSQL aborted a transaction ({type(exc).__name__}); it was "
-                        "rolled back, the operation may be retried"
-                    ) from exc
+                failure = _failure(self._incidents, exc, connection)
+                if failure is not None:
+                    raise failure from exc
         finally:
             if not uow.kept:
                 uow.close()
