@@ -18,7 +18,7 @@ import pytest
 from usercore.domain import Permission, Role, UserStatus
 from usercore.errors import StoreUnavailable, UsercoreError
 from usercore.ports import LoginAttempts, UserFilter
-from usercore.storage import SQLiteStore
+from usercore.storage import SQLiteStore, sqlite
 from usercore.storage._sql import _USER_WRITE_COLUMNS
 from usercore.storage._sqlite_schema import (
     APPLICATION_ID,
@@ -698,6 +698,46 @@ def test_threads_that_come_and_go_reuse_one_connection(tmp_path: Path) -> None:
             thread.join()
         assert 1 == len(set(seen))
         assert len(store._connections) <= 2  # the opening thread's and the reused one
+    finally:
+        store.close()
+
+
+def test_threads_that_end_together_leave_their_connections_to_the_next_ones(
+    tmp_path: Path,
+) -> None:
+    """Eight requests served at once, thread per request: the next eight threads
+    take over the eight connections instead of opening new ones (before, each
+    new thread kept one and closed the others)."""
+    opened: list[int] = []
+
+    class Counting(sqlite3.Connection):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            opened.append(1)
+
+    store = SQLiteStore(tmp_path / "burst.db", connection_class=Counting)
+
+    def burst() -> None:
+        start = threading.Barrier(8)
+
+        def work() -> None:
+            with store.transaction(readonly=True) as tx:
+                tx.roles.list()
+            start.wait()  # all eight hold their connections at once
+
+        threads = [threading.Thread(target=work) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+    try:
+        burst()
+        first = len(opened)
+        for _ in range(3):
+            burst()
+        assert len(opened) == first
+        assert len(store._connections) <= 8 + 1 + sqlite.IDLE_CONNECTIONS
     finally:
         store.close()
 

@@ -270,6 +270,11 @@ def _create_private(path: str) -> None:
     os.close(fd)
 
 
+IDLE_CONNECTIONS = 16
+"""How many connections of ended threads a store keeps for new threads (beyond
+the one a new thread adopts); the rest are closed."""
+
+
 class _Connection:
     """A thread's connection and the unit of work bound to it."""
 
@@ -434,20 +439,29 @@ class SQLiteStore:
 
         Servers that start a thread per request (werkzeug's threaded server)
         would otherwise open and configure a connection for every request.
-        Connections left inside a transaction are closed, never reused.  Call
-        with ``self._lock`` held.
+        Up to :data:`IDLE_CONNECTIONS` more connections of ended threads are
+        kept for the next new threads: with several connections served at once,
+        threads end in bursts, and closing all but one made the next threads
+        open new ones.  Connections left inside a transaction are closed, never
+        reused.  Call with ``self._lock`` held.
         """
         if self._closed:
             raise RuntimeError("the store is closed")
         adopted = None
+        kept = 0
         alive = []
         for other in self._connections:
             thread = other.thread()
             if thread is not None and thread.is_alive():
                 alive.append(other)
-            elif adopted is None and other.uow.depth == 0 and not other.connection.in_transaction:
+                continue
+            reusable = other.uow.depth == 0 and not other.connection.in_transaction
+            if reusable and adopted is None:
                 other.thread = weakref.ref(current)
                 adopted = other
+                alive.append(other)
+            elif reusable and kept < IDLE_CONNECTIONS:
+                kept += 1
                 alive.append(other)
             else:
                 other.connection.close()
