@@ -9,6 +9,7 @@ import stat
 import threading
 import uuid
 from collections.abc import Iterable, Iterator
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Literal
 
@@ -700,6 +701,38 @@ def test_threads_that_come_and_go_reuse_one_connection(tmp_path: Path) -> None:
         assert len(store._connections) <= 2  # the opening thread's and the reused one
     finally:
         store.close()
+
+
+def test_a_single_read_in_autocommit_sees_what_another_connection_committed_since(
+    store: SQLiteStore,
+) -> None:
+    """A single read runs without BEGIN/COMMIT: each one must still read the
+    database as it is now (a statement left open would pin an old snapshot)."""
+    with store.transaction() as tx:
+        user = tx.users.add(a_user("ada@example.com"))
+
+    def read() -> tuple[Any, bool]:
+        with store.transaction(single_read=True) as tx:
+            return tx.users.get_for_token(user.id, "jti-1")
+
+    assert read()[1] is False
+    done = threading.Event()
+
+    def revoke_and_disable() -> None:
+        with store.transaction() as tx:
+            tx.revoked_tokens.add("jti-1", datetime.now(timezone.utc) + timedelta(hours=1))
+            tx.users.update(attrs.evolve(tx.users.get(user.id), status=UserStatus.INACTIVE))
+        done.set()
+
+    other = threading.Thread(target=revoke_and_disable)
+    other.start()
+    other.join()
+    assert done.is_set()
+    seen, revoked = read()
+    assert revoked is True
+    assert seen is not None
+    assert seen.status is UserStatus.INACTIVE
+    assert not store._thread_connection().connection.in_transaction
 
 
 def test_threads_that_end_together_leave_their_connections_to_the_next_ones(
